@@ -1,0 +1,210 @@
+"""The Protocols, one per plug-in kind: Clock, Provider, Sink, Store. Implementations do not inherit from them."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from gateway.model import (
+    JSON,
+    CloudEvent,
+    Delivery,
+    DeliveryEnvelope,
+    DeliveryState,
+    Job,
+    JobKind,
+    Notification,
+    PendingInput,
+    Review,
+    Run,
+    RunSnapshot,
+    RunStatus,
+    Transition,
+)
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class PushKind(enum.StrEnum):
+    WEBHOOK = "webhook"
+    STREAM = "stream"
+    POLL = "poll"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Capabilities:
+    can_resume: bool
+    can_cancel: bool
+    push: PushKind
+
+    def as_dict(self) -> JSON:
+        return {"can_resume": self.can_resume, "can_cancel": self.can_cancel, "push": self.push.value}
+
+
+class Provider(Protocol):
+    """One flow API. Raises TransientProviderError / PermanentProviderError / UnsupportedOperation."""
+
+    name: str
+    capabilities: Capabilities
+
+    async def create_run(self, template: str, input: JSON, *, idempotency_key: str) -> RunSnapshot: ...
+
+    async def get_run(self, provider_run_id: str, *, state_hint: str | None = None) -> RunSnapshot: ...
+
+    async def resume_run(
+        self, provider_run_id: str, pending: PendingInput | None, input: JSON
+    ) -> RunSnapshot | None: ...
+
+    async def cancel_run(self, provider_run_id: str) -> None: ...
+
+    async def parse_notification(
+        self, body: bytes, headers: Mapping[str, str], now: datetime
+    ) -> Notification:
+        """Verify and parse a Notification. Raises SignatureError or BadRequest."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeliveryReceipt:
+    status_code: int | None = None
+    detail: str | None = None
+
+
+class Sink(Protocol):
+    """One output destination. Raises TransientSinkError / PermanentSinkError."""
+
+    name: str
+
+    async def deliver(self, envelope: DeliveryEnvelope) -> DeliveryReceipt: ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunFilter:
+    status: RunStatus | None = None
+    flow: str | None = None
+    route: str | None = None
+    provider: str | None = None
+    event_id: str | None = None
+    before: str | None = None  # cursor: a run id; lists are newest first
+    limit: int = 50
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewRun:
+    run: Run
+    job_data: JSON
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventRecord:
+    id: str
+    source: str
+    ce_id: str
+    received_at: datetime
+    response: JSON
+    event: CloudEvent | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunChange:
+    """The writes that follow applying a snapshot to a run, taken in one transaction."""
+
+    run: Run
+    expected_version: int
+    transitions: Sequence[Transition] = ()
+    open_review: Review | None = None
+    close_reviews_cause: ReviewCloseCause | None = None
+    deliveries: Sequence[Delivery] = ()
+
+
+class ReviewCloseCause(enum.StrEnum):
+    RESUMED = "RESUMED"
+    CLOSED = "CLOSED"
+
+
+class Store(Protocol):
+    """Durable state. Every method is one transaction; writes are all-or-nothing."""
+
+    async def migrate(self) -> int: ...
+
+    async def check(self) -> JSON: ...
+
+    async def aclose(self) -> None: ...
+
+    # events and runs
+    async def find_event(self, source: str, ce_id: str) -> EventRecord | None: ...
+
+    async def insert_event(
+        self, record: EventRecord, event: CloudEvent, runs: Sequence[NewRun]
+    ) -> EventRecord: ...
+
+    async def get_run(self, run_id: str) -> Run | None: ...
+
+    async def get_run_by_provider_id(self, provider: str, provider_run_id: str) -> Run | None: ...
+
+    async def list_runs(self, flt: RunFilter) -> list[Run]: ...
+
+    async def timeline(self, run_id: str) -> list[Transition]: ...
+
+    async def apply_run_change(self, change: RunChange, now: datetime) -> bool: ...
+
+    async def set_provider_run_id(self, run_id: str, provider_run_id: str, now: datetime) -> list[str]: ...
+
+    # notifications
+    async def insert_notification(
+        self, notification: Notification, run_id: str | None, received_at: datetime
+    ) -> bool: ...
+
+    # reviews
+    async def get_review(self, review_id: str) -> Review | None: ...
+
+    async def list_reviews(self, *, state: str | None, flow: str | None, limit: int, before: str | None
+                           ) -> list[Review]: ...
+
+    async def decide_review(
+        self, review_id: str, expected_version: int, decision: JSON, decided_by: str, now: datetime
+    ) -> Review | None: ...
+
+    # deliveries
+    async def get_delivery(self, delivery_id: str) -> Delivery | None: ...
+
+    async def list_deliveries(
+        self, *, state: DeliveryState | None, run_id: str | None, sink: str | None, limit: int,
+        before: str | None,
+    ) -> list[Delivery]: ...
+
+    async def record_delivery_attempt(
+        self, delivery: Delivery, job: Job, *, done: bool, dead: bool, next_at: datetime | None,
+        error: str | None, status_code: int | None, now: datetime,
+    ) -> bool: ...
+
+    async def requeue_delivery(self, delivery_id: str, now: datetime) -> Delivery | None: ...
+
+    # jobs
+    async def enqueue(self, kind: JobKind, ref: str, due_at: datetime, data: JSON | None = None) -> None: ...
+
+    async def claim_jobs(self, owner: str, now: datetime, lease_seconds: float, limit: int) -> list[Job]: ...
+
+    async def finish_job(self, job: Job, now: datetime) -> bool: ...
+
+    async def retry_job(self, job: Job, due_at: datetime, error: str, now: datetime) -> bool: ...
+
+    async def bury_job(self, job: Job, error: str, now: datetime) -> bool: ...
+
+    async def next_due(self) -> datetime | None: ...
+
+    async def stats(self) -> dict[str, Any]: ...
