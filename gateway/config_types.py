@@ -85,11 +85,11 @@ class ParseContext:
         if not isinstance(value, str) or not value:
             self.problem(key, "must be a URL")
             return None
-        value = value.replace("{self}", self.self_url.rstrip("/"))
-        if not value.startswith(("http://", "https://")):
-            self.problem(key, f"must start with http:// or https:// (got {value!r})")
+        url = str(value).replace("{self}", self.self_url.rstrip("/"))
+        if not url.startswith(("http://", "https://")):
+            self.problem(key, f"must start with http:// or https:// (got {url!r})")
             return None
-        return value.rstrip("/")
+        return url.rstrip("/")
 
     def string(self, key: str, value: Any, *, default: str | None = None, required: bool = True) -> str | None:
         if value is None:
@@ -99,10 +99,15 @@ class ParseContext:
         if not isinstance(value, str) or not value:
             self.problem(key, "must be a non-empty string")
             return default
-        return value
+        return str(value)
 
     def number(
-        self, key: str, value: Any, *, default: float, minimum: float | None = None,
+        self,
+        key: str,
+        value: Any,
+        *,
+        default: float,
+        minimum: float | None = None,
         maximum: float | None = None,
     ) -> float:
         if value is None:

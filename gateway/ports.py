@@ -16,9 +16,11 @@ from gateway.model import (
     DeliveryState,
     Job,
     JobKind,
+    JobState,
     Notification,
     PendingInput,
     Review,
+    ReviewState,
     Run,
     RunSnapshot,
     RunStatus,
@@ -67,9 +69,7 @@ class Provider(Protocol):
 
     async def cancel_run(self, provider_run_id: str) -> None: ...
 
-    async def parse_notification(
-        self, body: bytes, headers: Mapping[str, str], now: datetime
-    ) -> Notification:
+    async def parse_notification(self, body: bytes, headers: Mapping[str, str], now: datetime) -> Notification:
         """Verify and parse a Notification. Raises SignatureError or BadRequest."""
         ...
 
@@ -120,20 +120,33 @@ class EventRecord:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class RunChange:
-    """The writes that follow applying a snapshot to a run, taken in one transaction."""
+class NewJob:
+    kind: JobKind
+    ref: str
+    due_at: datetime
+    data: JSON | None = None
 
-    run: Run
-    expected_version: int
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NotificationOutcome:
+    duplicate: bool
+    run_id: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunChange:
+    """The writes that follow one step of work on a run, taken in one transaction or not at all."""
+
+    run: Run | None
+    expected_version: int = 0
+    finish_job: Job | None = None  # fenced: the change is dropped when the lease was lost
     transitions: Sequence[Transition] = ()
     open_review: Review | None = None
-    close_reviews_cause: ReviewCloseCause | None = None
+    close_reviews: bool = False  # the run left its pause: DECIDED -> RESUMED, OPEN -> CLOSED
+    resolve_review: tuple[str, ReviewState, str | None] | None = None
     deliveries: Sequence[Delivery] = ()
-
-
-class ReviewCloseCause(enum.StrEnum):
-    RESUMED = "RESUMED"
-    CLOSED = "CLOSED"
+    jobs: Sequence[NewJob] = ()
+    attach_orphans: bool = False  # apply notifications that arrived before the run had a provider id
 
 
 class Store(Protocol):
@@ -145,12 +158,11 @@ class Store(Protocol):
 
     async def aclose(self) -> None: ...
 
-    # events and runs
-    async def find_event(self, source: str, ce_id: str) -> EventRecord | None: ...
+    async def find_event(self, source: str, ce_source: str, ce_id: str) -> EventRecord | None: ...
 
-    async def insert_event(
-        self, record: EventRecord, event: CloudEvent, runs: Sequence[NewRun]
-    ) -> EventRecord: ...
+    async def insert_event(self, record: EventRecord, event: CloudEvent, runs: Sequence[NewRun]) -> EventRecord: ...
+
+    async def event_body(self, event_id: str) -> CloudEvent | None: ...
 
     async def get_run(self, run_id: str) -> Run | None: ...
 
@@ -162,40 +174,43 @@ class Store(Protocol):
 
     async def apply_run_change(self, change: RunChange, now: datetime) -> bool: ...
 
-    async def set_provider_run_id(self, run_id: str, provider_run_id: str, now: datetime) -> list[str]: ...
+    async def record_notification(self, notification: Notification, received_at: datetime) -> NotificationOutcome: ...
 
-    # notifications
-    async def insert_notification(
-        self, notification: Notification, run_id: str | None, received_at: datetime
-    ) -> bool: ...
-
-    # reviews
     async def get_review(self, review_id: str) -> Review | None: ...
 
-    async def list_reviews(self, *, state: str | None, flow: str | None, limit: int, before: str | None
-                           ) -> list[Review]: ...
+    async def list_reviews(
+        self, *, state: str | None, flow: str | None, limit: int, before: str | None
+    ) -> list[Review]: ...
 
-    async def decide_review(
-        self, review_id: str, expected_version: int, decision: JSON, decided_by: str, now: datetime
-    ) -> Review | None: ...
+    async def decide_review(self, review: Review, decision: JSON, decided_by: str, now: datetime) -> Review | None: ...
 
-    # deliveries
     async def get_delivery(self, delivery_id: str) -> Delivery | None: ...
 
     async def list_deliveries(
-        self, *, state: DeliveryState | None, run_id: str | None, sink: str | None, limit: int,
+        self,
+        *,
+        state: DeliveryState | None,
+        run_id: str | None,
+        sink: str | None,
+        limit: int,
         before: str | None,
     ) -> list[Delivery]: ...
 
     async def record_delivery_attempt(
-        self, delivery: Delivery, job: Job, *, done: bool, dead: bool, next_at: datetime | None,
-        error: str | None, status_code: int | None, now: datetime,
+        self,
+        delivery: Delivery,
+        job: Job,
+        *,
+        state: DeliveryState,
+        next_at: datetime | None,
+        error: str | None,
+        status_code: int | None,
+        now: datetime,
     ) -> bool: ...
 
     async def requeue_delivery(self, delivery_id: str, now: datetime) -> Delivery | None: ...
 
-    # jobs
-    async def enqueue(self, kind: JobKind, ref: str, due_at: datetime, data: JSON | None = None) -> None: ...
+    async def enqueue(self, job: NewJob, now: datetime) -> None: ...
 
     async def claim_jobs(self, owner: str, now: datetime, lease_seconds: float, limit: int) -> list[Job]: ...
 
@@ -204,6 +219,10 @@ class Store(Protocol):
     async def retry_job(self, job: Job, due_at: datetime, error: str, now: datetime) -> bool: ...
 
     async def bury_job(self, job: Job, error: str, now: datetime) -> bool: ...
+
+    async def list_jobs(
+        self, *, state: JobState | None = None, kind: JobKind | None = None, limit: int = 100
+    ) -> list[Job]: ...
 
     async def next_due(self) -> datetime | None: ...
 

@@ -1,0 +1,33 @@
+# The two commands a fresh machine with only python3 and make needs: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+CONFIG ?= config.example.toml
+
+.PHONY: run test lint typecheck unit bench soak clean
+
+$(BIN)/gateway: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(BIN)/gateway
+
+run: $(BIN)/gateway
+	mkdir -p var/out
+	$(BIN)/gateway serve --config $(CONFIG) --port $(PORT)
+
+lint: $(BIN)/gateway
+	$(BIN)/ruff check gateway tests
+	$(BIN)/ruff format --check gateway tests
+
+typecheck: $(BIN)/gateway
+	$(BIN)/mypy --strict gateway
+
+unit: $(BIN)/gateway
+	$(BIN)/pytest -q
+
+test: lint typecheck unit
+
+clean:
+	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,111 @@
+"""The ``gateway`` command: serve, check-config, migrate. ``main(argv) -> int`` (exit 2 on bad input)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from collections.abc import Mapping, Sequence
+
+from gateway import errors
+from gateway.settings import Settings, describe, load_settings
+
+log = logging.getLogger("gateway")
+DEFAULT_CONFIG = "config.example.toml"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        print(f"gateway: error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="gateway", description="Webhook-driven integration gateway for flow APIs.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    serve = commands.add_parser("serve", help="run the HTTP server and the worker")
+    serve.add_argument("--config", default=os.environ.get("GATEWAY_CONFIG", DEFAULT_CONFIG))
+    serve.add_argument("--host", default=None)
+    serve.add_argument("--port", type=int, default=None)
+    check = commands.add_parser("check-config", help="validate a config file and print it, secrets masked")
+    check.add_argument("path")
+    migrate = commands.add_parser("migrate", help="apply pending store migrations")
+    migrate.add_argument("--config", default=os.environ.get("GATEWAY_CONFIG", DEFAULT_CONFIG))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    env = os.environ if environ is None else environ
+    try:
+        if args.command == "check-config":
+            return check_config(args.path, env)
+        settings = load_settings(args.config, env, port=getattr(args, "port", None))
+    except errors.ConfigError as exc:
+        print(f"gateway: {exc.message}", file=sys.stderr)
+        return 2
+    if args.command == "migrate":
+        return asyncio.run(_migrate(settings))
+    return serve(settings, host=args.host)
+
+
+def check_config(path: str, environ: Mapping[str, str]) -> int:
+    settings = load_settings(path, environ)
+    print(json.dumps(describe(settings), indent=2, sort_keys=True))
+    if settings.dev_secrets_used:
+        print(f"warning: development secrets in use for {', '.join(settings.dev_secrets_used)}", file=sys.stderr)
+    return 0
+
+
+async def _migrate(settings: Settings) -> int:
+    from gateway.store import open_store
+
+    store = await open_store(settings.store.url, busy_timeout_ms=settings.store.busy_timeout_ms)
+    try:
+        applied = await store.migrate()
+    finally:
+        await store.aclose()
+    print(f"applied {applied} migration(s)")
+    return 0
+
+
+def serve(settings: Settings, *, host: str | None = None) -> int:
+    from gateway import logs
+
+    logs.configure(os.environ.get("GATEWAY_LOG_LEVEL", "INFO"))
+    if settings.dev_secrets_used:
+        log.warning(
+            "development secrets in use; never run this way in production",
+            extra={"variables": ",".join(settings.dev_secrets_used)},
+        )
+    asyncio.run(_serve(settings, host or settings.server.host))
+    return 0
+
+
+async def _serve(settings: Settings, host: str) -> None:
+    import uvicorn
+
+    from gateway.web.app import create_app
+    from gateway.wiring import open_services
+
+    async with open_services(settings) as services:
+        app = create_app(services)
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=settings.server.port,
+            log_config=None,
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=10,
+        )
+        log.info("serving", extra={"host": host, "port": settings.server.port})
+        await uvicorn.Server(config).serve()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,105 @@
+"""The run state machine: one transition table, and how a provider snapshot changes a run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from gateway import errors
+from gateway.model import TERMINAL_RUN_STATUSES, Run, RunSnapshot, RunStatus, Transition
+
+S = RunStatus
+_LIVE_TARGETS = frozenset({S.IN_PROGRESS, S.PENDING, *TERMINAL_RUN_STATUSES, S.UNKNOWN}) - {S.FAILED_TO_START}
+
+ALLOWED: dict[RunStatus, frozenset[RunStatus]] = {
+    S.QUEUED: _LIVE_TARGETS | {S.CREATED, S.FAILED_TO_START},
+    S.CREATED: _LIVE_TARGETS,
+    S.IN_PROGRESS: _LIVE_TARGETS - {S.IN_PROGRESS},
+    S.PENDING: _LIVE_TARGETS,  # PENDING -> PENDING only when the pause point changes
+    S.UNKNOWN: _LIVE_TARGETS - {S.UNKNOWN},
+    S.FAILED_TO_START: frozenset({S.QUEUED}),  # an operator retries the start
+    S.COMPLETE: frozenset(),
+    S.ERROR: frozenset(),
+    S.CANCELLED: frozenset(),
+    S.EXPIRED: frozenset(),
+}
+
+
+def can_move(source: RunStatus, target: RunStatus) -> bool:
+    return target in ALLOWED[source]
+
+
+def transition(
+    run: Run, target: RunStatus, *, cause: str, now: datetime, detail: str | None = None
+) -> tuple[Run, Transition]:
+    """Move a run by command; raises InvalidTransition when the table forbids it."""
+    if not can_move(run.status, target):
+        raise errors.InvalidTransition(f"run {run.id} cannot move from {run.status} to {target}")
+    moved = replace(
+        run,
+        status=target,
+        updated_at=now,
+        finished_at=now if target in TERMINAL_RUN_STATUSES else None,
+    )
+    return moved, Transition(
+        run_id=run.id, at=now, from_status=run.status, to_status=target, cause=cause, detail=detail
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunUpdate:
+    """What applying a snapshot did. ``stale`` means the snapshot was older than what we know."""
+
+    run: Run
+    transition: Transition | None = None
+    entered_pause: bool = False
+    left_pause: bool = False
+    finished: bool = False
+    stale: bool = False
+
+    @property
+    def changed(self) -> bool:
+        return self.transition is not None
+
+
+def _pause_key(run: Run) -> str | None:
+    return run.pending.key if run.pending else None
+
+
+def apply(run: Run, snapshot: RunSnapshot, *, cause: str, now: datetime) -> RunUpdate:
+    """Apply what the provider says about a run. Never moves a run backwards (W13)."""
+    target = snapshot.status
+    observed = replace(
+        run,
+        provider_status=snapshot.provider_status,
+        provider_run_id=run.provider_run_id or snapshot.provider_run_id,
+        output=snapshot.output if snapshot.output is not None else run.output,
+        error=snapshot.error if snapshot.error is not None else run.error,
+        last_news_at=now,
+        updated_at=now,
+    )
+    new_pause = (
+        target == S.PENDING
+        and run.status == S.PENDING
+        and (snapshot.pending is not None and snapshot.pending.key != _pause_key(run))
+    )
+    if target == run.status and not new_pause:
+        return RunUpdate(run=observed)
+    if not can_move(run.status, target):
+        return RunUpdate(run=replace(run, last_news_at=now), stale=True)
+    moved, step = transition(observed, target, cause=cause, now=now, detail=_detail(snapshot))
+    moved = replace(moved, pending=snapshot.pending if target == S.PENDING else None)
+    return RunUpdate(
+        run=moved,
+        transition=step,
+        entered_pause=target == S.PENDING,
+        left_pause=run.status == S.PENDING,
+        finished=moved.is_terminal,
+    )
+
+
+def _detail(snapshot: RunSnapshot) -> str | None:
+    parts = [f"provider_status={snapshot.provider_status}"]
+    if snapshot.pending and snapshot.pending.key:
+        parts.append(f"state={snapshot.pending.key}")
+    return " ".join(parts)

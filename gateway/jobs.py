@@ -1,0 +1,291 @@
+"""What each kind of job does: start a run, fetch its state, send a resume, deliver output to a sink.
+
+Handlers call one provider or sink, then record the outcome in one fenced transaction: a worker that
+lost its lease cannot overwrite the work of the one that took over.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
+from datetime import datetime
+
+from gateway import errors
+from gateway.core import lifecycle
+from gateway.core import review as review_rules
+from gateway.core.ids import new_id
+from gateway.core.retry import BackoffPolicy, backoff_delay, next_attempt_at, schedule_delay
+from gateway.model import (
+    Delivery,
+    DeliveryEnvelope,
+    DeliveryState,
+    Job,
+    JobKind,
+    Review,
+    ReviewState,
+    Run,
+    RunStatus,
+)
+from gateway.ports import Clock, Provider, RunChange, Sink, Store
+from gateway.settings import Settings
+
+log = logging.getLogger("gateway.jobs")
+
+
+class Handlers:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        store: Store,
+        providers: Mapping[str, Provider],
+        sinks: Mapping[str, Sink],
+        clock: Clock,
+        rng: random.Random,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.providers = providers
+        self.sinks = sinks
+        self.clock = clock
+        self.rng = rng
+
+    async def handle(self, job: Job) -> None:
+        handler = {
+            JobKind.START_RUN: self.start_run,
+            JobKind.FETCH_RUN: self.fetch_run,
+            JobKind.RESUME_RUN: self.resume_run,
+            JobKind.DELIVER: self.deliver,
+        }[job.kind]
+        await handler(job)
+
+    # start ----------------------------------------------------------------------------------------
+
+    async def start_run(self, job: Job) -> None:
+        run = await self.store.get_run(job.ref)
+        if run is None or run.status != RunStatus.QUEUED:
+            await self.store.finish_job(job, self.clock.now())
+            return
+        provider = self.providers[run.provider]
+        try:
+            snapshot = await provider.create_run(run.template, run.input or {}, idempotency_key=run.idempotency_key)
+        except errors.TransientProviderError as exc:
+            await self._retry_or(job, exc, self.settings.worker.start_backoff, lambda e: self._fail_start(run, job, e))
+            return
+        except errors.ProviderError as exc:
+            await self._fail_start(run, job, exc)
+            return
+        now = self.clock.now()
+        started = replace(run, provider_run_id=snapshot.provider_run_id)
+        await self._apply(
+            started,
+            job,
+            lifecycle.apply(started, snapshot, cause="provider:create", now=now),
+            attach_orphans=True,
+        )
+
+    async def _fail_start(self, run: Run, job: Job, exc: errors.ProviderError) -> None:
+        now = self.clock.now()
+        moved, step = lifecycle.transition(
+            run,
+            RunStatus.FAILED_TO_START,
+            cause="provider:create",
+            now=now,
+            detail=f"{exc.code} status={exc.status_code}",
+        )
+        moved = replace(moved, error={"code": exc.code, "message": exc.message, "status_code": exc.status_code})
+        change = RunChange(
+            run=moved,
+            expected_version=run.version,
+            finish_job=job,
+            transitions=[step],
+            deliveries=self._deliveries(moved, now),
+        )
+        await self._commit(change, job)
+
+    # fetch ----------------------------------------------------------------------------------------
+
+    async def fetch_run(self, job: Job) -> None:
+        run = await self.store.get_run(job.ref)
+        if run is None or run.provider_run_id is None or run.is_terminal:
+            await self.store.finish_job(job, self.clock.now())
+            return
+        provider = self.providers[run.provider]
+        try:
+            snapshot = await provider.get_run(run.provider_run_id, state_hint=job.data.get("state_hint"))
+        except errors.TransientProviderError as exc:
+            await self._retry_or(job, exc, self.settings.worker.fetch_backoff, lambda e: self._bury(job, e))
+            return
+        except errors.ProviderError as exc:
+            await self._bury(job, exc)
+            return
+        now = self.clock.now()
+        await self._apply(
+            run,
+            job,
+            lifecycle.apply(run, snapshot, cause=f"provider:{job.data.get('cause', 'fetch')}", now=now),
+        )
+
+    # resume ---------------------------------------------------------------------------------------
+
+    async def resume_run(self, job: Job) -> None:
+        review = await self.store.get_review(job.ref)
+        run = await self.store.get_run(review.run_id) if review else None
+        if review is None or run is None or review.state != ReviewState.DECIDED or run.provider_run_id is None:
+            await self.store.finish_job(job, self.clock.now())
+            return
+        provider = self.providers[run.provider]
+        try:
+            snapshot = await provider.resume_run(run.provider_run_id, review.request, review.decision or {})
+        except errors.TransientProviderError as exc:
+            await self._retry_or(job, exc, self.settings.worker.resume_backoff, lambda e: self._reopen(review, job, e))
+            return
+        except errors.ProviderError as exc:
+            await self._reopen(review, job, exc)
+            return
+        now = self.clock.now()
+        update = lifecycle.apply(run, snapshot, cause=f"review:{review.id}", now=now) if snapshot else None
+        change = self._consequences(update, run, now) if update else RunChange(run=None)
+        change = replace(change, finish_job=job, resolve_review=(review.id, ReviewState.RESUMED, None))
+        await self._commit(change, job)
+
+    async def _reopen(self, review: Review, job: Job, exc: errors.ProviderError) -> None:
+        """The provider refused the resume: the review opens again so an operator can decide anew."""
+        change = RunChange(
+            run=None,
+            finish_job=job,
+            resolve_review=(review.id, ReviewState.OPEN, f"{exc.code}: resume refused ({exc.status_code})"),
+        )
+        await self._commit(change, job)
+
+    # deliver --------------------------------------------------------------------------------------
+
+    async def deliver(self, job: Job) -> None:
+        delivery = await self.store.get_delivery(job.ref)
+        run = await self.store.get_run(delivery.run_id) if delivery else None
+        if delivery is None or run is None or delivery.state != DeliveryState.PENDING:
+            await self.store.finish_job(job, self.clock.now())
+            return
+        sink = self.sinks.get(delivery.sink)
+        if sink is None:
+            await self._record(delivery, job, DeliveryState.DEAD, None, "sink is no longer configured", None)
+            return
+        attempt = delivery.attempts + 1
+        try:
+            receipt = await sink.deliver(DeliveryEnvelope(delivery_id=delivery.id, run=run, attempt=attempt))
+        except errors.PermanentSinkError as exc:
+            await self._record(delivery, job, DeliveryState.DEAD, None, exc.message, exc.status_code)
+            return
+        except errors.SinkError as exc:
+            policy = self.settings.worker.delivery_schedule
+            now = self.clock.now()
+            next_at = next_attempt_at(
+                now, schedule_delay(attempt, policy, self.rng), exc.retry_after, policy.retry_after_cap
+            )
+            state = DeliveryState.PENDING if next_at else DeliveryState.DEAD
+            await self._record(delivery, job, state, next_at, exc.message, exc.status_code)
+            return
+        await self._record(delivery, job, DeliveryState.DELIVERED, None, None, receipt.status_code)
+
+    async def _record(
+        self,
+        delivery: Delivery,
+        job: Job,
+        state: DeliveryState,
+        next_at: datetime | None,
+        error: str | None,
+        status_code: int | None,
+    ) -> None:
+        ok = await self.store.record_delivery_attempt(
+            delivery,
+            job,
+            state=state,
+            next_at=next_at,
+            error=error,
+            status_code=status_code,
+            now=self.clock.now(),
+        )
+        if not ok:
+            log.warning("lease lost", extra={"job_id": job.id, "delivery_id": delivery.id})
+        if state == DeliveryState.DEAD:
+            log.warning("delivery dead", extra={"delivery_id": delivery.id, "sink": delivery.sink})
+
+    # shared ---------------------------------------------------------------------------------------
+
+    async def _apply(self, run: Run, job: Job, update: lifecycle.RunUpdate, *, attach_orphans: bool = False) -> None:
+        change = replace(
+            self._consequences(update, run, self.clock.now()), finish_job=job, attach_orphans=attach_orphans
+        )
+        await self._commit(change, job)
+
+    def _consequences(self, update: lifecycle.RunUpdate, before: Run, now: datetime) -> RunChange:
+        """The writes that follow a run update: open or close reviews, queue deliveries."""
+        moved = update.run
+        open_review = None
+        if update.entered_pause:
+            flow = self.settings.flows.get(moved.flow)
+            configured = None
+            if flow is not None:
+                key = moved.pending.key if moved.pending else None
+                configured = flow.inputs.get(key or "", flow.default_input)
+            open_review = Review(
+                id=new_id("rev", now, self.rng),
+                run_id=moved.id,
+                flow=moved.flow,
+                state=ReviewState.OPEN,
+                request=review_rules.merge_request(moved.pending, configured),
+                created_at=now,
+                updated_at=now,
+                gathered=moved.output,
+            )
+        return RunChange(
+            run=moved,
+            expected_version=before.version,
+            transitions=[update.transition] if update.transition else [],
+            open_review=open_review,
+            close_reviews=update.left_pause,
+            deliveries=self._deliveries(moved, now) if update.finished else [],
+        )
+
+    def _deliveries(self, run: Run, now: datetime) -> list[Delivery]:
+        return [
+            Delivery(
+                id=new_id("dlv", now, self.rng),
+                run_id=run.id,
+                sink=sink.name,
+                state=DeliveryState.PENDING,
+                created_at=now,
+                updated_at=now,
+            )
+            for sink in self.settings.sinks.values()
+            if sink.wants(run.flow, run.status)
+        ]
+
+    async def _commit(self, change: RunChange, job: Job) -> None:
+        now = self.clock.now()
+        if await self.store.apply_run_change(change, now):
+            return
+        # The run moved underneath us (or our lease is gone): try again shortly with fresh state.
+        await self.store.retry_job(job, now, "conflict: run changed concurrently", now)
+
+    async def _retry_or(
+        self,
+        job: Job,
+        exc: errors.ProviderError,
+        policy: BackoffPolicy,
+        give_up: Callable[[errors.ProviderError], Awaitable[None]],
+    ) -> None:
+        if job.attempts >= policy.max_attempts:
+            await give_up(exc)
+            return
+        now = self.clock.now()
+        due = next_attempt_at(
+            now, backoff_delay(job.attempts, policy, self.rng), exc.retry_after, policy.retry_after_cap
+        )
+        assert due is not None
+        await self.store.retry_job(job, due, f"{exc.code} status={exc.status_code}", now)
+
+    async def _bury(self, job: Job, exc: errors.ProviderError) -> None:
+        await self.store.bury_job(job, f"{exc.code} status={exc.status_code}", self.clock.now())

@@ -1,0 +1,129 @@
+"""HTTP helpers shared by the provider adapters: one send, one status classification, Retry-After parsing.
+
+Error messages name the method, the URL path and the status code only: never bodies, query strings or headers.
+Redirects are never followed; a 3xx is a permanent failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import math
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from gateway import errors
+from gateway.ports import Clock
+
+MAX_BODY_BYTES = 4 * 1024 * 1024
+MAX_RETRY_AFTER = 3600.0  # a longer wait is capped; the retry policy decides the rest
+TRANSIENT_STATUSES = frozenset({408, 425, 429})
+_EPOCH_THRESHOLD = 1_000_000_000  # an X-RateLimit-Reset above this is a Unix time, below it a delay
+_SECONDS = re.compile(r"[0-9]{1,12}(\.[0-9]{1,6})?")
+_DROPPED_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
+
+
+def parse_retry_after(value: str | None, now: datetime) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value (delay in seconds or HTTP-date); None if unusable."""
+    if value is None:
+        return None
+    text = value.strip()
+    if _SECONDS.fullmatch(text):
+        return float(text)
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())
+
+
+def parse_rate_limit_reset(value: str | None, now: datetime) -> float | None:
+    """Seconds to wait from ``X-RateLimit-Reset``: a Unix time or a delay, told apart by size."""
+    if value is None or not _SECONDS.fullmatch(value.strip()):
+        return None
+    number = float(value)
+    if number > _EPOCH_THRESHOLD:
+        return max(0.0, number - now.timestamp())
+    return number
+
+
+def retry_delay(headers: Mapping[str, str], now: datetime) -> float | None:
+    """The server's requested wait, ``Retry-After`` first, capped at MAX_RETRY_AFTER."""
+    delay = parse_retry_after(headers.get("retry-after"), now)
+    if delay is None:
+        delay = parse_rate_limit_reset(headers.get("x-ratelimit-reset"), now)
+    if delay is None or not math.isfinite(delay):
+        return None
+    return min(delay, MAX_RETRY_AFTER)
+
+
+def where(request: httpx.Request) -> str:
+    """``METHOD /path`` for messages: no host, no query string."""
+    return f"{request.method} {request.url.path}"
+
+
+def classify(response: httpx.Response, *, now: datetime) -> None:
+    """Return for a 2xx; raise TransientProviderError or PermanentProviderError otherwise."""
+    status = response.status_code
+    if 200 <= status < 300:
+        return
+    message = f"{where(response.request)} answered {status}"
+    if status in TRANSIENT_STATUSES or status >= 500:
+        delay = retry_delay(response.headers, now)
+        raise errors.TransientProviderError(message, status_code=status, retry_after=delay)
+    raise errors.PermanentProviderError(message, status_code=status)
+
+
+async def send(
+    http: httpx.AsyncClient,
+    method: str,
+    url: str,
+    *,
+    headers: Mapping[str, str],
+    json: Any = None,
+    timeout: float,
+    clock: Clock,
+    max_bytes: int = MAX_BODY_BYTES,
+) -> httpx.Response:
+    """Send one request with an overall deadline; return the 2xx response with its body read (capped)."""
+    request = http.build_request(method, url, headers=dict(headers), json=json, timeout=timeout)
+    try:
+        async with asyncio.timeout(timeout):
+            return await _exchange(http, request, clock, max_bytes)
+    except (TimeoutError, httpx.TimeoutException):
+        raise errors.TransientProviderError(f"{where(request)} timed out") from None
+    except httpx.TransportError as exc:
+        raise errors.TransientProviderError(f"{where(request)} failed: {type(exc).__name__}") from None
+    except httpx.DecodingError:
+        raise errors.PermanentProviderError(f"{where(request)} answered an undecodable body") from None
+
+
+async def _exchange(http: httpx.AsyncClient, request: httpx.Request, clock: Clock, max_bytes: int) -> httpx.Response:
+    response = await http.send(request, stream=True, follow_redirects=False)
+    try:
+        classify(response, now=clock.now())
+        body = await _read_capped(response, max_bytes)
+    finally:
+        await response.aclose()
+    kept = [(k, v) for k, v in response.headers.multi_items() if k.lower() not in _DROPPED_HEADERS]
+    return httpx.Response(response.status_code, headers=kept, content=body, request=request)
+
+
+async def _read_capped(response: httpx.Response, max_bytes: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > max_bytes:
+            raise errors.PermanentProviderError(
+                f"{where(response.request)} answered a body over {max_bytes} bytes",
+                status_code=response.status_code,
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)

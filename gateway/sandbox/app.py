@@ -1,0 +1,47 @@
+"""The sandbox as an ASGI app the gateway mounts, plus the background task the gateway's lifespan runs."""
+
+from __future__ import annotations
+
+import random
+
+import httpx
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+
+from gateway import errors
+from gateway.model import JSON
+from gateway.ports import Clock
+from gateway.sandbox.api import SoharApi, on_gateway_error, on_http_error
+from gateway.sandbox.config import SandboxSettings
+from gateway.sandbox.emulator import Emulator
+
+
+class SandboxApp:
+    """``asgi`` serves the Sohar Flows API; ``start``/``stop`` run the task that advances runs and
+    sends webhooks."""
+
+    def __init__(self, emulator: Emulator) -> None:
+        self._emulator = emulator
+        self.asgi = Starlette(
+            routes=SoharApi(emulator).routes(),
+            exception_handlers={errors.GatewayError: on_gateway_error, HTTPException: on_http_error},
+        )
+
+    async def start(self) -> None:
+        await self._emulator.scheduler.start()
+
+    async def stop(self) -> None:
+        await self._emulator.scheduler.stop()
+
+    async def run_until_idle(self) -> None:
+        """For tests: wait until every scheduled step and webhook has run."""
+        await self._emulator.scheduler.run_until_idle()
+
+    def stats(self) -> JSON:
+        return self._emulator.stats.as_dict()
+
+
+def create_sandbox_app(
+    settings: SandboxSettings, *, http: httpx.AsyncClient, clock: Clock, rng: random.Random
+) -> SandboxApp:
+    return SandboxApp(Emulator(settings, http=http, clock=clock, rng=rng))

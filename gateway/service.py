@@ -1,0 +1,183 @@
+"""Request-side use cases: accept events and notifications, decide reviews, replay deliveries.
+
+Each reads state, asks the pure core what to do, and writes the result in one store transaction.
+Slow work (provider and sink calls) is never done here: it is queued as jobs for the dispatcher.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from gateway import errors
+from gateway.core import lifecycle, routing
+from gateway.core import review as review_rules
+from gateway.core.ids import new_id
+from gateway.model import (
+    JSON,
+    CloudEvent,
+    Delivery,
+    DeliveryState,
+    JobKind,
+    Review,
+    ReviewState,
+    Run,
+    RunStatus,
+)
+from gateway.ports import Clock, EventRecord, NewJob, NewRun, NotificationOutcome, Provider, RunChange, Store
+from gateway.settings import RouteSettings, Settings
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Submitted:
+    record: EventRecord
+    created: bool  # False when (source, id) was seen before: the first answer is returned
+
+
+class Gateway:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        store: Store,
+        providers: Mapping[str, Provider],
+        clock: Clock,
+        rng: random.Random,
+        wake: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.providers = providers
+        self.clock = clock
+        self.rng = rng
+        self.wake = wake
+
+    # events ---------------------------------------------------------------------------------------
+
+    async def submit_event(self, source: str, event: CloudEvent) -> Submitted:
+        """Store the event and one queued run per matching route; the same (source, id) again starts nothing."""
+        known = await self.store.find_event(source, event.source, event.id)
+        if known is not None:
+            return Submitted(record=known, created=False)
+        now = self.clock.now()
+        event_id = new_id("evt", now, self.rng)
+        document = routing.event_document(event)
+        routes = [r for r in self.settings.routes_for(source, event.type) if routing.matches(r.when, document)]
+        runs = [self._new_run(event_id, source, event, route, document) for route in routes]
+        response = {
+            "event_id": event_id,
+            "runs": [{"id": n.run.id, "route": n.run.route, "status": n.run.status.value} for n in runs],
+        }
+        record = EventRecord(id=event_id, source=source, ce_id=event.id, received_at=now, response=response)
+        stored = await self.store.insert_event(record, event, runs)
+        if stored.id == event_id and runs:
+            self.wake()
+        return Submitted(record=stored, created=stored.id == event_id)
+
+    def _new_run(self, event_id: str, source: str, event: CloudEvent, route: RouteSettings, document: JSON) -> NewRun:
+        now = self.clock.now()
+        flow = self.settings.flows[route.flow]
+        if route.input is not None:
+            flow_input = routing.render(route.input, document)
+        else:
+            flow_input = event.data if isinstance(event.data, dict) else {"data": event.data}
+        run = Run(
+            id=new_id("run", now, self.rng),
+            event_id=event_id,
+            route=route.name,
+            flow=flow.name,
+            provider=flow.provider,
+            template=flow.template,
+            status=RunStatus.QUEUED,
+            idempotency_key=idempotency_key(source, event.id, route.name),
+            created_at=now,
+            updated_at=now,
+            input=flow_input if isinstance(flow_input, dict) else {"value": flow_input},
+        )
+        return NewRun(run=run, job_data={})
+
+    # notifications --------------------------------------------------------------------------------
+
+    async def accept_notification(
+        self, provider_name: str, body: bytes, headers: Mapping[str, str]
+    ) -> NotificationOutcome:
+        provider = self.providers.get(provider_name)
+        if provider is None:
+            raise errors.NotFound(f"no provider named {provider_name!r}")
+        now = self.clock.now()
+        notification = await provider.parse_notification(body, headers, now)
+        outcome = await self.store.record_notification(notification, now)
+        if outcome.run_id is not None:
+            self.wake()
+        return outcome
+
+    # runs -----------------------------------------------------------------------------------------
+
+    async def get_run(self, run_id: str) -> Run:
+        run = await self.store.get_run(run_id)
+        if run is None:
+            raise errors.NotFound(f"no run {run_id}")
+        return run
+
+    async def retry_start(self, run_id: str) -> Run:
+        """Queue the start of a run that failed to start again, with the same idempotency key."""
+        run = await self.get_run(run_id)
+        now = self.clock.now()
+        try:
+            moved, step = lifecycle.transition(run, RunStatus.QUEUED, cause="operator:retry", now=now)
+        except errors.InvalidTransition:
+            raise errors.Conflict(f"run {run_id} is {run.status}; only FAILED_TO_START runs can be retried") from None
+        change = RunChange(
+            run=moved,
+            expected_version=run.version,
+            transitions=[step],
+            jobs=[NewJob(kind=JobKind.START_RUN, ref=run.id, due_at=now)],
+        )
+        if not await self.store.apply_run_change(change, now):
+            raise errors.Conflict(f"run {run_id} changed; try again")
+        self.wake()
+        return await self.get_run(run_id)
+
+    # reviews --------------------------------------------------------------------------------------
+
+    async def get_review(self, review_id: str) -> Review:
+        review = await self.store.get_review(review_id)
+        if review is None:
+            raise errors.NotFound(f"no review {review_id}")
+        return review
+
+    async def decide(self, review_id: str, decision: Any, decided_by: str) -> Review:
+        """Take a decision exactly once (compare-and-set) and queue the resume (D9)."""
+        review = await self.get_review(review_id)
+        if review.state != ReviewState.OPEN:
+            raise errors.Conflict(f"review {review_id} is {review.state}, not OPEN")
+        problems = review_rules.validate_input(review.request, decision)
+        if problems:
+            raise errors.InvalidInput("; ".join(problems))
+        decided = await self.store.decide_review(review, decision, decided_by, self.clock.now())
+        if decided is None:
+            raise errors.Conflict(f"review {review_id} was decided by someone else")
+        self.wake()
+        return decided
+
+    # deliveries -----------------------------------------------------------------------------------
+
+    async def retry_delivery(self, delivery_id: str) -> Delivery:
+        delivery = await self.store.get_delivery(delivery_id)
+        if delivery is None:
+            raise errors.NotFound(f"no delivery {delivery_id}")
+        if delivery.state == DeliveryState.PENDING:
+            raise errors.Conflict(f"delivery {delivery_id} is already pending")
+        requeued = await self.store.requeue_delivery(delivery_id, self.clock.now())
+        assert requeued is not None
+        self.wake()
+        return requeued
+
+
+def idempotency_key(source: str, ce_id: str, route: str) -> str:
+    """The key sent to the provider on every start attempt of this (event, route) (D3)."""
+    digest = hashlib.sha256(f"{source}\x1f{ce_id}\x1f{route}".encode()).hexdigest()
+    return f"gw-{digest[:40]}"

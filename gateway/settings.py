@@ -1,0 +1,504 @@
+"""Settings: TOML read once into frozen dataclasses, validated up front with every problem reported at once.
+
+``parse_settings(data, environ)`` is pure; ``load_settings(path, environ)`` reads the file.
+Secrets are never written in the file: it names environment variables (``*_env`` keys). The optional
+``[dev_secrets]`` table supplies development-only values for unset variables and is logged loudly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gateway import errors
+from gateway.config_types import ParseContext, Secret
+from gateway.core import routing
+from gateway.core.retry import BackoffPolicy, SchedulePolicy
+from gateway.model import PendingInput, RunStatus
+
+SOURCE_AUTH_KINDS = ("bearer", "standard-webhooks")
+_TOP_LEVEL = {
+    "server",
+    "store",
+    "worker",
+    "limits",
+    "operators",
+    "dev_secrets",
+    "sources",
+    "providers",
+    "flows",
+    "routes",
+    "sinks",
+    "sandbox",
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_url: str = "http://127.0.0.1:8000"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoreSettings:
+    url: str = "sqlite:///var/gateway.db"
+    busy_timeout_ms: int = 5000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkerSettings:
+    concurrency: int = 16
+    poll_interval: float = 0.5
+    lease_seconds: float = 120.0
+    batch_size: int = 32
+    start_backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
+    resume_backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
+    fetch_backoff: BackoffPolicy = field(default_factory=lambda: BackoffPolicy(max_attempts=12))
+    delivery_schedule: SchedulePolicy = field(default_factory=SchedulePolicy)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LimitSettings:
+    event_body_bytes: int = 1024 * 1024
+    webhook_body_bytes: int = 256 * 1024
+    operator_body_bytes: int = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OperatorToken:
+    name: str
+    token_sha256: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SourceSettings:
+    name: str
+    auth: str
+    token_sha256: bytes | None = None
+    verify_keys: tuple[Any, ...] = ()
+    tolerance: int = 300
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProviderConfig:
+    name: str
+    kind: str
+    settings: Any
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FlowSettings:
+    name: str
+    provider: str
+    template: str
+    inputs: Mapping[str, PendingInput] = field(default_factory=dict)
+    default_input: PendingInput | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RouteSettings:
+    name: str
+    source: str
+    types: tuple[str, ...]
+    flow: str
+    when: tuple[routing.Condition, ...] = ()
+    input: Any = None  # a routing mapping; None passes the event data through
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SinkConfig:
+    name: str
+    kind: str
+    flows: tuple[str, ...]
+    on: frozenset[RunStatus]
+    settings: Any
+
+    def wants(self, flow: str, status: RunStatus) -> bool:
+        return status in self.on and ("*" in self.flows or flow in self.flows)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    server: ServerSettings = field(default_factory=ServerSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
+    worker: WorkerSettings = field(default_factory=WorkerSettings)
+    limits: LimitSettings = field(default_factory=LimitSettings)
+    operator_tokens: tuple[OperatorToken, ...] = ()
+    sources: Mapping[str, SourceSettings] = field(default_factory=dict)
+    providers: Mapping[str, ProviderConfig] = field(default_factory=dict)
+    flows: Mapping[str, FlowSettings] = field(default_factory=dict)
+    routes: tuple[RouteSettings, ...] = ()
+    sinks: Mapping[str, SinkConfig] = field(default_factory=dict)
+    sandbox: Any = None
+    dev_secrets_used: tuple[str, ...] = ()
+
+    def routes_for(self, source: str, event_type: str) -> list[RouteSettings]:
+        return [r for r in self.routes if r.source == source and event_type in r.types]
+
+
+def hash_token(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def load_settings(path: str | Path, environ: Mapping[str, str], *, port: int | None = None) -> Settings:
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise errors.ConfigError([f"{path}: file not found"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise errors.ConfigError([f"{path}: not valid TOML ({exc})"]) from None
+    return parse_settings(data, environ, port=port)
+
+
+def parse_settings(data: Mapping[str, Any], environ: Mapping[str, str], *, port: int | None = None) -> Settings:
+    server_ctx = ParseContext(environ=environ)
+    server = _server(server_ctx.table("server", data.get("server")), server_ctx, port)
+    dev = server_ctx.table("dev_secrets", data.get("dev_secrets"))
+    ctx = ParseContext(
+        environ=environ,
+        dev_secrets={str(k): str(v) for k, v in dev.items()},
+        self_url=server.public_url,
+        problems=server_ctx.problems,
+    )
+    ctx.unknown_keys("", data, _TOP_LEVEL)
+    providers = _providers(ctx.table("providers", data.get("providers")), ctx)
+    flows = _flows(ctx.table("flows", data.get("flows")), ctx, providers)
+    sources = _sources(ctx.table("sources", data.get("sources")), ctx)
+    settings = Settings(
+        server=server,
+        store=_store(ctx.table("store", data.get("store")), ctx),
+        worker=_worker(ctx.table("worker", data.get("worker")), ctx),
+        limits=_limits(ctx.table("limits", data.get("limits")), ctx),
+        operator_tokens=_operators(ctx.table("operators", data.get("operators")), ctx),
+        sources=sources,
+        providers=providers,
+        flows=flows,
+        routes=_routes(data.get("routes"), ctx, sources, flows),
+        sinks=_sinks(ctx.table("sinks", data.get("sinks")), ctx, flows),
+        sandbox=_sandbox(data.get("sandbox"), ctx),
+        dev_secrets_used=tuple(sorted(set(ctx.dev_secrets_used))),
+    )
+    if ctx.problems:
+        raise errors.ConfigError(ctx.problems)
+    return settings
+
+
+def _server(data: Mapping[str, Any], ctx: ParseContext, port_override: int | None) -> ServerSettings:
+    ctx.unknown_keys("server", data, {"host", "port", "public_url"})
+    host = ctx.string("server.host", data.get("host"), default="127.0.0.1") or "127.0.0.1"
+    port = port_override or ctx.integer("server.port", data.get("port"), default=8000, minimum=1, maximum=65535)
+    public_url = data.get("public_url") or f"http://{host}:{port}"
+    if not isinstance(public_url, str) or not public_url.startswith(("http://", "https://")):
+        ctx.problem("server.public_url", "must be an http(s) URL")
+        public_url = f"http://{host}:{port}"
+    return ServerSettings(host=host, port=port, public_url=public_url.rstrip("/"))
+
+
+def _store(data: Mapping[str, Any], ctx: ParseContext) -> StoreSettings:
+    ctx.unknown_keys("store", data, {"url", "busy_timeout_ms"})
+    url = ctx.string("store.url", data.get("url"), default="sqlite:///var/gateway.db") or ""
+    if not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
+        ctx.problem("store.url", "must start with sqlite:/// or postgresql://")
+    busy = ctx.integer("store.busy_timeout_ms", data.get("busy_timeout_ms"), default=5000, minimum=0)
+    return StoreSettings(url=url, busy_timeout_ms=busy)
+
+
+def _backoff(key: str, data: Mapping[str, Any], ctx: ParseContext, default: BackoffPolicy) -> BackoffPolicy:
+    ctx.unknown_keys(key, data, {"base", "cap", "max_attempts"})
+    return BackoffPolicy(
+        base=ctx.number(f"{key}.base", data.get("base"), default=default.base, minimum=0),
+        cap=ctx.number(f"{key}.cap", data.get("cap"), default=default.cap, minimum=0),
+        max_attempts=ctx.integer(
+            f"{key}.max_attempts", data.get("max_attempts"), default=default.max_attempts, minimum=1
+        ),
+    )
+
+
+def _worker(data: Mapping[str, Any], ctx: ParseContext) -> WorkerSettings:
+    known = {
+        "concurrency",
+        "poll_interval",
+        "lease_seconds",
+        "batch_size",
+        "start_backoff",
+        "resume_backoff",
+        "fetch_backoff",
+        "delivery_schedule",
+    }
+    ctx.unknown_keys("worker", data, known)
+    base = WorkerSettings()
+    schedule = ctx.table("worker.delivery_schedule", data.get("delivery_schedule"))
+    ctx.unknown_keys("worker.delivery_schedule", schedule, {"delays", "jitter"})
+    delays = schedule.get("delays", base.delivery_schedule.delays)
+    if not isinstance(delays, list | tuple) or not all(
+        isinstance(d, int | float) and not isinstance(d, bool) and d >= 0 for d in delays
+    ):
+        ctx.problem("worker.delivery_schedule.delays", "must be a list of non-negative numbers of seconds")
+        delays = base.delivery_schedule.delays
+    return WorkerSettings(
+        concurrency=ctx.integer("worker.concurrency", data.get("concurrency"), default=16, minimum=1, maximum=512),
+        poll_interval=ctx.number("worker.poll_interval", data.get("poll_interval"), default=0.5, minimum=0.01),
+        lease_seconds=ctx.number("worker.lease_seconds", data.get("lease_seconds"), default=120.0, minimum=1),
+        batch_size=ctx.integer("worker.batch_size", data.get("batch_size"), default=32, minimum=1, maximum=1000),
+        start_backoff=_backoff(
+            "worker.start_backoff",
+            ctx.table("worker.start_backoff", data.get("start_backoff")),
+            ctx,
+            base.start_backoff,
+        ),
+        resume_backoff=_backoff(
+            "worker.resume_backoff",
+            ctx.table("worker.resume_backoff", data.get("resume_backoff")),
+            ctx,
+            base.resume_backoff,
+        ),
+        fetch_backoff=_backoff(
+            "worker.fetch_backoff",
+            ctx.table("worker.fetch_backoff", data.get("fetch_backoff")),
+            ctx,
+            base.fetch_backoff,
+        ),
+        delivery_schedule=SchedulePolicy(
+            delays=tuple(float(d) for d in delays),
+            jitter=ctx.number(
+                "worker.delivery_schedule.jitter", schedule.get("jitter"), default=0.2, minimum=0, maximum=1
+            ),
+        ),
+    )
+
+
+def _limits(data: Mapping[str, Any], ctx: ParseContext) -> LimitSettings:
+    ctx.unknown_keys("limits", data, {"event_body_bytes", "webhook_body_bytes", "operator_body_bytes"})
+    base = LimitSettings()
+    return LimitSettings(
+        event_body_bytes=ctx.integer(
+            "limits.event_body_bytes", data.get("event_body_bytes"), default=base.event_body_bytes, minimum=1
+        ),
+        webhook_body_bytes=ctx.integer(
+            "limits.webhook_body_bytes",
+            data.get("webhook_body_bytes"),
+            default=base.webhook_body_bytes,
+            minimum=1,
+        ),
+        operator_body_bytes=ctx.integer(
+            "limits.operator_body_bytes",
+            data.get("operator_body_bytes"),
+            default=base.operator_body_bytes,
+            minimum=1,
+        ),
+    )
+
+
+def _operators(data: Mapping[str, Any], ctx: ParseContext) -> tuple[OperatorToken, ...]:
+    ctx.unknown_keys("operators", data, {"tokens"})
+    tokens = data.get("tokens", [])
+    if not isinstance(tokens, list):
+        ctx.problem("operators.tokens", "must be a list of {name, token_env} tables")
+        return ()
+    found = []
+    for i, item in enumerate(tokens):
+        key = f"operators.tokens[{i}]"
+        if not isinstance(item, Mapping):
+            ctx.problem(key, "must be a {name, token_env} table")
+            continue
+        ctx.unknown_keys(key, item, {"name", "token_env"})
+        name = ctx.string(f"{key}.name", item.get("name"))
+        secret = ctx.secret(f"{key}.token_env", item.get("token_env"))
+        if name and secret:
+            found.append(OperatorToken(name=name, token_sha256=hash_token(secret.reveal())))
+    return tuple(found)
+
+
+def _sources(data: Mapping[str, Any], ctx: ParseContext) -> dict[str, SourceSettings]:
+    from gateway.core import signing
+
+    sources = {}
+    for name, raw in data.items():
+        key = f"sources.{name}"
+        item = ctx.table(key, raw)
+        ctx.unknown_keys(key, item, {"auth", "token_env", "secrets_env", "tolerance"})
+        auth = item.get("auth", "bearer")
+        if auth not in SOURCE_AUTH_KINDS:
+            ctx.problem(f"{key}.auth", f"must be one of {', '.join(SOURCE_AUTH_KINDS)}")
+            continue
+        tolerance = ctx.integer(f"{key}.tolerance", item.get("tolerance"), default=300, minimum=1)
+        if auth == "bearer":
+            token = ctx.secret(f"{key}.token_env", item.get("token_env"))
+            digest = hash_token(token.reveal()) if token else None
+            sources[name] = SourceSettings(name=name, auth=auth, token_sha256=digest, tolerance=tolerance)
+            continue
+        keys = []
+        for i, secret in enumerate(ctx.secrets(f"{key}.secrets_env", item.get("secrets_env"))):
+            try:
+                keys.append(signing.parse_verify_key(secret.reveal()))
+            except ValueError as exc:
+                ctx.problem(f"{key}.secrets_env[{i}]", str(exc))
+        sources[name] = SourceSettings(name=name, auth=auth, verify_keys=tuple(keys), tolerance=tolerance)
+    return sources
+
+
+def _providers(data: Mapping[str, Any], ctx: ParseContext) -> dict[str, ProviderConfig]:
+    from gateway.providers import PROVIDERS, provider_module
+
+    providers = {}
+    for name, raw in data.items():
+        item = ctx.table(f"providers.{name}", raw)
+        kind = item.get("kind", name)
+        if kind not in PROVIDERS:
+            ctx.problem(f"providers.{name}.kind", f"unknown provider kind {kind!r} (known: {', '.join(PROVIDERS)})")
+            continue
+        parsed = provider_module(kind).parse_settings(name, item, ctx)
+        providers[name] = ProviderConfig(name=name, kind=kind, settings=parsed)
+    return providers
+
+
+def _pending_input(key: str, state: str, item: Mapping[str, Any], ctx: ParseContext) -> PendingInput:
+    ctx.unknown_keys(key, item, {"options", "schema", "message", "kind"})
+    options = item.get("options")
+    if options is not None and (not isinstance(options, list) or not all(isinstance(o, str) for o in options)):
+        ctx.problem(f"{key}.options", "must be a list of strings")
+        options = None
+    schema = item.get("schema")
+    if schema is not None and not isinstance(schema, Mapping):
+        ctx.problem(f"{key}.schema", "must be a JSON schema table")
+        schema = None
+    return PendingInput(
+        key=state,
+        kind=str(item.get("kind", "callback")),
+        message=ctx.string(f"{key}.message", item.get("message"), required=False),
+        options=options,
+        schema=dict(schema) if schema is not None else None,
+    )
+
+
+def _flows(
+    data: Mapping[str, Any], ctx: ParseContext, providers: Mapping[str, ProviderConfig]
+) -> dict[str, FlowSettings]:
+    flows = {}
+    for name, raw in data.items():
+        key = f"flows.{name}"
+        item = ctx.table(key, raw)
+        ctx.unknown_keys(key, item, {"provider", "template", "inputs"})
+        provider = ctx.string(f"{key}.provider", item.get("provider")) or ""
+        if provider and provider not in providers:
+            ctx.problem(f"{key}.provider", f"no provider named {provider!r}")
+        template = ctx.string(f"{key}.template", item.get("template")) or ""
+        inputs = {
+            state: _pending_input(f"{key}.inputs.{state}", state, ctx.table(f"{key}.inputs.{state}", spec), ctx)
+            for state, spec in ctx.table(f"{key}.inputs", item.get("inputs")).items()
+        }
+        flows[name] = FlowSettings(
+            name=name, provider=provider, template=template, inputs=inputs, default_input=inputs.get("*")
+        )
+    return flows
+
+
+def _routes(
+    data: Any, ctx: ParseContext, sources: Mapping[str, SourceSettings], flows: Mapping[str, FlowSettings]
+) -> tuple[RouteSettings, ...]:
+    if data is None:
+        return ()
+    if not isinstance(data, list):
+        ctx.problem("routes", "must be an array of tables ([[routes]])")
+        return ()
+    routes = []
+    for i, raw in enumerate(data):
+        key = f"routes[{i}]"
+        item = ctx.table(key, raw)
+        ctx.unknown_keys(key, item, {"name", "source", "type", "types", "flow", "when", "input"})
+        name = ctx.string(f"{key}.name", item.get("name")) or key
+        source = ctx.string(f"{key}.source", item.get("source")) or ""
+        if source and source not in sources:
+            ctx.problem(f"{key}.source", f"no source named {source!r}")
+        flow = ctx.string(f"{key}.flow", item.get("flow")) or ""
+        if flow and flow not in flows:
+            ctx.problem(f"{key}.flow", f"no flow named {flow!r}")
+        types = ctx.string_list(f"{key}.types", item.get("types"))
+        if "type" in item:
+            types.append(ctx.string(f"{key}.type", item.get("type")) or "")
+        if not types:
+            ctx.problem(f"{key}.type", "is required (the CloudEvent type this route takes)")
+        mapping = routing.parse_mapping(item["input"], f"{key}.input", ctx.problems) if "input" in item else None
+        routes.append(
+            RouteSettings(
+                name=name,
+                source=source,
+                types=tuple(types),
+                flow=flow,
+                when=tuple(routing.parse_conditions(item.get("when"), f"{key}.when", ctx.problems)),
+                input=mapping,
+            )
+        )
+    names = [r.name for r in routes]
+    for name in {n for n in names if names.count(n) > 1}:
+        ctx.problem("routes", f"route name {name!r} is used more than once")
+    return tuple(routes)
+
+
+def _sinks(data: Mapping[str, Any], ctx: ParseContext, flows: Mapping[str, FlowSettings]) -> dict[str, SinkConfig]:
+    from gateway.sinks import SINKS, sink_module
+
+    sinks = {}
+    for name, raw in data.items():
+        key = f"sinks.{name}"
+        item = ctx.table(key, raw)
+        kind = item.get("kind")
+        if kind not in SINKS:
+            ctx.problem(f"{key}.kind", f"must be one of {', '.join(SINKS)}")
+            continue
+        wanted = ctx.string_list(f"{key}.flows", item.get("flows"), default=["*"])
+        for flow in wanted:
+            if flow != "*" and flow not in flows:
+                ctx.problem(f"{key}.flows", f"no flow named {flow!r}")
+        on = ctx.string_list(f"{key}.on", item.get("on"), default=["COMPLETE"])
+        statuses = set()
+        for status in on:
+            try:
+                statuses.add(RunStatus(status))
+            except ValueError:
+                ctx.problem(f"{key}.on", f"{status!r} is not a run status")
+        parsed = sink_module(kind).parse_settings(name, item, ctx)
+        sinks[name] = SinkConfig(name=name, kind=kind, flows=tuple(wanted), on=frozenset(statuses), settings=parsed)
+    return sinks
+
+
+def _sandbox(data: Any, ctx: ParseContext) -> Any:
+    if data is None:
+        return None
+    from gateway.sandbox.config import parse_sandbox
+
+    return parse_sandbox(ctx.table("sandbox", data), ctx)
+
+
+def describe(settings: Settings) -> dict[str, Any]:
+    """The resolved settings as plain data with secrets masked, for ``gateway check-config``."""
+    described: dict[str, Any] = _plain(settings)
+    return described
+
+
+def _plain(value: Any) -> Any:
+    import dataclasses
+    import enum
+
+    if isinstance(value, Secret):
+        return f"****** (from ${value.env})" if value.env else "******"
+    if isinstance(value, bytes):
+        return "****** (hashed)"
+    if isinstance(value, enum.Enum):
+        return value.value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | frozenset | set):
+        items = [_plain(v) for v in value]
+        return sorted(items, key=str) if isinstance(value, frozenset | set) else items
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return f"<{type(value).__name__}>"

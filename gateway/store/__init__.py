@@ -1,0 +1,19 @@
+"""Durable state: ``open_store(url)`` picks the implementation by URL scheme."""
+
+from __future__ import annotations
+
+from gateway.store.codec import Sealer
+from gateway.store.sqlstore import SqlStore
+
+
+async def open_store(url: str, *, sealer: Sealer | None = None, busy_timeout_ms: int = 5000) -> SqlStore:
+    """Open (not migrate) the store named by ``url``: ``sqlite:///path`` or ``postgresql://...``."""
+    if url.startswith("sqlite:///"):
+        from gateway.store.db import SqliteDatabase
+
+        db = SqliteDatabase(url.removeprefix("sqlite:///"), busy_timeout_ms=busy_timeout_ms)
+        await db.open()
+        return SqlStore(db, sealer)
+    if url.startswith(("postgresql://", "postgres://")):
+        raise NotImplementedError("the PostgreSQL store is not available in this build")
+    raise ValueError(f"unsupported store URL scheme: {url.split(':', 1)[0]}")

@@ -1,0 +1,597 @@
+"""The Store over SQL: every method is one short transaction. Written in SQL both SQLite and PostgreSQL accept."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from gateway.core import cloudevents
+from gateway.model import (
+    JSON,
+    CloudEvent,
+    Delivery,
+    DeliveryState,
+    Job,
+    JobKind,
+    JobState,
+    Notification,
+    Review,
+    Run,
+    Transition,
+)
+from gateway.ports import EventRecord, NewJob, NewRun, NotificationOutcome, RunChange, RunFilter
+from gateway.store import codec, migrate
+from gateway.store.codec import Payloads, Sealer, dumps, to_us
+from gateway.store.db import Database, Tx
+
+_RUN_COLUMNS = (
+    "id, event_id, route, flow, provider, template, status, provider_status, provider_run_id, idempotency_key,"
+    " input, output, error, pending, created_at, updated_at, finished_at, last_news_at, version"
+)
+_UPSERT_JOB = """
+INSERT INTO jobs (kind, ref, state, due_at, data, created_at, updated_at)
+VALUES (?, ?, 'queued', ?, ?, ?, ?)
+ON CONFLICT (kind, ref) DO UPDATE SET
+    rerun = CASE WHEN jobs.state = 'running' THEN 1 ELSE jobs.rerun END,
+    state = CASE WHEN jobs.state = 'running' THEN 'running' ELSE 'queued' END,
+    attempts = CASE WHEN jobs.state IN ('done', 'dead') THEN 0 ELSE jobs.attempts END,
+    due_at = CASE WHEN jobs.state = 'running' THEN jobs.due_at ELSE excluded.due_at END,
+    data = excluded.data,
+    updated_at = excluded.updated_at
+"""
+
+
+class SqlStore:
+    def __init__(self, db: Database, sealer: Sealer | None = None) -> None:
+        self.db = db
+        self.payloads = Payloads(sealer or codec.PlainSealer())
+
+    async def migrate(self) -> int:
+        return await migrate.migrate(self.db)
+
+    async def check(self) -> JSON:
+        async with self.db.read() as tx:
+            await tx.fetchone("SELECT 1 AS ok")
+        pending = await migrate.pending(self.db)
+        return {"store": "ok", "pending_migrations": pending}
+
+    async def aclose(self) -> None:
+        await self.db.aclose()
+
+    # events and runs -------------------------------------------------------------------------
+
+    async def find_event(self, source: str, ce_source: str, ce_id: str) -> EventRecord | None:
+        async with self.db.read() as tx:
+            row = await tx.fetchone(
+                "SELECT id, source, ce_id, received_at, response FROM events"
+                " WHERE source = ? AND ce_source = ? AND ce_id = ?",
+                (source, ce_source, ce_id),
+            )
+        return _event_record(row) if row else None
+
+    async def insert_event(self, record: EventRecord, event: CloudEvent, runs: Sequence[NewRun]) -> EventRecord:
+        """Insert the event with its runs and start jobs; an existing (source, id) wins and is returned."""
+        now_us = to_us(record.received_at)
+        body = self.payloads.seal("events", record.id, "body", event.as_dict())
+        async with self.db.write() as tx:
+            inserted = await tx.execute(
+                "INSERT INTO events (id, source, ce_source, ce_id, type, received_at, body, response)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source, ce_source, ce_id) DO NOTHING",
+                (
+                    record.id,
+                    record.source,
+                    event.source,
+                    record.ce_id,
+                    event.type,
+                    now_us,
+                    body,
+                    dumps(record.response),
+                ),
+            )
+            if inserted == 0:
+                row = await tx.fetchone(
+                    "SELECT id, source, ce_id, received_at, response FROM events"
+                    " WHERE source = ? AND ce_source = ? AND ce_id = ?",
+                    (record.source, event.source, record.ce_id),
+                )
+                assert row is not None
+                return _event_record(row)
+            for new in runs:
+                await self._insert_run(tx, new.run)
+                await self._upsert_job(
+                    tx,
+                    NewJob(kind=JobKind.START_RUN, ref=new.run.id, due_at=record.received_at, data=new.job_data),
+                    record.received_at,
+                )
+        return record
+
+    async def event_body(self, event_id: str) -> CloudEvent | None:
+        async with self.db.read() as tx:
+            row = await tx.fetchone("SELECT body FROM events WHERE id = ?", (event_id,))
+        if row is None or row["body"] is None:
+            return None
+        data = self.payloads.open("events", event_id, "body", row["body"])
+        return cloudevents.loads(dumps(data).encode())
+
+    async def _insert_run(self, tx: Tx, run: Run) -> None:
+        await tx.execute(
+            f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({', '.join('?' * 19)})",
+            (
+                run.id,
+                run.event_id,
+                run.route,
+                run.flow,
+                run.provider,
+                run.template,
+                run.status.value,
+                run.provider_status,
+                run.provider_run_id,
+                run.idempotency_key,
+                self.payloads.seal("runs", run.id, "input", run.input),
+                self.payloads.seal("runs", run.id, "output", run.output),
+                self.payloads.seal("runs", run.id, "error", run.error),
+                codec.pending_to_text(run.pending),
+                to_us(run.created_at),
+                to_us(run.updated_at),
+                to_us(run.finished_at),
+                to_us(run.last_news_at),
+                run.version,
+            ),
+        )
+
+    async def get_run(self, run_id: str) -> Run | None:
+        async with self.db.read() as tx:
+            row = await tx.fetchone(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,))
+        return codec.run_from_row(row, self.payloads) if row else None
+
+    async def get_run_by_provider_id(self, provider: str, provider_run_id: str) -> Run | None:
+        async with self.db.read() as tx:
+            row = await tx.fetchone(
+                f"SELECT {_RUN_COLUMNS} FROM runs WHERE provider = ? AND provider_run_id = ?",
+                (provider, provider_run_id),
+            )
+        return codec.run_from_row(row, self.payloads) if row else None
+
+    async def list_runs(self, flt: RunFilter) -> list[Run]:
+        clauses, params = [], []
+        for column, value in (
+            ("status", flt.status.value if flt.status else None),
+            ("flow", flt.flow),
+            ("route", flt.route),
+            ("provider", flt.provider),
+            ("event_id", flt.event_id),
+        ):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if flt.before:
+            clauses.append("id < ?")
+            params.append(flt.before)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        async with self.db.read() as tx:
+            rows = await tx.fetchall(
+                f"SELECT {_RUN_COLUMNS} FROM runs {where} ORDER BY id DESC LIMIT ?", (*params, flt.limit)
+            )
+        return [codec.run_from_row(row, self.payloads) for row in rows]
+
+    async def timeline(self, run_id: str) -> list[Transition]:
+        async with self.db.read() as tx:
+            rows = await tx.fetchall(
+                "SELECT run_id, at, from_status, to_status, cause, detail FROM run_transitions"
+                " WHERE run_id = ? ORDER BY id",
+                (run_id,),
+            )
+        return [codec.transition_from_row(row) for row in rows]
+
+    async def apply_run_change(self, change: RunChange, now: datetime) -> bool:
+        """Write a run change and everything that follows from it, or nothing (version or fence lost)."""
+        try:
+            async with self.db.write() as tx:
+                if change.finish_job is not None and not await self._finish_job(tx, change.finish_job, now):
+                    raise _Lost
+                if change.run is not None and not await self._update_run(tx, change.run, change.expected_version):
+                    raise _Lost
+                await self._write_consequences(tx, change, now)
+        except _Lost:
+            return False
+        return True
+
+    async def _update_run(self, tx: Tx, run: Run, expected_version: int) -> bool:
+        count = await tx.execute(
+            "UPDATE runs SET status = ?, provider_status = ?, provider_run_id = ?, output = ?, error = ?,"
+            " pending = ?, updated_at = ?, finished_at = ?, last_news_at = ?, version = version + 1"
+            " WHERE id = ? AND version = ?",
+            (
+                run.status.value,
+                run.provider_status,
+                run.provider_run_id,
+                self.payloads.seal("runs", run.id, "output", run.output),
+                self.payloads.seal("runs", run.id, "error", run.error),
+                codec.pending_to_text(run.pending),
+                to_us(run.updated_at),
+                to_us(run.finished_at),
+                to_us(run.last_news_at),
+                run.id,
+                expected_version,
+            ),
+        )
+        return count == 1
+
+    async def _write_consequences(self, tx: Tx, change: RunChange, now: datetime) -> None:
+        for step in change.transitions:
+            await tx.execute(
+                "INSERT INTO run_transitions (run_id, at, from_status, to_status, cause, detail)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    step.run_id,
+                    to_us(step.at),
+                    step.from_status.value if step.from_status else None,
+                    step.to_status.value,
+                    step.cause,
+                    step.detail,
+                ),
+            )
+        if change.resolve_review is not None:
+            review_id, state, error = change.resolve_review
+            await tx.execute(
+                "UPDATE reviews SET state = ?, last_error = ?, updated_at = ?, version = version + 1 WHERE id = ?",
+                (state.value, error, to_us(now), review_id),
+            )
+        if change.close_reviews and change.run is not None:
+            await tx.execute(
+                "UPDATE reviews SET state = CASE state WHEN 'DECIDED' THEN 'RESUMED' ELSE 'CLOSED' END,"
+                " updated_at = ?, version = version + 1 WHERE run_id = ? AND state IN ('OPEN', 'DECIDED')",
+                (to_us(now), change.run.id),
+            )
+        if change.open_review is not None:
+            await self._insert_review(tx, change.open_review)
+        for delivery in change.deliveries:
+            inserted = await tx.execute(
+                "INSERT INTO deliveries (id, run_id, sink, state, created_at, updated_at, next_attempt_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, sink) DO NOTHING",
+                (
+                    delivery.id,
+                    delivery.run_id,
+                    delivery.sink,
+                    delivery.state.value,
+                    to_us(now),
+                    to_us(now),
+                    to_us(now),
+                ),
+            )
+            if inserted:
+                await self._upsert_job(tx, NewJob(kind=JobKind.DELIVER, ref=delivery.id, due_at=now), now)
+        for job in change.jobs:
+            await self._upsert_job(tx, job, now)
+        if change.attach_orphans and change.run is not None and change.run.provider_run_id:
+            await self._attach_orphans(tx, change.run, now)
+
+    async def _insert_review(self, tx: Tx, review: Review) -> None:
+        await tx.execute(
+            "INSERT INTO reviews (id, run_id, flow, state, request, gathered, created_at, updated_at, version)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)",
+            (
+                review.id,
+                review.run_id,
+                review.flow,
+                review.state.value,
+                codec.pending_to_text(review.request),
+                self.payloads.seal("reviews", review.id, "gathered", review.gathered),
+                to_us(review.created_at),
+                to_us(review.updated_at),
+            ),
+        )
+
+    async def _attach_orphans(self, tx: Tx, run: Run, now: datetime) -> None:
+        rows = await tx.fetchall(
+            "SELECT state_id FROM notifications WHERE provider = ? AND provider_run_id = ? AND run_id IS NULL"
+            " ORDER BY received_at",
+            (run.provider, run.provider_run_id),
+        )
+        if not rows:
+            return
+        await tx.execute(
+            "UPDATE notifications SET run_id = ? WHERE provider = ? AND provider_run_id = ? AND run_id IS NULL",
+            (run.id, run.provider, run.provider_run_id),
+        )
+        hint = next((r["state_id"] for r in reversed(rows) if r["state_id"]), None)
+        await self._upsert_job(
+            tx, NewJob(kind=JobKind.FETCH_RUN, ref=run.id, due_at=now, data={"state_hint": hint}), now
+        )
+
+    # notifications ------------------------------------------------------------------------------
+
+    async def record_notification(self, notification: Notification, received_at: datetime) -> NotificationOutcome:
+        """Keep the notification once per message id; queue a fetch of its run when the run is known."""
+        async with self.db.write() as tx:
+            inserted = await tx.execute(
+                "INSERT INTO notifications (provider, message_id, provider_run_id, status, state_id, event_type,"
+                " received_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (provider, message_id) DO NOTHING",
+                (
+                    notification.provider,
+                    notification.message_id,
+                    notification.provider_run_id,
+                    notification.status,
+                    notification.state_id,
+                    notification.event_type,
+                    to_us(received_at),
+                ),
+            )
+            if not inserted:
+                return NotificationOutcome(duplicate=True, run_id=None)
+            row = await tx.fetchone(
+                "SELECT id FROM runs WHERE provider = ? AND provider_run_id = ?",
+                (notification.provider, notification.provider_run_id),
+            )
+            if row is None:
+                return NotificationOutcome(duplicate=False, run_id=None)
+            await tx.execute(
+                "UPDATE notifications SET run_id = ? WHERE provider = ? AND message_id = ?",
+                (row["id"], notification.provider, notification.message_id),
+            )
+            await self._upsert_job(
+                tx,
+                NewJob(
+                    kind=JobKind.FETCH_RUN,
+                    ref=row["id"],
+                    due_at=received_at,
+                    data={"state_hint": notification.state_id},
+                ),
+                received_at,
+            )
+        return NotificationOutcome(duplicate=False, run_id=row["id"])
+
+    # reviews ------------------------------------------------------------------------------------
+
+    async def get_review(self, review_id: str) -> Review | None:
+        async with self.db.read() as tx:
+            row = await tx.fetchone("SELECT * FROM reviews WHERE id = ?", (review_id,))
+        return codec.review_from_row(row, self.payloads) if row else None
+
+    async def list_reviews(
+        self, *, state: str | None, flow: str | None, limit: int, before: str | None
+    ) -> list[Review]:
+        clauses, params = [], []
+        for column, value in (("state", state), ("flow", flow)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if before:
+            clauses.append("id < ?")
+            params.append(before)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        async with self.db.read() as tx:
+            rows = await tx.fetchall(f"SELECT * FROM reviews {where} ORDER BY id DESC LIMIT ?", (*params, limit))
+        return [codec.review_from_row(row, self.payloads) for row in rows]
+
+    async def decide_review(self, review: Review, decision: JSON, decided_by: str, now: datetime) -> Review | None:
+        """Compare-and-set OPEN -> DECIDED and queue the resume in the same transaction (D9)."""
+        async with self.db.write() as tx:
+            count = await tx.execute(
+                "UPDATE reviews SET state = 'DECIDED', decision = ?, decided_by = ?, decided_at = ?,"
+                " last_error = NULL, updated_at = ?, version = version + 1"
+                " WHERE id = ? AND state = 'OPEN' AND version = ?",
+                (
+                    self.payloads.seal("reviews", review.id, "decision", decision),
+                    decided_by,
+                    to_us(now),
+                    to_us(now),
+                    review.id,
+                    review.version,
+                ),
+            )
+            if count != 1:
+                return None
+            await self._upsert_job(tx, NewJob(kind=JobKind.RESUME_RUN, ref=review.id, due_at=now), now)
+            row = await tx.fetchone("SELECT * FROM reviews WHERE id = ?", (review.id,))
+        assert row is not None
+        return codec.review_from_row(row, self.payloads)
+
+    # deliveries ---------------------------------------------------------------------------------
+
+    async def get_delivery(self, delivery_id: str) -> Delivery | None:
+        async with self.db.read() as tx:
+            row = await tx.fetchone("SELECT * FROM deliveries WHERE id = ?", (delivery_id,))
+        return codec.delivery_from_row(row) if row else None
+
+    async def list_deliveries(
+        self,
+        *,
+        state: DeliveryState | None,
+        run_id: str | None,
+        sink: str | None,
+        limit: int,
+        before: str | None,
+    ) -> list[Delivery]:
+        clauses, params = [], []
+        for column, value in (("state", state.value if state else None), ("run_id", run_id), ("sink", sink)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if before:
+            clauses.append("id < ?")
+            params.append(before)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        async with self.db.read() as tx:
+            rows = await tx.fetchall(f"SELECT * FROM deliveries {where} ORDER BY id DESC LIMIT ?", (*params, limit))
+        return [codec.delivery_from_row(row) for row in rows]
+
+    async def record_delivery_attempt(
+        self,
+        delivery: Delivery,
+        job: Job,
+        *,
+        state: DeliveryState,
+        next_at: datetime | None,
+        error: str | None,
+        status_code: int | None,
+        now: datetime,
+    ) -> bool:
+        async with self.db.write() as tx:
+            if state == DeliveryState.PENDING:
+                assert next_at is not None
+                if not await self._retry_job(tx, job, next_at, error or "", now):
+                    return False
+            elif state == DeliveryState.DEAD:
+                if not await self._bury_job(tx, job, error or "", now):
+                    return False
+            elif not await self._finish_job(tx, job, now):
+                return False
+            await tx.execute(
+                "UPDATE deliveries SET state = ?, attempts = attempts + 1, next_attempt_at = ?, last_error = ?,"
+                " last_status_code = ?, updated_at = ?, delivered_at = ? WHERE id = ?",
+                (
+                    state.value,
+                    to_us(next_at),
+                    error,
+                    status_code,
+                    to_us(now),
+                    to_us(now) if state == DeliveryState.DELIVERED else None,
+                    delivery.id,
+                ),
+            )
+        return True
+
+    async def requeue_delivery(self, delivery_id: str, now: datetime) -> Delivery | None:
+        """Send a delivery again with the same delivery id (replay)."""
+        async with self.db.write() as tx:
+            count = await tx.execute(
+                "UPDATE deliveries SET state = 'PENDING', next_attempt_at = ?, updated_at = ? WHERE id = ?",
+                (to_us(now), to_us(now), delivery_id),
+            )
+            if not count:
+                return None
+            await self._upsert_job(tx, NewJob(kind=JobKind.DELIVER, ref=delivery_id, due_at=now), now)
+            row = await tx.fetchone("SELECT * FROM deliveries WHERE id = ?", (delivery_id,))
+        return codec.delivery_from_row(row) if row else None
+
+    # jobs ---------------------------------------------------------------------------------------
+
+    async def enqueue(self, job: NewJob, now: datetime) -> None:
+        async with self.db.write() as tx:
+            await self._upsert_job(tx, job, now)
+
+    async def _upsert_job(self, tx: Tx, job: NewJob, now: datetime) -> None:
+        await tx.execute(
+            _UPSERT_JOB,
+            (job.kind.value, job.ref, to_us(job.due_at), dumps(job.data or {}), to_us(now), to_us(now)),
+        )
+
+    async def claim_jobs(self, owner: str, now: datetime, lease_seconds: float, limit: int) -> list[Job]:
+        """Lease up to ``limit`` due jobs; each claim bumps the fencing token."""
+        now_us = to_us(now)
+        expires = to_us(now + timedelta(seconds=lease_seconds))
+        async with self.db.write() as tx:
+            rows = await tx.fetchall(
+                "SELECT id FROM jobs WHERE due_at <= ? AND (state = 'queued' OR"
+                " (state = 'running' AND lease_expires_at < ?)) ORDER BY due_at LIMIT ?",
+                (now_us, now_us, limit),
+            )
+            if not rows:
+                return []
+            ids = [row["id"] for row in rows]
+            marks = ", ".join("?" * len(ids))
+            await tx.execute(
+                f"UPDATE jobs SET state = 'running', lease_owner = ?, lease_expires_at = ?, fence = fence + 1,"
+                f" attempts = attempts + 1, rerun = 0, updated_at = ? WHERE id IN ({marks})",
+                (owner, expires, now_us, *ids),
+            )
+            claimed = await tx.fetchall(f"SELECT * FROM jobs WHERE id IN ({marks}) ORDER BY due_at", ids)
+        return [codec.job_from_row(row) for row in claimed]
+
+    async def finish_job(self, job: Job, now: datetime) -> bool:
+        async with self.db.write() as tx:
+            return await self._finish_job(tx, job, now)
+
+    async def _finish_job(self, tx: Tx, job: Job, now: datetime) -> bool:
+        """Delete a done job, or queue it again when more work arrived while it ran; fenced."""
+        row = await tx.fetchone("SELECT rerun FROM jobs WHERE id = ? AND fence = ?", (job.id, job.fence))
+        if row is None:
+            return False
+        if row["rerun"]:
+            await tx.execute(
+                "UPDATE jobs SET state = 'queued', rerun = 0, attempts = 0, due_at = ?, lease_owner = NULL,"
+                " lease_expires_at = NULL, updated_at = ? WHERE id = ?",
+                (to_us(now), to_us(now), job.id),
+            )
+        else:
+            await tx.execute("DELETE FROM jobs WHERE id = ?", (job.id,))
+        return True
+
+    async def retry_job(self, job: Job, due_at: datetime, error: str, now: datetime) -> bool:
+        async with self.db.write() as tx:
+            return await self._retry_job(tx, job, due_at, error, now)
+
+    async def _retry_job(self, tx: Tx, job: Job, due_at: datetime, error: str, now: datetime) -> bool:
+        count = await tx.execute(
+            "UPDATE jobs SET state = 'queued', due_at = ?, last_error = ?, lease_owner = NULL,"
+            " lease_expires_at = NULL, updated_at = ? WHERE id = ? AND fence = ?",
+            (to_us(due_at), error[:500], to_us(now), job.id, job.fence),
+        )
+        return count == 1
+
+    async def bury_job(self, job: Job, error: str, now: datetime) -> bool:
+        async with self.db.write() as tx:
+            return await self._bury_job(tx, job, error, now)
+
+    async def _bury_job(self, tx: Tx, job: Job, error: str, now: datetime) -> bool:
+        count = await tx.execute(
+            "UPDATE jobs SET state = 'dead', last_error = ?, lease_owner = NULL, lease_expires_at = NULL,"
+            " updated_at = ? WHERE id = ? AND fence = ?",
+            (error[:500], to_us(now), job.id, job.fence),
+        )
+        return count == 1
+
+    async def next_due(self) -> datetime | None:
+        async with self.db.read() as tx:
+            row = await tx.fetchone(
+                "SELECT MIN(CASE WHEN state = 'queued' THEN due_at ELSE lease_expires_at END) AS due FROM jobs"
+                " WHERE state IN ('queued', 'running')"
+            )
+        return codec.from_us(row["due"]) if row and row["due"] is not None else None
+
+    async def list_jobs(
+        self, *, state: JobState | None = None, kind: JobKind | None = None, limit: int = 100
+    ) -> list[Job]:
+        clauses, params = [], []
+        for column, value in (
+            ("state", state.value if state else None),
+            ("kind", kind.value if kind else None),
+        ):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        async with self.db.read() as tx:
+            rows = await tx.fetchall(f"SELECT * FROM jobs {where} ORDER BY id LIMIT ?", (*params, limit))
+        return [codec.job_from_row(row) for row in rows]
+
+    async def stats(self) -> dict[str, Any]:
+        async with self.db.read() as tx:
+            runs = await tx.fetchall("SELECT status, COUNT(*) AS n FROM runs GROUP BY status")
+            jobs = await tx.fetchall("SELECT kind, state, COUNT(*) AS n FROM jobs GROUP BY kind, state")
+            reviews = await tx.fetchall("SELECT state, COUNT(*) AS n FROM reviews GROUP BY state")
+            deliveries = await tx.fetchall("SELECT state, COUNT(*) AS n FROM deliveries GROUP BY state")
+        return {
+            "runs": {r["status"]: r["n"] for r in runs},
+            "jobs": {f"{r['kind']}:{r['state']}": r["n"] for r in jobs},
+            "reviews": {r["state"]: r["n"] for r in reviews},
+            "deliveries": {r["state"]: r["n"] for r in deliveries},
+        }
+
+
+class _Lost(Exception):
+    """The run's version moved underneath us; the transaction is rolled back."""
+
+
+def _event_record(row: Any) -> EventRecord:
+    import json
+
+    return EventRecord(
+        id=row["id"],
+        source=row["source"],
+        ce_id=row["ce_id"],
+        received_at=codec.need_dt(row["received_at"]),
+        response=json.loads(row["response"]),
+    )

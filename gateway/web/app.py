@@ -1,0 +1,146 @@
+"""create_app(services) -> Starlette: the route table, and the one place errors become HTTP statuses."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway import errors
+from gateway.web import deliveries, events, health, reviews, runs, webhooks
+from gateway.wiring import Services
+
+log = logging.getLogger("gateway.http")
+
+STATUS: list[tuple[type[errors.GatewayError], int]] = [
+    (errors.PayloadTooLarge, 413),
+    (errors.InvalidInput, 422),
+    (errors.BadRequest, 400),
+    (errors.AuthError, 401),
+    (errors.Forbidden, 403),
+    (errors.NotFound, 404),
+    (errors.Conflict, 409),
+    (errors.RateLimited, 429),
+    (errors.ProviderError, 502),
+]
+
+
+def status_for(exc: errors.GatewayError) -> int:
+    if isinstance(exc, errors.SignatureError) and exc.malformed:
+        return 400
+    return next((status for kind, status in STATUS if isinstance(exc, kind)), 500)
+
+
+def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
+    return {"error": {"code": code, "message": message}}
+
+
+async def on_gateway_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, errors.GatewayError)
+    status = status_for(exc)
+    code = "malformed_signature" if status == 400 and isinstance(exc, errors.SignatureError) else exc.code
+    headers = {"Retry-After": str(int(exc.retry_after))} if isinstance(exc, errors.RateLimited) else None
+    return JSONResponse(error_body(code, exc.message), status_code=status, headers=headers)
+
+
+async def on_http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    codes = {404: "not_found", 405: "method_not_allowed"}
+    return JSONResponse(
+        error_body(codes.get(exc.status_code, "http_error"), str(exc.detail)),
+        status_code=exc.status_code,
+        headers=exc.headers,
+    )
+
+
+async def on_unexpected(request: Request, exc: Exception) -> Response:
+    log.error("unhandled error", extra={"path": request.url.path, "error": type(exc).__name__})
+    return JSONResponse(error_body("internal_error", "internal error"), status_code=500)
+
+
+def routes(services: Services) -> list[BaseRoute]:
+    table: list[BaseRoute] = [
+        Route("/healthz", health.healthz, methods=["GET"]),
+        Route("/readyz", health.readyz, methods=["GET"]),
+        Route("/v1/events", events.submit, methods=["POST"]),
+        Route("/v1/events/{source}", events.submit, methods=["POST"]),
+        Route("/v1/webhooks/{provider}", webhooks.receive, methods=["POST"]),
+        Route("/v1/runs", runs.list_runs, methods=["GET"]),
+        Route("/v1/runs/{run_id}", runs.get_run, methods=["GET"]),
+        Route("/v1/runs/{run_id}/retry", runs.retry_run, methods=["POST"]),
+        Route("/v1/reviews", reviews.list_reviews, methods=["GET"]),
+        Route("/v1/reviews/{review_id}", reviews.get_review, methods=["GET"]),
+        Route("/v1/reviews/{review_id}/decision", reviews.decide, methods=["POST"]),
+        Route("/v1/deliveries", deliveries.list_deliveries, methods=["GET"]),
+        Route("/v1/deliveries/{delivery_id}", deliveries.get_delivery, methods=["GET"]),
+        Route("/v1/deliveries/{delivery_id}/retry", deliveries.retry_delivery, methods=["POST"]),
+    ]
+    if services.sandbox is not None:
+        table.append(Mount("/sandbox/sohar", app=services.sandbox.asgi))
+    return table
+
+
+class AccessLog:
+    """One structured line per request: method, path (never the query string), status, duration."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        finally:
+            log.info(
+                "request",
+                extra={
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status,
+                    "ms": round((time.perf_counter() - started) * 1000, 2),
+                },
+            )
+
+
+def create_app(services: Services, *, run_background: bool = True) -> Starlette:
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if run_background:
+            await services.start_background()
+        try:
+            yield
+        finally:
+            if run_background:
+                await services.stop_background()
+
+    app = Starlette(
+        routes=routes(services),
+        lifespan=lifespan,
+        exception_handlers={
+            errors.GatewayError: on_gateway_error,
+            HTTPException: on_http_error,
+            Exception: on_unexpected,
+        },
+    )
+    app.state.services = services
+    app.add_middleware(AccessLog)
+    return app

@@ -1,0 +1,54 @@
+"""Small helpers shared by the JSON endpoints."""
+
+from __future__ import annotations
+
+import enum
+from typing import Any, TypeVar
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from gateway import errors
+from gateway.wiring import Services
+
+E = TypeVar("E", bound=enum.Enum)
+
+
+def services(request: Request) -> Services:
+    found: Services = request.app.state.services
+    return found
+
+
+def json(data: Any, status: int = 200) -> JSONResponse:
+    return JSONResponse(data, status_code=status)
+
+
+def query_limit(request: Request, default: int = 50, maximum: int = 500) -> int:
+    raw = request.query_params.get("limit")
+    if raw is None:
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+        raise errors.BadRequest(f"limit must be an integer from 1 to {maximum}")
+    return int(raw)
+
+
+def query_enum(request: Request, name: str, kind: type[E]) -> E | None:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return None
+    try:
+        return kind(raw)
+    except ValueError:
+        allowed = ", ".join(str(m.value) for m in kind)
+        raise errors.BadRequest(f"{name} must be one of: {allowed}") from None
+
+
+def query_text(request: Request, name: str) -> str | None:
+    raw = request.query_params.get(name)
+    if raw is not None and (not raw or len(raw) > 200):
+        raise errors.BadRequest(f"{name} must be 1 to 200 characters")
+    return raw
+
+
+def page(items: list[dict[str, Any]], limit: int) -> dict[str, Any]:
+    return {"items": items, "next_before": items[-1]["id"] if len(items) == limit else None}

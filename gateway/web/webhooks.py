@@ -1,0 +1,22 @@
+"""POST /v1/webhooks/{provider}: verify a provider's Notification over the raw body, record it, answer fast."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway import errors
+from gateway.web.body import read_limited
+from gateway.web.common import json, services
+
+
+async def receive(request: Request) -> Response:
+    svc = services(request)
+    provider = request.path_params["provider"]
+    if provider not in svc.providers:
+        raise errors.NotFound(f"no provider named {provider!r}")
+    body = await read_limited(request, svc.settings.limits.webhook_body_bytes)
+    outcome = await svc.gateway.accept_notification(provider, body, request.headers)
+    if outcome.duplicate:
+        return json({"status": "duplicate"}, status=200)
+    return json({"status": "accepted", "run_id": outcome.run_id}, status=202)
