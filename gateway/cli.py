@@ -35,6 +35,14 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("path")
     migrate = commands.add_parser("migrate", help="apply pending store migrations")
     migrate.add_argument("--config", default=os.environ.get("GATEWAY_CONFIG", DEFAULT_CONFIG))
+    purge = commands.add_parser("purge", help="drop payloads of runs that ended before the retention period")
+    purge.add_argument("--config", default=os.environ.get("GATEWAY_CONFIG", DEFAULT_CONFIG))
+    keys = commands.add_parser("keys", help="data keys (and, later, API keys)")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True, parser_class=_Parser)
+    rotate = key_commands.add_parser("rotate-data", help="re-encrypt every stored payload under the current data key")
+    rotate.add_argument("--config", default=os.environ.get("GATEWAY_CONFIG", DEFAULT_CONFIG))
+    generate = key_commands.add_parser("generate-data-key", help="print a new random data key")
+    generate.add_argument("key_id", help="a short name for the key, e.g. 2026-11")
     return parser
 
 
@@ -44,13 +52,33 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     try:
         if args.command == "check-config":
             return check_config(args.path, env)
+        if args.command == "keys" and args.keys_command == "generate-data-key":
+            return generate_data_key(args.key_id)
         settings = load_settings(args.config, env, port=getattr(args, "port", None))
     except errors.ConfigError as exc:
         print(f"gateway: {exc.message}", file=sys.stderr)
         return 2
     if args.command == "migrate":
         return asyncio.run(_migrate(settings))
+    if args.command in ("purge", "keys"):
+        from gateway import maintenance_cli
+
+        return asyncio.run(maintenance_cli.run(args, settings))
     return serve(settings, host=args.host)
+
+
+def generate_data_key(key_id: str) -> int:
+    from gateway.store.sealing import generate_data_key as generate
+    from gateway.store.sealing import parse_data_key
+
+    key = generate(key_id)
+    try:
+        parse_data_key(key)
+    except ValueError as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return 2
+    print(key)
+    return 0
 
 
 def check_config(path: str, environ: Mapping[str, str]) -> int:

@@ -23,9 +23,11 @@ from gateway.model import (
     DeliveryState,
     Job,
     JobKind,
+    PendingInput,
     Review,
     ReviewState,
     Run,
+    RunSnapshot,
     RunStatus,
 )
 from gateway.ports import Clock, Provider, RunChange, Sink, Store
@@ -114,7 +116,7 @@ class Handlers:
             return
         provider = self.providers[run.provider]
         try:
-            snapshot = await provider.get_run(run.provider_run_id, state_hint=job.data.get("state_hint"))
+            snapshot = hinted(await provider.get_run(run.provider_run_id), job.data)
         except errors.TransientProviderError as exc:
             await self._retry_or(job, exc, self.settings.worker.fetch_backoff, lambda e: self._bury(job, e))
             return
@@ -225,17 +227,12 @@ class Handlers:
         moved = update.run
         open_review = None
         if update.entered_pause:
-            flow = self.settings.flows.get(moved.flow)
-            configured = None
-            if flow is not None:
-                key = moved.pending.key if moved.pending else None
-                configured = flow.inputs.get(key or "", flow.default_input)
             open_review = Review(
                 id=new_id("rev", now, self.rng),
                 run_id=moved.id,
                 flow=moved.flow,
                 state=ReviewState.OPEN,
-                request=review_rules.merge_request(moved.pending, configured),
+                request=self._request(moved),
                 created_at=now,
                 updated_at=now,
                 gathered=moved.output,
@@ -245,9 +242,21 @@ class Handlers:
             expected_version=before.version,
             transitions=[update.transition] if update.transition else [],
             open_review=open_review,
+            refine_review=self._request(moved) if update.refined_pause else None,
             close_reviews=update.left_pause,
             deliveries=self._deliveries(moved, now) if update.finished else [],
         )
+
+    def _request(self, run: Run) -> PendingInput:
+        """What the pause asks for: the provider's description, completed from the flow's config."""
+        flow = self.settings.flows.get(run.flow)
+        configured = None
+        if flow is not None:
+            key = run.pending.key if run.pending else None
+            configured = flow.inputs.get(key or "", flow.default_input)
+            if configured is None and key is None and len(flow.inputs) == 1:
+                configured = next(iter(flow.inputs.values()))
+        return review_rules.merge_request(run.pending, configured)
 
     def _deliveries(self, run: Run, now: datetime) -> list[Delivery]:
         return [
@@ -289,3 +298,18 @@ class Handlers:
 
     async def _bury(self, job: Job, exc: errors.ProviderError) -> None:
         await self.store.bury_job(job, f"{exc.code} status={exc.status_code}", self.clock.now())
+
+
+def hinted(snapshot: RunSnapshot, hint: Mapping[str, object]) -> RunSnapshot:
+    """Name the pause point from the notification that triggered the fetch, when it saw the same status.
+
+    Some providers (Sohar) say which state a run waits in only in their notifications; a notification
+    about an older status must not lend its state to a newer one.
+    """
+    state, status = hint.get("state_hint"), hint.get("status_hint")
+    if snapshot.status != RunStatus.PENDING or not isinstance(state, str) or status != snapshot.provider_status:
+        return snapshot
+    if snapshot.pending is not None and snapshot.pending.key is not None:
+        return snapshot
+    pending = replace(snapshot.pending, key=state) if snapshot.pending else PendingInput(key=state)
+    return replace(snapshot, pending=pending)

@@ -142,6 +142,7 @@ class RunChange:
     finish_job: Job | None = None  # fenced: the change is dropped when the lease was lost
     transitions: Sequence[Transition] = ()
     open_review: Review | None = None
+    refine_review: PendingInput | None = None  # the open review's pause point became known
     close_reviews: bool = False  # the run left its pause: DECIDED -> RESUMED, OPEN -> CLOSED
     resolve_review: tuple[str, ReviewState, str | None] | None = None
     deliveries: Sequence[Delivery] = ()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from gateway.config_types import ParseContext, Secret
 from gateway.core import routing
 from gateway.core.retry import BackoffPolicy, SchedulePolicy
 from gateway.model import PendingInput, RunStatus
+from gateway.protection import EncryptionSettings, RetentionSettings, check_mode, parse_encryption, parse_retention
 
 SOURCE_AUTH_KINDS = ("bearer", "standard-webhooks")
 _TOP_LEVEL = {
@@ -34,6 +35,9 @@ _TOP_LEVEL = {
     "routes",
     "sinks",
     "sandbox",
+    "mode",
+    "encryption",
+    "retention",
 }
 
 
@@ -136,6 +140,9 @@ class Settings:
     sinks: Mapping[str, SinkConfig] = field(default_factory=dict)
     sandbox: Any = None
     dev_secrets_used: tuple[str, ...] = ()
+    mode: str = "production"
+    encryption: EncryptionSettings = field(default_factory=EncryptionSettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
 
     def routes_for(self, source: str, event_type: str) -> list[RouteSettings]:
         return [r for r in self.routes if r.source == source and event_type in r.types]
@@ -146,6 +153,7 @@ def hash_token(token: str) -> bytes:
 
 
 def load_settings(path: str | Path, environ: Mapping[str, str], *, port: int | None = None) -> Settings:
+    """Read a TOML file (and any key file it names) and parse it."""
     try:
         with open(path, "rb") as handle:
             data = tomllib.load(handle)
@@ -153,10 +161,16 @@ def load_settings(path: str | Path, environ: Mapping[str, str], *, port: int | N
         raise errors.ConfigError([f"{path}: file not found"]) from None
     except tomllib.TOMLDecodeError as exc:
         raise errors.ConfigError([f"{path}: not valid TOML ({exc})"]) from None
-    return parse_settings(data, environ, port=port)
+    return parse_settings(data, environ, port=port, read_file=lambda name: Path(name).read_text("utf-8"))
 
 
-def parse_settings(data: Mapping[str, Any], environ: Mapping[str, str], *, port: int | None = None) -> Settings:
+def parse_settings(
+    data: Mapping[str, Any],
+    environ: Mapping[str, str],
+    *,
+    port: int | None = None,
+    read_file: Callable[[str], str] | None = None,
+) -> Settings:
     server_ctx = ParseContext(environ=environ)
     server = _server(server_ctx.table("server", data.get("server")), server_ctx, port)
     dev = server_ctx.table("dev_secrets", data.get("dev_secrets"))
@@ -183,7 +197,11 @@ def parse_settings(data: Mapping[str, Any], environ: Mapping[str, str], *, port:
         sinks=_sinks(ctx.table("sinks", data.get("sinks")), ctx, flows),
         sandbox=_sandbox(data.get("sandbox"), ctx),
         dev_secrets_used=tuple(sorted(set(ctx.dev_secrets_used))),
+        mode=str(data.get("mode", "production")),
+        encryption=parse_encryption(ctx.table("encryption", data.get("encryption")), ctx, read_file),
+        retention=parse_retention(ctx.table("retention", data.get("retention")), ctx),
     )
+    check_mode(settings.mode, settings.encryption, sorted(set(ctx.dev_secrets_used)), ctx)
     if ctx.problems:
         raise errors.ConfigError(ctx.problems)
     return settings
@@ -489,7 +507,7 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Secret):
         return f"****** (from ${value.env})" if value.env else "******"
     if isinstance(value, bytes):
-        return "****** (hashed)"
+        return "******"
     if isinstance(value, enum.Enum):
         return value.value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 
 from gateway.dispatcher import Dispatcher
+from gateway.housekeeping import Housekeeper
 from gateway.jobs import Handlers
 from gateway.ports import Clock, Provider, Sink, SystemClock
 from gateway.providers import provider_module
@@ -18,6 +19,8 @@ from gateway.service import Gateway
 from gateway.settings import Settings
 from gateway.sinks import sink_module
 from gateway.store import open_store
+from gateway.store.codec import PlainSealer, Sealer
+from gateway.store.sealing import AesGcmSealer
 from gateway.store.sqlstore import SqlStore
 
 OUTBOUND_TIMEOUT = httpx.Timeout(connect=5.0, read=30.0, write=10.0, pool=5.0)
@@ -33,14 +36,17 @@ class Services:
     sinks: dict[str, Sink]
     gateway: Gateway
     dispatcher: Dispatcher
+    housekeeper: Housekeeper
     sandbox: Any = None  # gateway.sandbox.app.SandboxApp when [sandbox] is enabled
 
     async def start_background(self) -> None:
         if self.sandbox is not None:
             await self.sandbox.start()
         self.dispatcher.start()
+        self.housekeeper.start()
 
     async def stop_background(self) -> None:
+        await self.housekeeper.stop()
         await self.dispatcher.stop()
         if self.sandbox is not None:
             await self.sandbox.stop()
@@ -68,7 +74,9 @@ async def open_services(
 ) -> AsyncIterator[Services]:
     clock = clock or SystemClock()
     rng = rng or random.SystemRandom()
-    store = await open_store(settings.store.url, busy_timeout_ms=settings.store.busy_timeout_ms)
+    store = await open_store(
+        settings.store.url, sealer=sealer_for(settings), busy_timeout_ms=settings.store.busy_timeout_ms
+    )
     http = outbound_client(transport)
     try:
         if migrate:
@@ -77,6 +85,14 @@ async def open_services(
     finally:
         await http.aclose()
         await store.aclose()
+
+
+def sealer_for(settings: Settings) -> Sealer:
+    """AES-GCM under the configured data key; plain storage only in demo mode without a key."""
+    encryption = settings.encryption
+    if encryption.current is None:
+        return PlainSealer()
+    return AesGcmSealer(encryption.current, {key.id: key for key in encryption.previous})
 
 
 def _assemble(
@@ -97,6 +113,7 @@ def _assemble(
         from gateway.sandbox.app import create_sandbox_app
 
         sandbox = create_sandbox_app(settings.sandbox, http=http, clock=clock, rng=rng)
+    housekeeper = Housekeeper(store=store, retention=settings.retention, clock=clock)
     return Services(
         settings=settings,
         clock=clock,
@@ -106,5 +123,6 @@ def _assemble(
         sinks=sinks,
         gateway=gateway,
         dispatcher=dispatcher,
+        housekeeper=housekeeper,
         sandbox=sandbox,
     )

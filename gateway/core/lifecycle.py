@@ -53,6 +53,7 @@ class RunUpdate:
     run: Run
     transition: Transition | None = None
     entered_pause: bool = False
+    refined_pause: bool = False  # still the same pause, whose point (key) has just become known
     left_pause: bool = False
     finished: bool = False
     stale: bool = False
@@ -78,11 +79,11 @@ def apply(run: Run, snapshot: RunSnapshot, *, cause: str, now: datetime) -> RunU
         last_news_at=now,
         updated_at=now,
     )
-    new_pause = (
-        target == S.PENDING
-        and run.status == S.PENDING
-        and (snapshot.pending is not None and snapshot.pending.key != _pause_key(run))
-    )
+    seen_key = snapshot.pending.key if snapshot.pending else None
+    still_paused = target == S.PENDING and run.status == S.PENDING
+    if still_paused and seen_key is not None and _pause_key(run) is None:
+        return RunUpdate(run=replace(observed, pending=snapshot.pending), refined_pause=True)
+    new_pause = still_paused and seen_key is not None and seen_key != _pause_key(run)
     if target == run.status and not new_pause:
         return RunUpdate(run=observed)
     if not can_move(run.status, target):

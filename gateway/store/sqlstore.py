@@ -246,6 +246,11 @@ class SqlStore:
             )
         if change.open_review is not None:
             await self._insert_review(tx, change.open_review)
+        if change.refine_review is not None and change.run is not None:
+            await tx.execute(
+                "UPDATE reviews SET request = ?, updated_at = ? WHERE run_id = ? AND state = 'OPEN'",
+                (codec.pending_to_text(change.refine_review), to_us(now), change.run.id),
+            )
         for delivery in change.deliveries:
             inserted = await tx.execute(
                 "INSERT INTO deliveries (id, run_id, sink, state, created_at, updated_at, next_attempt_at)"
@@ -285,7 +290,7 @@ class SqlStore:
 
     async def _attach_orphans(self, tx: Tx, run: Run, now: datetime) -> None:
         rows = await tx.fetchall(
-            "SELECT state_id FROM notifications WHERE provider = ? AND provider_run_id = ? AND run_id IS NULL"
+            "SELECT status, state_id FROM notifications WHERE provider = ? AND provider_run_id = ? AND run_id IS NULL"
             " ORDER BY received_at",
             (run.provider, run.provider_run_id),
         )
@@ -295,10 +300,9 @@ class SqlStore:
             "UPDATE notifications SET run_id = ? WHERE provider = ? AND provider_run_id = ? AND run_id IS NULL",
             (run.id, run.provider, run.provider_run_id),
         )
-        hint = next((r["state_id"] for r in reversed(rows) if r["state_id"]), None)
-        await self._upsert_job(
-            tx, NewJob(kind=JobKind.FETCH_RUN, ref=run.id, due_at=now, data={"state_hint": hint}), now
-        )
+        latest = rows[-1]
+        hint = {"state_hint": latest["state_id"], "status_hint": latest["status"]}
+        await self._upsert_job(tx, NewJob(kind=JobKind.FETCH_RUN, ref=run.id, due_at=now, data=hint), now)
 
     # notifications ------------------------------------------------------------------------------
 
@@ -336,7 +340,7 @@ class SqlStore:
                     kind=JobKind.FETCH_RUN,
                     ref=row["id"],
                     due_at=received_at,
-                    data={"state_hint": notification.state_id},
+                    data={"state_hint": notification.state_id, "status_hint": notification.status},
                 ),
                 received_at,
             )

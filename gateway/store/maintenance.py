@@ -1,0 +1,70 @@
+"""Store upkeep: re-seal payloads under the current data key, purge payloads past their retention."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+from gateway.store.codec import to_us
+from gateway.store.sealing import AesGcmSealer
+from gateway.store.sqlstore import SqlStore
+
+# Every column that holds payload data, by table (each table's key column is ``id``).
+SEALED_COLUMNS: Mapping[str, tuple[str, ...]] = {
+    "events": ("body",),
+    "runs": ("input", "output", "error"),
+    "reviews": ("gathered", "decision"),
+}
+_BATCH = 500
+
+
+async def reseal(store: SqlStore, sealer: AesGcmSealer) -> int:
+    """Re-encrypt every payload not sealed under the current key; returns how many values changed."""
+    changed = 0
+    for table, columns in SEALED_COLUMNS.items():
+        for column in columns:
+            changed += await _reseal_column(store, sealer, table, column)
+    return changed
+
+
+async def _reseal_column(store: SqlStore, sealer: AesGcmSealer, table: str, column: str) -> int:
+    changed, after = 0, ""
+    while True:
+        async with store.db.read() as tx:
+            rows = await tx.fetchall(
+                f"SELECT id, {column} AS value FROM {table} WHERE id > ? AND {column} IS NOT NULL ORDER BY id LIMIT ?",
+                (after, _BATCH),
+            )
+        if not rows:
+            return changed
+        after = rows[-1]["id"]
+        stale = [(row["id"], bytes(row["value"])) for row in rows if sealer.needs_reseal(bytes(row["value"]))]
+        async with store.db.write() as tx:
+            for row_id, stored in stale:
+                aad = f"{table}/{row_id}/{column}"
+                plain = sealer.open(aad, stored) if stored.startswith(b"g1") else stored
+                await tx.execute(f"UPDATE {table} SET {column} = ? WHERE id = ?", (sealer.seal(aad, plain), row_id))
+        changed += len(stale)
+
+
+async def purge_payloads(store: SqlStore, cutoff: datetime) -> dict[str, int]:
+    """Drop payloads of runs that ended before ``cutoff`` (and of their events and reviews); metadata stays."""
+    at = to_us(cutoff)
+    async with store.db.write() as tx:
+        reviews = await tx.execute(
+            "UPDATE reviews SET gathered = NULL, decision = NULL WHERE (gathered IS NOT NULL OR decision IS NOT NULL)"
+            " AND run_id IN (SELECT id FROM runs WHERE finished_at < ?)",
+            (at,),
+        )
+        runs = await tx.execute(
+            "UPDATE runs SET input = NULL, output = NULL, error = NULL WHERE finished_at < ?"
+            " AND (input IS NOT NULL OR output IS NOT NULL OR error IS NOT NULL)",
+            (at,),
+        )
+        events = await tx.execute(
+            "UPDATE events SET body = NULL WHERE body IS NOT NULL AND received_at < ? AND NOT EXISTS"
+            " (SELECT 1 FROM runs WHERE runs.event_id = events.id"
+            " AND (runs.finished_at IS NULL OR runs.finished_at >= ?))",
+            (at, at),
+        )
+    return {"runs": runs, "events": events, "reviews": reviews}
