@@ -81,7 +81,9 @@ def apply(run: Run, snapshot: RunSnapshot, *, cause: str, now: datetime) -> RunU
     new_pause = (
         target == S.PENDING
         and run.status == S.PENDING
-        and (snapshot.pending is not None and snapshot.pending.key != _pause_key(run))
+        and snapshot.pending is not None
+        and snapshot.pending.key is not None  # a pause point we cannot name is not a new one
+        and snapshot.pending.key != _pause_key(run)
     )
     if target == run.status and not new_pause:
         return RunUpdate(run=observed)
