@@ -51,7 +51,9 @@ def make_run(status: RunStatus = S.QUEUED, **changes: object) -> Run:
 
 def snap(status: RunStatus, *, key: str | None = None, output: dict[str, object] | None = None) -> RunSnapshot:
     pending = PendingInput(key=key) if status == S.PENDING else None
-    return RunSnapshot(provider_run_id="prv_1", status=status, provider_status=status.value, output=output, pending=pending)
+    return RunSnapshot(
+        provider_run_id="prv_1", status=status, provider_status=status.value, output=output, pending=pending
+    )
 
 
 def test_the_table_covers_every_status() -> None:
