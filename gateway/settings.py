@@ -11,7 +11,7 @@ import hashlib
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 from gateway import errors
@@ -501,4 +501,6 @@ def _plain(value: Any) -> Any:
         return sorted(items, key=str) if isinstance(value, frozenset | set) else items
     if isinstance(value, str | int | float | bool) or value is None:
         return value
+    if isinstance(value, PurePath):
+        return str(value)
     return f"<{type(value).__name__}>"

@@ -179,3 +179,8 @@ def test_describe_masks_dev_secrets_too() -> None:
     for name, value in DEV_SECRETS.items():
         if name != "GATEWAY_SOHAR_CLIENT_ID":  # the sandbox's client_id is plain config, not a secret
             assert value not in described, name
+
+
+def test_describe_shows_file_paths() -> None:
+    described = describe(load_settings(EXAMPLE_CONFIG, {}))
+    assert described["sinks"]["results"]["settings"]["path"] == "var/out/results.jsonl"
