@@ -69,8 +69,11 @@ class Provider(Protocol):
 
     async def cancel_run(self, provider_run_id: str) -> None: ...
 
-    async def parse_notification(self, body: bytes, headers: Mapping[str, str], now: datetime) -> Notification:
-        """Verify and parse a Notification. Raises SignatureError or BadRequest."""
+    async def parse_notification(self, body: bytes, headers: Mapping[str, str], now: datetime) -> Notification | None:
+        """Verify and parse a Notification. Raises SignatureError or BadRequest.
+
+        Returns None for a validly signed message of a type the gateway does not act on: it is answered
+        200 ``{"status": "ignored"}`` so the sender does not retry it for days."""
         ...
 
     async def aclose(self) -> None: ...
@@ -131,6 +134,7 @@ class NewJob:
 class NotificationOutcome:
     duplicate: bool
     run_id: str | None
+    ignored: bool = False  # validly signed, but of a type the gateway does not act on
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -109,6 +109,8 @@ class Gateway:
             raise errors.NotFound(f"no provider named {provider_name!r}")
         now = self.clock.now()
         notification = await provider.parse_notification(body, headers, now)
+        if notification is None:
+            return NotificationOutcome(duplicate=False, run_id=None, ignored=True)
         outcome = await self.store.record_notification(notification, now)
         if outcome.run_id is not None:
             self.wake()

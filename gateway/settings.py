@@ -11,7 +11,7 @@ import hashlib
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 from gateway import errors
@@ -184,6 +184,7 @@ def parse_settings(
     providers = _providers(ctx.table("providers", data.get("providers")), ctx)
     flows = _flows(ctx.table("flows", data.get("flows")), ctx, providers)
     sources = _sources(ctx.table("sources", data.get("sources")), ctx)
+    encryption = parse_encryption(ctx.table("encryption", data.get("encryption")), ctx, read_file)
     settings = Settings(
         server=server,
         store=_store(ctx.table("store", data.get("store")), ctx),
@@ -198,7 +199,7 @@ def parse_settings(
         sandbox=_sandbox(data.get("sandbox"), ctx),
         dev_secrets_used=tuple(sorted(set(ctx.dev_secrets_used))),
         mode=str(data.get("mode", "production")),
-        encryption=parse_encryption(ctx.table("encryption", data.get("encryption")), ctx, read_file),
+        encryption=encryption,
         retention=parse_retention(ctx.table("retention", data.get("retention")), ctx),
     )
     check_mode(settings.mode, settings.encryption, sorted(set(ctx.dev_secrets_used)), ctx)
@@ -519,4 +520,6 @@ def _plain(value: Any) -> Any:
         return sorted(items, key=str) if isinstance(value, frozenset | set) else items
     if isinstance(value, str | int | float | bool) or value is None:
         return value
+    if isinstance(value, PurePath):
+        return str(value)
     return f"<{type(value).__name__}>"

@@ -73,10 +73,21 @@ def _holds(condition: Condition, found: Any) -> bool:
     if found is _MISSING:
         return condition.op == "not_equals"
     if condition.op == "equals":
-        return bool(found == condition.value)
+        return same(found, condition.value)
     if condition.op == "not_equals":
-        return bool(found != condition.value)
-    return found in condition.value  # "in"
+        return not same(found, condition.value)
+    return any(same(found, option) for option in condition.value)  # "in"
+
+
+def same(a: Any, b: Any) -> bool:
+    """JSON equality: ``true`` is not ``1`` and ``false`` is not ``0`` (Python's ``==`` says they are)."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    return bool(a == b)
 
 
 def render(mapping: Mapping_, document: Any) -> Any:

@@ -137,7 +137,8 @@ class SoharProvider:
     async def cancel_run(self, provider_run_id: str) -> None:
         raise errors.UnsupportedOperation("Sohar Flows has no cancel operation")
 
-    async def parse_notification(self, body: bytes, headers: Mapping[str, str], now: datetime) -> Notification:
+    async def parse_notification(self, body: bytes, headers: Mapping[str, str], now: datetime) -> Notification | None:
+        """Verify and parse; None for a validly signed event of another type (e.g. ``verification.updated``)."""
         verified = signing.verify(
             body, headers, self._settings.webhook_secrets, now=now, tolerance=self._settings.tolerance
         )
@@ -148,8 +149,10 @@ class SoharProvider:
         if not isinstance(data, dict):
             raise errors.BadRequest("notification body is not a JSON object")
         event = data.get("event")
+        if not isinstance(event, str) or not event:
+            raise errors.BadRequest("notification has no event type")
         if event not in FLOW_EVENTS:
-            raise errors.BadRequest("unsupported event type")
+            return None
         run_id = data.get("flowRunId")
         if not isinstance(run_id, str) or not run_id:
             raise errors.BadRequest("notification has no flowRunId")

@@ -516,7 +516,8 @@ async def test_tolerance_setting_is_used(api: FakeSohar, clock: FakeClock) -> No
         (b'["flow.updated"]', "notification body is not a JSON object"),
         (b'{"event": "flow.updated", "status": "COMPLETE"}', "notification has no flowRunId"),
         (b'{"event": "flow.updated", "flowRunId": 12}', "notification has no flowRunId"),
-        (b'{"flowRunId": "r"}', "unsupported event type"),
+        (b'{"flowRunId": "r"}', "notification has no event type"),
+        (b'{"event": 7, "flowRunId": "r"}', "notification has no event type"),
     ],
 )
 async def test_bad_body_after_a_good_signature_is_a_bad_request(
@@ -528,10 +529,11 @@ async def test_bad_body_after_a_good_signature_is_a_bad_request(
     assert caught.value.message == message
 
 
-async def test_other_sohar_events_are_unsupported(provider: sohar.SoharProvider) -> None:
+async def test_other_sohar_events_are_ignored_once_verified(provider: sohar.SoharProvider) -> None:
     body = raw_payload("webhook_verification_updated")
-    with pytest.raises(errors.BadRequest, match=r"^unsupported event type$"):
-        await provider.parse_notification(body, signed(body), T0)
+    assert await provider.parse_notification(body, signed(body), T0) is None
+    with pytest.raises(errors.SignatureError):
+        await provider.parse_notification(body, signed(b"{}"), T0)
 
 
 async def test_signature_is_checked_before_the_body_is_parsed(provider: sohar.SoharProvider) -> None:
