@@ -14,11 +14,13 @@ from gateway.dispatcher import Dispatcher
 from gateway.jobs import Handlers
 from gateway.ports import Clock, Provider, Sink, SystemClock
 from gateway.providers import provider_module
+from gateway.reconciler import Reconciler
 from gateway.service import Gateway
 from gateway.settings import Settings
 from gateway.sinks import sink_module
 from gateway.store import open_store
 from gateway.store.sqlstore import SqlStore
+from gateway.stuck import StuckRuns
 
 OUTBOUND_TIMEOUT = httpx.Timeout(connect=5.0, read=30.0, write=10.0, pool=5.0)
 
@@ -34,13 +36,19 @@ class Services:
     gateway: Gateway
     dispatcher: Dispatcher
     sandbox: Any = None  # gateway.sandbox.app.SandboxApp when [sandbox] is enabled
+    reconciler: Reconciler | None = None
+    stuck: StuckRuns | None = None
 
     async def start_background(self) -> None:
         if self.sandbox is not None:
             await self.sandbox.start()
         self.dispatcher.start()
+        if self.reconciler is not None:
+            self.reconciler.start()
 
     async def stop_background(self) -> None:
+        if self.reconciler is not None:
+            await self.reconciler.stop()
         await self.dispatcher.stop()
         if self.sandbox is not None:
             await self.sandbox.stop()
@@ -92,6 +100,10 @@ def _assemble(
     handlers = Handlers(settings=settings, store=store, providers=providers, sinks=sinks, clock=clock, rng=rng)
     dispatcher = Dispatcher(store=store, handlers=handlers, settings=settings.worker, clock=clock, rng=rng)
     gateway = Gateway(settings=settings, store=store, providers=providers, clock=clock, rng=rng, wake=dispatcher.wake)
+    stuck = StuckRuns(settings=settings, store=store, clock=clock, rng=rng)
+    reconciler = Reconciler(
+        settings=settings.worker, store=store, providers=providers, stuck=stuck, clock=clock, wake=dispatcher.wake
+    )
     sandbox = None
     if settings.sandbox is not None:
         from gateway.sandbox.app import create_sandbox_app
@@ -107,4 +119,6 @@ def _assemble(
         gateway=gateway,
         dispatcher=dispatcher,
         sandbox=sandbox,
+        reconciler=reconciler,
+        stuck=stuck,
     )
