@@ -42,6 +42,8 @@ class Emulator:
         self.scheduler = Scheduler()
         self._clock = clock
         self._rng = rng
+        self.clock = clock  # shared with the other APIs over the same templates
+        self.rng = rng
         self._tokens: dict[str, datetime] = {}
         self._runs: dict[str, SandboxRun] = {}
         self._by_key: dict[str, str] = {}

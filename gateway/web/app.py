@@ -89,6 +89,8 @@ def routes(services: Services) -> list[BaseRoute]:
     ]
     if services.sandbox is not None:
         table.append(Mount("/sandbox/sohar", app=services.sandbox.asgi))
+        if getattr(services.sandbox, "reminix_asgi", None) is not None:
+            table.append(Mount("/sandbox/reminix", app=services.sandbox.reminix_asgi))
     return table
 
 
