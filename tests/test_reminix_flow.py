@@ -6,9 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tests.support import OPERATOR, SOURCE, FrozenClock, Running, example_data, running_gateway
-
 from gateway.settings import parse_settings
+from tests.support import OPERATOR, SOURCE, FrozenClock, Running, example_data, running_gateway
 
 EVENT = json.loads((Path(__file__).resolve().parent.parent / "examples" / "prior-auth-event.json").read_text())
 CE = {"Content-Type": "application/cloudevents+json"}
