@@ -34,6 +34,7 @@ _KNOWN = {
     "webhook_retry_delays",
     "templates",
     "reminix",
+    "drop_webhook_statuses",
 }
 _TEMPLATE_KEYS = {"starts_at", "states", "output", "input_schema", "description"}
 _STATE_KEYS = {
@@ -140,6 +141,7 @@ class SandboxSettings:
     token_ttl: int = 3600
     webhook_retry_delays: tuple[float, ...] = DEFAULT_RETRY_DELAYS
     reminix: Any = None  # gateway.sandbox.reminix.ReminixSandboxSettings when [sandbox.reminix] is enabled
+    drop_webhook_statuses: frozenset[str] = frozenset()  # chaos: webhooks for these statuses are never sent
 
 
 def parse_sandbox(data: Mapping[str, Any], ctx: ParseContext) -> SandboxSettings | None:
@@ -165,6 +167,9 @@ def parse_sandbox(data: Mapping[str, Any], ctx: ParseContext) -> SandboxSettings
         token_ttl=ctx.integer(f"{PREFIX}.token_ttl", data.get("token_ttl"), default=3600, minimum=1, maximum=86400),
         webhook_retry_delays=_delays(f"{PREFIX}.webhook_retry_delays", data.get("webhook_retry_delays"), ctx),
         reminix=_reminix(data.get("reminix"), ctx),
+        drop_webhook_statuses=frozenset(
+            ctx.string_list(f"{PREFIX}.drop_webhook_statuses", data.get("drop_webhook_statuses"))
+        ),
     )
     return settings if len(ctx.problems) == before else None
 
