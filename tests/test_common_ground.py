@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from tests.support import OPERATOR, SOURCE, FrozenClock, Running, example_data, running_gateway
 
 from gateway.model import JobKind, JobState
 from gateway.settings import parse_settings
+from tests.support import OPERATOR, SOURCE, FrozenClock, Running, example_data, running_gateway
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 SOHAR_EVENT = json.loads((EXAMPLES / "event.json").read_text())
@@ -233,7 +233,7 @@ async def test_a_resume_that_pauses_again_at_the_same_step_opens_a_new_review(tm
         )
         assert decided.status_code == 202
         await gw.services.dispatcher.drain()
-        sent = json.loads([r for r in fake.requests if r.url.path.endswith("/resume")][0].content)
+        sent = json.loads(next(r for r in fake.requests if r.url.path.endswith("/resume")).content)
         assert sent == {"input": {"resume": {"step": "approval", "input": "reject"}}}
         [second] = (await gw.client.get("/v1/reviews", headers=OPERATOR)).json()["items"]
         assert second["id"] != first["id"] and second["run_id"] == run_id
