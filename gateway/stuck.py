@@ -1,6 +1,7 @@
 """Stuck runs: states the pipeline should never leave a run in, found by query and repaired where that is safe.
 
-* ``pending_without_review``: PENDING with no OPEN/DECIDED review (and none resumed since it paused).
+* ``pending_without_review``: PENDING with no OPEN/DECIDED review and none resumed, expired or closed since
+  it paused (the review the pause opens was lost).
   Repair: open the review the pause should have opened.
 * ``finished_without_deliveries``: finished in a status some configured sink wants, with no delivery at all.
   Repair: create the missing deliveries (one per wanting sink; existing ones are kept).

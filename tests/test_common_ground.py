@@ -302,3 +302,13 @@ async def test_the_reconciler_pass_repairs_stuck_runs(tmp_path: Path) -> None:
         assert (await gw.services.reconciler.run_once()).repaired == 0
         [review] = (await gw.client.get("/v1/reviews", headers=OPERATOR)).json()["items"]
         assert review["run_id"] == paused
+
+
+async def test_a_pause_whose_review_was_handled_is_not_stuck(tmp_path: Path) -> None:
+    async with running_gateway(parse_settings(example_data(tmp_path), {})) as gw:
+        paused = await submit(gw, REMINIX_EVENT)
+        await gw.settle()
+        async with gw.services.store.db.write() as tx:  # as a review expiry (issue 3) would leave it
+            await tx.execute("UPDATE reviews SET state = 'EXPIRED' WHERE run_id = ?", (paused,))
+        assert (await get_run(gw, paused))["status"] == "PENDING"
+        assert (await gw.client.get("/v1/runs/stuck", headers=OPERATOR)).json() == {"items": []}

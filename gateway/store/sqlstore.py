@@ -614,12 +614,13 @@ class SqlStore:
         return await self._runs_where(clauses, params, "COALESCE(last_news_at, updated_at)", limit)
 
     async def pending_without_review(self, limit: int) -> list[Run]:
-        """PENDING runs with no OPEN or DECIDED review, and no review resumed since the run last paused."""
+        """PENDING runs with no OPEN or DECIDED review and no review touched since the run last paused
+        (a review resumed, expired or closed after the pause means the pause was handled)."""
         clauses = [
             "status = 'PENDING'",
             "NOT EXISTS (SELECT 1 FROM reviews v WHERE v.run_id = runs.id AND (v.state IN ('OPEN', 'DECIDED')"
-            " OR (v.state = 'RESUMED' AND v.updated_at >= (SELECT MAX(t.at) FROM run_transitions t"
-            " WHERE t.run_id = runs.id AND t.to_status = 'PENDING'))))",
+            " OR v.updated_at >= (SELECT MAX(t.at) FROM run_transitions t"
+            " WHERE t.run_id = runs.id AND t.to_status = 'PENDING')))",
         ]
         return await self._runs_where(clauses, [], "id", limit)
 
