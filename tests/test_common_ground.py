@@ -312,3 +312,11 @@ async def test_a_pause_whose_review_was_handled_is_not_stuck(tmp_path: Path) -> 
             await tx.execute("UPDATE reviews SET state = 'EXPIRED' WHERE run_id = ?", (paused,))
         assert (await get_run(gw, paused))["status"] == "PENDING"
         assert (await gw.client.get("/v1/runs/stuck", headers=OPERATOR)).json() == {"items": []}
+
+
+async def test_reminix_has_no_webhooks(tmp_path: Path) -> None:
+    async with running_gateway(parse_settings(example_data(tmp_path), {})) as gw:
+        answer = await gw.client.post("/v1/webhooks/reminix", content=b'{"run_id": "wfr_1", "status": "completed"}')
+        assert answer.status_code == 404
+        assert answer.json()["error"]["code"] == "not_found"
+        assert "no webhooks" in answer.json()["error"]["message"]
