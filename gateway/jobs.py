@@ -10,7 +10,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from gateway import errors
 from gateway.core import lifecycle
@@ -30,7 +30,7 @@ from gateway.model import (
     RunSnapshot,
     RunStatus,
 )
-from gateway.ports import Clock, Provider, RunChange, Sink, Store
+from gateway.ports import Clock, NewJob, Provider, RunChange, Sink, Store
 from gateway.settings import Settings
 
 log = logging.getLogger("gateway.jobs")
@@ -60,6 +60,7 @@ class Handlers:
             JobKind.FETCH_RUN: self.fetch_run,
             JobKind.RESUME_RUN: self.resume_run,
             JobKind.DELIVER: self.deliver,
+            JobKind.CANCEL_RUN: self.cancel_run,
         }[job.kind]
         await handler(job)
 
@@ -148,7 +149,11 @@ class Handlers:
             await self._reopen(review, job, exc)
             return
         now = self.clock.now()
-        update = lifecycle.apply(run, snapshot, cause=f"review:{review.id}", now=now) if snapshot else None
+        update = (
+            lifecycle.apply(run, snapshot, cause=f"review:{review.id}", now=now, after_resume=True)
+            if snapshot
+            else None
+        )
         change = self._consequences(update, run, now) if update else RunChange(run=None)
         change = replace(change, finish_job=job, resolve_review=(review.id, ReviewState.RESUMED, None))
         await self._commit(change, job)
@@ -161,6 +166,39 @@ class Handlers:
             resolve_review=(review.id, ReviewState.OPEN, f"{exc.code}: resume refused ({exc.status_code})"),
         )
         await self._commit(change, job)
+
+    # cancel ---------------------------------------------------------------------------------------
+
+    async def cancel_run(self, job: Job) -> None:
+        """Ask the provider to cancel; its 2xx is the confirmation and the run moves to CANCELLED.
+        A run not yet started is cancelled locally (its start job then finds it no longer QUEUED)."""
+        run = await self.store.get_run(job.ref)
+        if run is None or run.is_terminal:
+            await self.store.finish_job(job, self.clock.now())
+            return
+        if run.provider_run_id is not None:
+            try:
+                await self.providers[run.provider].cancel_run(run.provider_run_id)
+            except errors.TransientProviderError as exc:
+                await self._retry_or(job, exc, self.settings.worker.resume_backoff, lambda e: self._bury(job, e))
+                return
+            except errors.ProviderError as exc:
+                await self._cancel_refused(run, job, exc)
+                return
+        gone = RunSnapshot(
+            provider_run_id=run.provider_run_id or "",
+            status=RunStatus.CANCELLED,
+            provider_status=run.provider_status or "",
+        )
+        update = lifecycle.apply(run, gone, cause="operator:cancel", now=self.clock.now())
+        # a run never started keeps no provider id (an empty one would collide in the unique index)
+        await self._apply(run, job, replace(update, run=replace(update.run, provider_run_id=run.provider_run_id)))
+
+    async def _cancel_refused(self, run: Run, job: Job, exc: errors.ProviderError) -> None:
+        """The provider refused (the run may have finished meanwhile): fetch the run to learn where it is."""
+        log.warning("cancel refused", extra={"run_id": run.id, "code": exc.code, "status_code": exc.status_code})
+        fetch = NewJob(kind=JobKind.FETCH_RUN, ref=run.id, due_at=self.clock.now(), data={"cause": "cancel-refused"})
+        await self._commit(RunChange(run=None, finish_job=job, jobs=[fetch]), job)
 
     # deliver --------------------------------------------------------------------------------------
 
@@ -286,6 +324,9 @@ class Handlers:
         policy: BackoffPolicy,
         give_up: Callable[[errors.ProviderError], Awaitable[None]],
     ) -> None:
+        if exc.status_code == 429:
+            await self._defer(job, exc, policy)
+            return
         if job.attempts >= policy.max_attempts:
             await give_up(exc)
             return
@@ -295,6 +336,13 @@ class Handlers:
         )
         assert due is not None
         await self.store.retry_job(job, due, f"{exc.code} status={exc.status_code}", now)
+
+    async def _defer(self, job: Job, exc: errors.ProviderError, policy: BackoffPolicy) -> None:
+        """Rate limited: wait what the provider asked (else the backoff cap); the attempt does not count."""
+        now = self.clock.now()
+        wait = exc.retry_after if exc.retry_after is not None else policy.cap
+        due = now + timedelta(seconds=min(wait, policy.retry_after_cap))
+        await self.store.defer_job(job, due, f"{exc.code} status=429 (rate limited)", now)
 
     async def _bury(self, job: Job, exc: errors.ProviderError) -> None:
         await self.store.bury_job(job, f"{exc.code} status={exc.status_code}", self.clock.now())

@@ -51,6 +51,7 @@ class JobKind(enum.StrEnum):
     FETCH_RUN = "fetch_run"
     RESUME_RUN = "resume_run"
     DELIVER = "deliver"
+    CANCEL_RUN = "cancel_run"
 
 
 class JobState(enum.StrEnum):

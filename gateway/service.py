@@ -143,6 +143,20 @@ class Gateway:
         self.wake()
         return await self.get_run(run_id)
 
+    async def request_cancel(self, run_id: str) -> Run:
+        """Queue a cancel as a durable job. Conflict for a finished run; UnsupportedOperation (409) when the
+        run's provider cannot cancel."""
+        run = await self.get_run(run_id)
+        if run.is_terminal:
+            raise errors.Conflict(f"run {run_id} is {run.status}; only live runs can be cancelled")
+        provider = self.providers.get(run.provider)
+        if provider is None or not provider.capabilities.can_cancel:
+            raise errors.UnsupportedOperation(f"provider {run.provider!r} has no cancel operation")
+        now = self.clock.now()
+        await self.store.enqueue(NewJob(kind=JobKind.CANCEL_RUN, ref=run.id, due_at=now), now)
+        self.wake()
+        return run
+
     # reviews --------------------------------------------------------------------------------------
 
     async def get_review(self, review_id: str) -> Review:

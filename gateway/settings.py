@@ -64,6 +64,9 @@ class WorkerSettings:
     resume_backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
     fetch_backoff: BackoffPolicy = field(default_factory=lambda: BackoffPolicy(max_attempts=12))
     delivery_schedule: SchedulePolicy = field(default_factory=SchedulePolicy)
+    reconcile_after: float = 900.0  # poll a live run with no news for this long (D11)
+    reconcile_every: float = 30.0  # how often the reconciler looks (shorter when a polled provider needs it)
+    repair_stuck: bool = True  # the reconciler repairs stuck runs where that is safe
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -249,6 +252,9 @@ def _worker(data: Mapping[str, Any], ctx: ParseContext) -> WorkerSettings:
         "resume_backoff",
         "fetch_backoff",
         "delivery_schedule",
+        "reconcile_after",
+        "reconcile_every",
+        "repair_stuck",
     }
     ctx.unknown_keys("worker", data, known)
     base = WorkerSettings()
@@ -289,6 +295,13 @@ def _worker(data: Mapping[str, Any], ctx: ParseContext) -> WorkerSettings:
                 "worker.delivery_schedule.jitter", schedule.get("jitter"), default=0.2, minimum=0, maximum=1
             ),
         ),
+        reconcile_after=ctx.number(
+            "worker.reconcile_after", data.get("reconcile_after"), default=900.0, minimum=1, maximum=86400 * 7
+        ),
+        reconcile_every=ctx.number(
+            "worker.reconcile_every", data.get("reconcile_every"), default=30.0, minimum=0.05, maximum=3600
+        ),
+        repair_stuck=ctx.boolean("worker.repair_stuck", data.get("repair_stuck"), default=True),
     )
 
 

@@ -15,6 +15,7 @@ from gateway.housekeeping import Housekeeper
 from gateway.jobs import Handlers
 from gateway.ports import Clock, Provider, Sink, SystemClock
 from gateway.providers import provider_module
+from gateway.reconciler import Reconciler
 from gateway.service import Gateway
 from gateway.settings import Settings
 from gateway.sinks import sink_module
@@ -22,6 +23,7 @@ from gateway.store import open_store
 from gateway.store.codec import PlainSealer, Sealer
 from gateway.store.sealing import AesGcmSealer
 from gateway.store.sqlstore import SqlStore
+from gateway.stuck import StuckRuns
 
 OUTBOUND_TIMEOUT = httpx.Timeout(connect=5.0, read=30.0, write=10.0, pool=5.0)
 
@@ -38,14 +40,20 @@ class Services:
     dispatcher: Dispatcher
     housekeeper: Housekeeper
     sandbox: Any = None  # gateway.sandbox.app.SandboxApp when [sandbox] is enabled
+    reconciler: Reconciler | None = None
+    stuck: StuckRuns | None = None
 
     async def start_background(self) -> None:
         if self.sandbox is not None:
             await self.sandbox.start()
         self.dispatcher.start()
         self.housekeeper.start()
+        if self.reconciler is not None:
+            self.reconciler.start()
 
     async def stop_background(self) -> None:
+        if self.reconciler is not None:
+            await self.reconciler.stop()
         await self.housekeeper.stop()
         await self.dispatcher.stop()
         if self.sandbox is not None:
@@ -108,6 +116,10 @@ def _assemble(
     handlers = Handlers(settings=settings, store=store, providers=providers, sinks=sinks, clock=clock, rng=rng)
     dispatcher = Dispatcher(store=store, handlers=handlers, settings=settings.worker, clock=clock, rng=rng)
     gateway = Gateway(settings=settings, store=store, providers=providers, clock=clock, rng=rng, wake=dispatcher.wake)
+    stuck = StuckRuns(settings=settings, store=store, clock=clock, rng=rng)
+    reconciler = Reconciler(
+        settings=settings.worker, store=store, providers=providers, stuck=stuck, clock=clock, wake=dispatcher.wake
+    )
     sandbox = None
     if settings.sandbox is not None:
         from gateway.sandbox.app import create_sandbox_app
@@ -125,4 +137,6 @@ def _assemble(
         dispatcher=dispatcher,
         housekeeper=housekeeper,
         sandbox=sandbox,
+        reconciler=reconciler,
+        stuck=stuck,
     )

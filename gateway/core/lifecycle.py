@@ -67,8 +67,11 @@ def _pause_key(run: Run) -> str | None:
     return run.pending.key if run.pending else None
 
 
-def apply(run: Run, snapshot: RunSnapshot, *, cause: str, now: datetime) -> RunUpdate:
-    """Apply what the provider says about a run. Never moves a run backwards (W13)."""
+def apply(run: Run, snapshot: RunSnapshot, *, cause: str, now: datetime, after_resume: bool = False) -> RunUpdate:
+    """Apply what the provider says about a run. Never moves a run backwards (W13).
+
+    ``after_resume``: the snapshot answers our resume, so a pause in it is a new pause even at the same point.
+    """
     target = snapshot.status
     observed = replace(
         run,
@@ -81,9 +84,9 @@ def apply(run: Run, snapshot: RunSnapshot, *, cause: str, now: datetime) -> RunU
     )
     seen_key = snapshot.pending.key if snapshot.pending else None
     still_paused = target == S.PENDING and run.status == S.PENDING
-    if still_paused and seen_key is not None and _pause_key(run) is None:
+    if still_paused and not after_resume and seen_key is not None and _pause_key(run) is None:
         return RunUpdate(run=replace(observed, pending=snapshot.pending), refined_pause=True)
-    new_pause = still_paused and seen_key is not None and seen_key != _pause_key(run)
+    new_pause = still_paused and (after_resume or (seen_key is not None and seen_key != _pause_key(run)))
     if target == run.status and not new_pause:
         return RunUpdate(run=observed)
     if not can_move(run.status, target):

@@ -16,7 +16,10 @@ if TYPE_CHECKING:
     from gateway.config_types import ParseContext
     from gateway.ports import Clock, Provider
 
-PROVIDERS: dict[str, str] = {"sohar": "gateway.providers.sohar"}
+PROVIDERS: dict[str, str] = {
+    "sohar": "gateway.providers.sohar",
+    "reminix": "gateway.providers.reminix",
+}
 
 
 class ProviderSettings(Protocol):

@@ -26,6 +26,7 @@ class SandboxApp:
             routes=SoharApi(emulator).routes(),
             exception_handlers={errors.GatewayError: on_gateway_error, HTTPException: on_http_error},
         )
+        self.reminix_asgi = reminix_app(emulator)  # None unless [sandbox.reminix] is enabled
 
     async def start(self) -> None:
         await self._emulator.scheduler.start()
@@ -45,3 +46,22 @@ def create_sandbox_app(
     settings: SandboxSettings, *, http: httpx.AsyncClient, clock: Clock, rng: random.Random
 ) -> SandboxApp:
     return SandboxApp(Emulator(settings, http=http, clock=clock, rng=rng))
+
+
+def reminix_app(emulator: Emulator) -> Starlette | None:
+    """The Reminix API over the same templates and scheduler (mounted at /sandbox/reminix)."""
+    settings = emulator.settings
+    if settings.reminix is None:
+        return None
+    from gateway.sandbox.reminix import ReminixEmulator
+    from gateway.sandbox.reminix_api import ReminixApi
+
+    reminix = ReminixEmulator(
+        settings.reminix,
+        templates=settings.templates,
+        scheduler=emulator.scheduler,
+        step_delay=settings.step_delay,
+        clock=emulator.clock,
+        rng=emulator.rng,
+    )
+    return ReminixApi(reminix).app()

@@ -33,12 +33,14 @@ _KNOWN = {
     "token_ttl",
     "webhook_retry_delays",
     "templates",
+    "reminix",
+    "drop_webhook_statuses",
 }
 _TEMPLATE_KEYS = {"starts_at", "states", "output", "input_schema", "description"}
 _STATE_KEYS = {
     "request": {"type", "function", "result_path", "next"},
     "choice": {"type", "choices", "default"},
-    "callback": {"type", "result_path", "next", "input_schema"},
+    "callback": {"type", "result_path", "next", "input_schema", "action_type", "message", "options", "assignee"},
     "end": {"type", "error", "error_status", "error_code", "error_param"},
 }
 _PLACEHOLDER = paths.Path(("_",))
@@ -78,6 +80,35 @@ DEFAULT_TEMPLATES: Mapping[str, Any] = {
             "denied": {"type": "end"},
         },
     },
+    "prior-auth-review": {
+        "description": "pauses for an approval with options (a Reminix-style pendingAction)",
+        "starts_at": "lookup-coverage",
+        "output": {"patientId": "$.input.patientId", "eligible": "$.coverage.active", "decision": "$.review"},
+        "states": {
+            "lookup-coverage": {
+                "type": "request",
+                "function": "coverage_lookup",
+                "result_path": "coverage",
+                "next": "approval",
+            },
+            "approval": {
+                "type": "callback",
+                "result_path": "review",
+                "next": "route-decision",
+                "action_type": "approval",
+                "message": "Approve this prior authorization?",
+                "options": ["approve", "reject"],
+                "assignee": "utilization-review",
+            },
+            "route-decision": {
+                "type": "choice",
+                "default": "rejected",
+                "choices": [{"path": "$.review", "equals": "approve", "next": "approved"}],
+            },
+            "approved": {"type": "end"},
+            "rejected": {"type": "end"},
+        },
+    },
     "auto-check": {
         "starts_at": "lookup-coverage",
         "output": {
@@ -109,6 +140,8 @@ class SandboxSettings:
     step_delay: float = 0.2
     token_ttl: int = 3600
     webhook_retry_delays: tuple[float, ...] = DEFAULT_RETRY_DELAYS
+    reminix: Any = None  # gateway.sandbox.reminix.ReminixSandboxSettings when [sandbox.reminix] is enabled
+    drop_webhook_statuses: frozenset[str] = frozenset()  # chaos: webhooks for these statuses are never sent
 
 
 def parse_sandbox(data: Mapping[str, Any], ctx: ParseContext) -> SandboxSettings | None:
@@ -133,8 +166,18 @@ def parse_sandbox(data: Mapping[str, Any], ctx: ParseContext) -> SandboxSettings
         step_delay=ctx.number(f"{PREFIX}.step_delay", data.get("step_delay"), default=0.2, minimum=0.0, maximum=60.0),
         token_ttl=ctx.integer(f"{PREFIX}.token_ttl", data.get("token_ttl"), default=3600, minimum=1, maximum=86400),
         webhook_retry_delays=_delays(f"{PREFIX}.webhook_retry_delays", data.get("webhook_retry_delays"), ctx),
+        reminix=_reminix(data.get("reminix"), ctx),
+        drop_webhook_statuses=frozenset(
+            ctx.string_list(f"{PREFIX}.drop_webhook_statuses", data.get("drop_webhook_statuses"))
+        ),
     )
     return settings if len(ctx.problems) == before else None
+
+
+def _reminix(value: Any, ctx: ParseContext) -> Any:
+    from gateway.sandbox.reminix import parse_reminix
+
+    return parse_reminix(ctx.table(f"{PREFIX}.reminix", value), ctx) if value is not None else None
 
 
 def _webhook_secret(env_name: Any, ctx: ParseContext, *, required: bool) -> Secret | None:
@@ -208,8 +251,21 @@ def _state(key: str, state_id: str, value: Any, names: set[str], ctx: ParseConte
             result_path=_path(f"{key}.result_path", value.get("result_path"), ctx, writable=True),
             next=_target(f"{key}.next", value.get("next"), names, ctx),
             input_schema=_schema(f"{key}.input_schema", value.get("input_schema"), ctx),
+            action_type=ctx.string(f"{key}.action_type", value.get("action_type"), default="input") or "input",
+            message=ctx.string(f"{key}.message", value.get("message"), required=False),
+            options=_options(f"{key}.options", value.get("options"), ctx),
+            assignee=ctx.string(f"{key}.assignee", value.get("assignee"), required=False),
         )
     return _end(key, state_id, value, ctx)
+
+
+def _options(key: str, value: Any, ctx: ParseContext) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
+        ctx.problem(key, "must be a non-empty list of strings")
+        return None
+    return tuple(value)
 
 
 def _request(key: str, state_id: str, value: Mapping[str, Any], names: set[str], ctx: ParseContext) -> RequestState:

@@ -42,6 +42,8 @@ class Emulator:
         self.scheduler = Scheduler()
         self._clock = clock
         self._rng = rng
+        self.clock = clock  # shared with the other APIs over the same templates
+        self.rng = rng
         self._tokens: dict[str, datetime] = {}
         self._runs: dict[str, SandboxRun] = {}
         self._by_key: dict[str, str] = {}
@@ -118,7 +120,7 @@ class Emulator:
 
     def _save(self, run: SandboxRun, state: engine.RunState) -> None:
         self._runs[run.id] = replace(run, state=state)
-        if self._notifier is not None:
+        if self._notifier is not None and state.status.value not in self.settings.drop_webhook_statuses:
             self._notifier.notify(run.id, state.status.value, state.state_id)
 
     def _schedule_step(self, run_id: str) -> None:

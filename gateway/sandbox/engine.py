@@ -70,14 +70,15 @@ def advance(template: Template, run: RunState) -> RunState:
     return run
 
 
-def resume(template: Template, run: RunState, input: Mapping[str, Any]) -> RunState:
-    """Patch Update Run input into the paused callback state. Raises Conflict or InvalidInput."""
+def resume(template: Template, run: RunState, input: Any) -> RunState:
+    """Store the input for the paused callback state (an object, or a chosen option for Reminix-style pauses).
+    Raises Conflict or InvalidInput."""
     state = template.states[run.state_id]
     if run.status is not FlowStatus.PENDING or not isinstance(state, CallbackState):
         raise errors.Conflict(f"the run is {run.status.value}, not PENDING")
     if state.input_schema is not None:
         _require_valid(input, state.input_schema, "input")
-    context = paths.assign(run.context, state.result_path, dict(input))
+    context = paths.assign(run.context, state.result_path, dict(input) if isinstance(input, Mapping) else input)
     return replace(run, status=FlowStatus.IN_PROGRESS, context=context)
 
 
@@ -128,7 +129,7 @@ def _fail(run: RunState, failure: StepError) -> RunState:
     return replace(run, status=FlowStatus.ERROR, errors=(*run.errors, item))
 
 
-def _require_valid(value: Mapping[str, Any], rules: Mapping[str, Any], where: str) -> None:
-    problems = schema.validate(dict(value), rules, where)
+def _require_valid(value: Any, rules: Mapping[str, Any], where: str) -> None:
+    problems = schema.validate(dict(value) if isinstance(value, Mapping) else value, rules, where)
     if problems:
         raise errors.InvalidInput("; ".join(problems))

@@ -48,6 +48,11 @@ class CallbackState:
     result_path: Path
     next: str
     input_schema: Mapping[str, Any] | None = None
+    # what the pause asks for, shown by APIs that describe it (Reminix ``pendingAction``)
+    action_type: str = "input"
+    message: str | None = None
+    options: tuple[str, ...] | None = None
+    assignee: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

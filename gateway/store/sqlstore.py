@@ -18,6 +18,7 @@ from gateway.model import (
     Notification,
     Review,
     Run,
+    RunStatus,
     Transition,
 )
 from gateway.ports import EventRecord, NewJob, NewRun, NotificationOutcome, RunChange, RunFilter
@@ -535,6 +536,17 @@ class SqlStore:
         )
         return count == 1
 
+    async def defer_job(self, job: Job, due_at: datetime, error: str, now: datetime) -> bool:
+        """Queue a job again without counting this attempt (the provider asked us to wait); fenced."""
+        async with self.db.write() as tx:
+            count: int = await tx.execute(
+                "UPDATE jobs SET state = 'queued', due_at = ?, last_error = ?, lease_owner = NULL,"
+                " lease_expires_at = NULL, attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END,"
+                " updated_at = ? WHERE id = ? AND fence = ?",
+                (to_us(due_at), error[:500], to_us(now), job.id, job.fence),
+            )
+        return count == 1
+
     async def bury_job(self, job: Job, error: str, now: datetime) -> bool:
         async with self.db.write() as tx:
             return await self._bury_job(tx, job, error, now)
@@ -583,6 +595,71 @@ class SqlStore:
             "reviews": {r["state"]: r["n"] for r in reviews},
             "deliveries": {r["state"]: r["n"] for r in deliveries},
         }
+
+    # reconciler and stuck runs ------------------------------------------------------------------
+
+    async def quiet_runs(
+        self, *, statuses: Sequence[RunStatus], before: datetime, providers: Sequence[str] | None, limit: int
+    ) -> list[Run]:
+        """Started runs in ``statuses`` with no news since ``before`` and no fetch queued or running."""
+        if not statuses or (providers is not None and not providers):
+            return []
+        clauses = [
+            f"status IN ({', '.join('?' * len(statuses))})",
+            "provider_run_id IS NOT NULL",
+            "COALESCE(last_news_at, updated_at) < ?",
+            "NOT EXISTS (SELECT 1 FROM jobs j WHERE j.kind = 'fetch_run' AND j.ref = runs.id"
+            " AND j.state IN ('queued', 'running'))",
+        ]
+        params: list[Any] = [s.value for s in statuses] + [to_us(before)]
+        if providers is not None:
+            clauses.append(f"provider IN ({', '.join('?' * len(providers))})")
+            params.extend(providers)
+        return await self._runs_where(clauses, params, "COALESCE(last_news_at, updated_at)", limit)
+
+    async def pending_without_review(self, limit: int) -> list[Run]:
+        """PENDING runs with no OPEN or DECIDED review and no review touched since the run last paused
+        (a review resumed, expired or closed after the pause means the pause was handled)."""
+        clauses = [
+            "status = 'PENDING'",
+            "NOT EXISTS (SELECT 1 FROM reviews v WHERE v.run_id = runs.id AND (v.state IN ('OPEN', 'DECIDED')"
+            " OR v.updated_at >= (SELECT MAX(t.at) FROM run_transitions t"
+            " WHERE t.run_id = runs.id AND t.to_status = 'PENDING')))",
+        ]
+        return await self._runs_where(clauses, [], "id", limit)
+
+    async def finished_without_deliveries(
+        self, *, statuses: Sequence[RunStatus], flows: Sequence[str] | None, limit: int
+    ) -> list[Run]:
+        """Runs finished in ``statuses`` (of ``flows``; None = any) that have no delivery at all."""
+        if not statuses or (flows is not None and not flows):
+            return []
+        clauses = [
+            f"status IN ({', '.join('?' * len(statuses))})",
+            "NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.run_id = runs.id)",
+        ]
+        params: list[Any] = [s.value for s in statuses]
+        if flows is not None:
+            clauses.append(f"flow IN ({', '.join('?' * len(flows))})")
+            params.extend(flows)
+        return await self._runs_where(clauses, params, "id", limit)
+
+    async def queued_without_start(self, limit: int) -> list[Run]:
+        """QUEUED runs whose start job is gone (it is written with the run, so this is damage)."""
+        clauses = [
+            "status = 'QUEUED'",
+            "NOT EXISTS (SELECT 1 FROM jobs j WHERE j.kind = 'start_run' AND j.ref = runs.id"
+            " AND j.state IN ('queued', 'running'))",
+        ]
+        return await self._runs_where(clauses, [], "id", limit)
+
+    async def _runs_where(self, clauses: Sequence[str], params: Sequence[Any], order: str, limit: int) -> list[Run]:
+        async with self.db.read() as tx:
+            rows = await tx.fetchall(
+                f"SELECT {_RUN_COLUMNS} FROM runs WHERE {' AND '.join(clauses)} ORDER BY {order} LIMIT ?",
+                (*params, limit),
+            )
+        return [codec.run_from_row(row, self.payloads) for row in rows]
 
 
 class _Lost(Exception):

@@ -15,7 +15,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import errors
-from gateway.web import deliveries, events, health, reviews, runs, webhooks
+from gateway.web import deliveries, events, health, reviews, runs, stuck, webhooks
 from gateway.wiring import Services
 
 log = logging.getLogger("gateway.http")
@@ -29,6 +29,7 @@ STATUS: list[tuple[type[errors.GatewayError], int]] = [
     (errors.NotFound, 404),
     (errors.Conflict, 409),
     (errors.RateLimited, 429),
+    (errors.UnsupportedOperation, 409),
     (errors.ProviderError, 502),
 ]
 
@@ -74,8 +75,11 @@ def routes(services: Services) -> list[BaseRoute]:
         Route("/v1/events/{source}", events.submit, methods=["POST"]),
         Route("/v1/webhooks/{provider}", webhooks.receive, methods=["POST"]),
         Route("/v1/runs", runs.list_runs, methods=["GET"]),
+        Route("/v1/runs/stuck", stuck.list_stuck, methods=["GET"]),
+        Route("/v1/runs/stuck/repair", stuck.repair_stuck, methods=["POST"]),
         Route("/v1/runs/{run_id}", runs.get_run, methods=["GET"]),
         Route("/v1/runs/{run_id}/retry", runs.retry_run, methods=["POST"]),
+        Route("/v1/runs/{run_id}/cancel", runs.cancel_run, methods=["POST"]),
         Route("/v1/reviews", reviews.list_reviews, methods=["GET"]),
         Route("/v1/reviews/{review_id}", reviews.get_review, methods=["GET"]),
         Route("/v1/reviews/{review_id}/decision", reviews.decide, methods=["POST"]),
@@ -85,6 +89,8 @@ def routes(services: Services) -> list[BaseRoute]:
     ]
     if services.sandbox is not None:
         table.append(Mount("/sandbox/sohar", app=services.sandbox.asgi))
+        if getattr(services.sandbox, "reminix_asgi", None) is not None:
+            table.append(Mount("/sandbox/reminix", app=services.sandbox.reminix_asgi))
     return table
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -9,6 +11,7 @@ from gateway.model import RunStatus
 from gateway.ports import RunFilter
 from gateway.web import auth, render
 from gateway.web.common import json, page, query_enum, query_limit, query_text, services
+from gateway.wiring import Services
 
 
 async def list_runs(request: Request) -> Response:
@@ -25,7 +28,8 @@ async def list_runs(request: Request) -> Response:
         limit=limit,
     )
     runs = await svc.store.list_runs(flt)
-    return json(page([render.run_summary(run) for run in runs], limit))
+    items = [{**render.run_summary(run), "capabilities": _capabilities(svc, run.provider)} for run in runs]
+    return json(page(items, limit))
 
 
 async def get_run(request: Request) -> Response:
@@ -42,3 +46,16 @@ async def retry_run(request: Request) -> Response:
     auth.operator(svc, request)
     run = await svc.gateway.retry_start(request.path_params["run_id"])
     return json(render.run_summary(run), status=202)
+
+
+async def cancel_run(request: Request) -> Response:
+    """Queue a cancel; 202. 409 unsupported_operation when the provider cannot cancel, 409 conflict when finished."""
+    svc = services(request)
+    auth.operator(svc, request)
+    run = await svc.gateway.request_cancel(request.path_params["run_id"])
+    return json({**render.run_summary(run), "cancel": "requested"}, status=202)
+
+
+def _capabilities(svc: Services, provider_name: str) -> dict[str, Any] | None:
+    provider = svc.providers.get(provider_name)
+    return provider.capabilities.as_dict() if provider else None

@@ -47,7 +47,7 @@ def test_default_templates_are_used_when_none_are_declared() -> None:
     settings, ctx = parse(data)
     assert ctx.problems == []
     assert settings is not None
-    assert set(settings.templates) == {"eligibility-check", "auto-check"}
+    assert set(settings.templates) == {"eligibility-check", "auto-check", "prior-auth-review"}
 
 
 def test_webhooks_are_optional() -> None:

@@ -22,19 +22,11 @@ def problems(data: dict, environ: dict[str, str]) -> list[str]:
     return info.value.problems
 
 
-def real_environment() -> dict[str, str]:
-    return {
-        name: value
-        for name, value in {
-            "GATEWAY_DEMO_SOURCE_TOKEN": "t" * 32,
-            "GATEWAY_DEMO_OPERATOR_TOKEN": "o" * 32,
-            "GATEWAY_SOHAR_CLIENT_ID": "client",
-            "GATEWAY_SOHAR_CLIENT_SECRET": "secret",
-            "GATEWAY_SANDBOX_CLIENT_SECRET": "secret",
-            "GATEWAY_SOHAR_WEBHOOK_SECRET": "whsec_ZGV2ZWxvcG1lbnQtb25seS1zaWduaW5nLXNlY3JldC0wMQ==",
-            "GATEWAY_DEMO_SINK_SECRET": "whsec_ZGV2ZWxvcG1lbnQtb25seS1zaW5rLXNlY3JldC0wMDAwMDE=",
-        }.items()
-    }
+def real_environment(tmp_path: Path) -> dict[str, str]:
+    """Every secret the example names, given as real environment variables (the data key left out)."""
+    secrets = dict(example_data(tmp_path)["dev_secrets"])
+    secrets.pop("GATEWAY_DATA_KEY")
+    return secrets
 
 
 def test_demo_mode_accepts_the_sample_key(tmp_path: Path) -> None:
@@ -53,7 +45,7 @@ def test_production_refuses_a_missing_key(tmp_path: Path) -> None:
     data = production(tmp_path)
     del data["dev_secrets"]
     del data["encryption"]
-    found = problems(data, real_environment())
+    found = problems(data, real_environment(tmp_path))
     assert found == ["encryption: a data key is required outside demo mode (key_env or key_file)"]
 
 
@@ -63,7 +55,7 @@ def test_production_starts_with_a_real_key_from_a_file(tmp_path: Path) -> None:
     key_file = tmp_path / "data.key"
     key_file.write_text(generate_data_key("k1") + "\n")
     data["encryption"] = {"key_file": str(key_file)}
-    settings = parse_settings(data, real_environment(), read_file=lambda p: Path(p).read_text())
+    settings = parse_settings(data, real_environment(tmp_path), read_file=lambda p: Path(p).read_text())
     assert settings.encryption.current is not None and settings.encryption.current.id == "k1"
     assert not settings.encryption.uses_sample_key
 

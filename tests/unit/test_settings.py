@@ -39,12 +39,12 @@ def test_the_example_config_parses() -> None:
     settings = load_settings(EXAMPLE_CONFIG, {})
     assert settings.server.host == "127.0.0.1" and settings.server.port == 8000
     assert settings.store.url == "sqlite:///var/gateway.db"
-    assert set(settings.sources) == {"demo"}
+    assert "demo" in settings.sources
     assert settings.sources["demo"].token_sha256 == hash_token("demo-token")
     assert [t.name for t in settings.operator_tokens] == ["demo-operator"]
-    assert set(settings.providers) == {"sohar"}
+    assert {"sohar"} <= set(settings.providers)
     assert settings.providers["sohar"].settings.base_url == "http://127.0.0.1:8000/sandbox/sohar"
-    assert set(settings.flows) == {"eligibility", "auto-eligibility"}
+    assert {"eligibility", "auto-eligibility"} <= set(settings.flows)
     assert settings.flows["eligibility"].inputs["await-decision"].schema is not None
     route = settings.routes_for("demo", "com.example.patient.registered")
     assert [r.name for r in route] == ["patient-registered"]
@@ -165,12 +165,15 @@ def test_describe_masks_every_secret() -> None:
     environ = {name: f"ENV-VALUE-{i}" for i, name in enumerate(DEV_SECRETS)}
     environ["GATEWAY_SOHAR_WEBHOOK_SECRET"] = signing.generate_secret(b"w" * 32)
     environ["GATEWAY_DATA_KEY"] = "k1:" + base64.b64encode(b"d" * 32).decode()
+    for name, value in DEV_SECRETS.items():  # keep each value's format, but make it unique to this test
+        if value.startswith(("reminix_", "tot_", "inf_")):
+            environ[name] = value + "ENVVALUE"
     data = example()
     del data["dev_secrets"]
     described = json.dumps(describe(parse_settings(data, environ)))
     for value in environ.values():
         assert value not in described
-    assert "ENV-VALUE" not in described
+    assert "ENV-VALUE" not in described and "ENVVALUE" not in described
     assert environ["GATEWAY_SOHAR_WEBHOOK_SECRET"].removeprefix("whsec_") not in described
     assert "$GATEWAY_SOHAR_CLIENT_SECRET" in described  # names the variable, not the value
     assert environ["GATEWAY_DATA_KEY"].removeprefix("k1:") not in described
