@@ -16,7 +16,11 @@ if TYPE_CHECKING:
     from gateway.config_types import ParseContext
     from gateway.ports import Clock, Provider
 
-PROVIDERS: dict[str, str] = {"sohar": "gateway.providers.sohar"}
+PROVIDERS: dict[str, str] = {
+    "sohar": "gateway.providers.sohar",
+    "transactionlink": "gateway.providers.transactionlink",
+    "inferencesh": "gateway.providers.inferencesh",
+}
 
 
 class ProviderSettings(Protocol):
