@@ -31,6 +31,8 @@ class Parser:
     _size: int = 0
 
     def feed(self, text: str) -> list[Event]:
+        if not text:
+            return []
         if self._pending_cr and text.startswith("\n"):
             text = text[1:]  # the LF of a CRLF split across chunks
         self._pending_cr = text.endswith("\r")
