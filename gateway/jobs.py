@@ -10,7 +10,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from gateway import errors
 from gateway.core import lifecycle
@@ -28,7 +28,7 @@ from gateway.model import (
     Run,
     RunStatus,
 )
-from gateway.ports import Clock, Provider, RunChange, Sink, Store
+from gateway.ports import Clock, NewJob, Provider, RunChange, Sink, Store
 from gateway.settings import Settings
 
 log = logging.getLogger("gateway.jobs")
@@ -58,6 +58,7 @@ class Handlers:
             JobKind.FETCH_RUN: self.fetch_run,
             JobKind.RESUME_RUN: self.resume_run,
             JobKind.DELIVER: self.deliver,
+            JobKind.POLL_RUN: self.fetch_run,
         }[job.kind]
         await handler(job)
 
@@ -149,6 +150,7 @@ class Handlers:
         update = lifecycle.apply(run, snapshot, cause=f"review:{review.id}", now=now) if snapshot else None
         change = self._consequences(update, run, now) if update else RunChange(run=None)
         change = replace(change, finish_job=job, resolve_review=(review.id, ReviewState.RESUMED, None))
+        change = replace(change, jobs=[*change.jobs, *self._polls(update.run if update else run, now)])
         await self._commit(change, job)
 
     async def _reopen(self, review: Review, job: Job, exc: errors.ProviderError) -> None:
@@ -218,7 +220,17 @@ class Handlers:
         change = replace(
             self._consequences(update, run, self.clock.now()), finish_job=job, attach_orphans=attach_orphans
         )
+        change = replace(change, jobs=[*change.jobs, *self._polls(update.run, self.clock.now())])
         await self._commit(change, job)
+
+    def _polls(self, run: Run, now: datetime) -> list[NewJob]:
+        """A provider with a ``poll_interval`` (seconds) has each live run fetched again after that long without
+        news, until the run ends: its pushes can be lost (TransactionLink stops retrying after about a minute)."""
+        interval = getattr(self.providers.get(run.provider), "poll_interval", None)
+        if not interval or run.is_terminal:
+            return []
+        due = now + timedelta(seconds=interval)
+        return [NewJob(kind=JobKind.POLL_RUN, ref=run.id, due_at=due, data={"cause": "poll"})]
 
     def _consequences(self, update: lifecycle.RunUpdate, before: Run, now: datetime) -> RunChange:
         """The writes that follow a run update: open or close reviews, queue deliveries."""

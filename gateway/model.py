@@ -51,6 +51,7 @@ class JobKind(enum.StrEnum):
     FETCH_RUN = "fetch_run"
     RESUME_RUN = "resume_run"
     DELIVER = "deliver"
+    POLL_RUN = "poll_run"  # a fetch on a timer, for providers whose pushes can be lost (``poll_interval``)
 
 
 class JobState(enum.StrEnum):

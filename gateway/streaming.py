@@ -19,7 +19,7 @@ class StreamPolicy:
     reconnects: int = 5  # drops in a row before the run falls back to polling
     reconnect_delay: float = 1.0  # first wait before a reconnect; doubles up to max_delay, with jitter
     max_delay: float = 30.0
-    scan_interval: float = 2.0  # how often the follower looks for runs to follow
+    scan_interval: float = 1.0  # how often the follower looks for runs to follow
 
 
 class StreamSource(Protocol):

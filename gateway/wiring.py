@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 
 from gateway.dispatcher import Dispatcher
+from gateway.follower import StreamFollower
 from gateway.jobs import Handlers
 from gateway.ports import Clock, Provider, Sink, SystemClock
 from gateway.providers import provider_module
@@ -34,13 +35,18 @@ class Services:
     gateway: Gateway
     dispatcher: Dispatcher
     sandbox: Any = None  # gateway.sandbox.app.SandboxApp when [sandbox] is enabled
+    streams: StreamFollower | None = None  # follows runs of providers that push over a stream
 
     async def start_background(self) -> None:
         if self.sandbox is not None:
             await self.sandbox.start()
         self.dispatcher.start()
+        if self.streams is not None:
+            self.streams.start()
 
     async def stop_background(self) -> None:
+        if self.streams is not None:
+            await self.streams.stop()
         await self.dispatcher.stop()
         if self.sandbox is not None:
             await self.sandbox.stop()
@@ -107,4 +113,5 @@ def _assemble(
         gateway=gateway,
         dispatcher=dispatcher,
         sandbox=sandbox,
+        streams=StreamFollower(store=store, providers=providers, clock=clock, rng=rng, wake_dispatcher=dispatcher.wake),
     )

@@ -60,6 +60,7 @@ _KNOWN_KEYS = {
     "stream_reconnects",
     "stream_reconnect_delay",
     "stream_max_delay",
+    "stream_scan_interval",
     "timeout",
 }
 
@@ -105,6 +106,7 @@ def parse_settings(name: str, data: Mapping[str, Any], ctx: ParseContext) -> Inf
             ),
             reconnect_delay=number("stream_reconnect_delay", 1.0, 0, 600),
             max_delay=number("stream_max_delay", 30.0, 0, 3600),
+            scan_interval=number("stream_scan_interval", 1.0, 0.05, 600),
         ),
         timeout=number("timeout", 30.0, 0.1, 600),
     )
