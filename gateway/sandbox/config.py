@@ -10,6 +10,7 @@ from gateway.config_types import ParseContext, Secret
 from gateway.core import signing
 from gateway.sandbox import paths, schema
 from gateway.sandbox.functions import FUNCTIONS
+from gateway.sandbox.more_config import InferenceShSandbox, TransactionLinkSandbox, parse_more
 from gateway.sandbox.templates import (
     CHOICE_OPERATORS,
     CallbackState,
@@ -33,6 +34,8 @@ _KNOWN = {
     "token_ttl",
     "webhook_retry_delays",
     "templates",
+    "transactionlink",
+    "inferencesh",
 }
 _TEMPLATE_KEYS = {"starts_at", "states", "output", "input_schema", "description"}
 _STATE_KEYS = {
@@ -109,6 +112,8 @@ class SandboxSettings:
     step_delay: float = 0.2
     token_ttl: int = 3600
     webhook_retry_delays: tuple[float, ...] = DEFAULT_RETRY_DELAYS
+    transactionlink: TransactionLinkSandbox | None = None  # [sandbox.transactionlink]
+    inferencesh: InferenceShSandbox | None = None  # [sandbox.inferencesh]
 
 
 def parse_sandbox(data: Mapping[str, Any], ctx: ParseContext) -> SandboxSettings | None:
@@ -133,6 +138,7 @@ def parse_sandbox(data: Mapping[str, Any], ctx: ParseContext) -> SandboxSettings
         step_delay=ctx.number(f"{PREFIX}.step_delay", data.get("step_delay"), default=0.2, minimum=0.0, maximum=60.0),
         token_ttl=ctx.integer(f"{PREFIX}.token_ttl", data.get("token_ttl"), default=3600, minimum=1, maximum=86400),
         webhook_retry_delays=_delays(f"{PREFIX}.webhook_retry_delays", data.get("webhook_retry_delays"), ctx),
+        **parse_more(data, ctx),
     )
     return settings if len(ctx.problems) == before else None
 

@@ -85,6 +85,7 @@ def routes(services: Services) -> list[BaseRoute]:
     ]
     if services.sandbox is not None:
         table.append(Mount("/sandbox/sohar", app=services.sandbox.asgi))
+        table.extend(Mount(f"/sandbox/{name}", app=sub) for name, sub in services.sandbox.mounts.items())
     return table
 
 
