@@ -53,7 +53,8 @@ class _Api:
 
     def _enter(self, request: Request) -> dict[str, str]:
         self._emulator.authenticate(request.headers.get("authorization"))
-        return self._emulator.spend()
+        request.state.rate_headers = headers = self._emulator.spend()
+        return dict(headers)
 
     async def create(self, request: Request) -> Response:
         headers = self._enter(request)
@@ -147,7 +148,9 @@ async def _on_error(request: Request, exc: Exception) -> Response:
     status, code, title = next(
         ((s, c, t) for kind, s, c, t in _PROBLEMS if isinstance(exc, kind)), (500, "internal_error", "Internal error")
     )
-    headers = {"Retry-After": str(int(exc.retry_after))} if isinstance(exc, errors.RateLimited) else {}
+    headers = dict(getattr(request.state, "rate_headers", {}))
+    if isinstance(exc, errors.RateLimited):
+        headers["Retry-After"] = str(int(exc.retry_after))
     return _problem(request, status, code, title, exc.message, headers)
 
 
