@@ -30,7 +30,7 @@ from gateway.model import (
     RunSnapshot,
     RunStatus,
 )
-from gateway.ports import Clock, NewJob, Provider, RunChange, Sink, Store
+from gateway.ports import Clock, NewJob, Provider, PushKind, RunChange, Sink, Store
 from gateway.settings import Settings
 
 log = logging.getLogger("gateway.jobs")
@@ -61,6 +61,7 @@ class Handlers:
             JobKind.RESUME_RUN: self.resume_run,
             JobKind.DELIVER: self.deliver,
             JobKind.CANCEL_RUN: self.cancel_run,
+            JobKind.POLL_RUN: self.fetch_run,
         }[job.kind]
         await handler(job)
 
@@ -156,6 +157,7 @@ class Handlers:
         )
         change = self._consequences(update, run, now) if update else RunChange(run=None)
         change = replace(change, finish_job=job, resolve_review=(review.id, ReviewState.RESUMED, None))
+        change = replace(change, jobs=[*change.jobs, *self._polls(update.run if update else run, now)])
         await self._commit(change, job)
 
     async def _reopen(self, review: Review, job: Job, exc: errors.ProviderError) -> None:
@@ -258,7 +260,19 @@ class Handlers:
         change = replace(
             self._consequences(update, run, self.clock.now()), finish_job=job, attach_orphans=attach_orphans
         )
+        change = replace(change, jobs=[*change.jobs, *self._polls(update.run, self.clock.now())])
         await self._commit(change, job)
+
+    def _polls(self, run: Run, now: datetime) -> list[NewJob]:
+        """A pushing provider with a ``poll_interval`` (seconds) has each live run fetched again after that long
+        without news, until the run ends: its pushes can be lost (TransactionLink stops retrying after about a
+        minute). Providers that never push are polled by the reconciler instead."""
+        provider = self.providers.get(run.provider)
+        interval = getattr(provider, "poll_interval", None)
+        if not interval or run.is_terminal or provider is None or provider.capabilities.push == PushKind.POLL:
+            return []
+        due = now + timedelta(seconds=interval)
+        return [NewJob(kind=JobKind.POLL_RUN, ref=run.id, due_at=due, data={"cause": "poll"})]
 
     def _consequences(self, update: lifecycle.RunUpdate, before: Run, now: datetime) -> RunChange:
         """The writes that follow a run update: open or close reviews, queue deliveries."""

@@ -52,6 +52,7 @@ class JobKind(enum.StrEnum):
     RESUME_RUN = "resume_run"
     DELIVER = "deliver"
     CANCEL_RUN = "cancel_run"
+    POLL_RUN = "poll_run"  # a fetch on a timer, for providers whose pushes can be lost (``poll_interval``)
 
 
 class JobState(enum.StrEnum):

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 
 from gateway.dispatcher import Dispatcher
+from gateway.follower import StreamFollower
 from gateway.housekeeping import Housekeeper
 from gateway.jobs import Handlers
 from gateway.ports import Clock, Provider, Sink, SystemClock
@@ -42,6 +43,7 @@ class Services:
     sandbox: Any = None  # gateway.sandbox.app.SandboxApp when [sandbox] is enabled
     reconciler: Reconciler | None = None
     stuck: StuckRuns | None = None
+    streams: StreamFollower | None = None  # follows runs of providers that push over a stream
 
     async def start_background(self) -> None:
         if self.sandbox is not None:
@@ -50,8 +52,12 @@ class Services:
         self.housekeeper.start()
         if self.reconciler is not None:
             self.reconciler.start()
+        if self.streams is not None:
+            self.streams.start()
 
     async def stop_background(self) -> None:
+        if self.streams is not None:
+            await self.streams.stop()
         if self.reconciler is not None:
             await self.reconciler.stop()
         await self.housekeeper.stop()
@@ -139,4 +145,5 @@ def _assemble(
         sandbox=sandbox,
         reconciler=reconciler,
         stuck=stuck,
+        streams=StreamFollower(store=store, providers=providers, clock=clock, rng=rng, wake_dispatcher=dispatcher.wake),
     )

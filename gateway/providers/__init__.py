@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 PROVIDERS: dict[str, str] = {
     "sohar": "gateway.providers.sohar",
     "reminix": "gateway.providers.reminix",
+    "transactionlink": "gateway.providers.transactionlink",
+    "inferencesh": "gateway.providers.inferencesh",
 }
 
 

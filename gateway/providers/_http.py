@@ -127,3 +127,33 @@ async def _read_capped(response: httpx.Response, max_bytes: int) -> bytes:
             )
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def send_any(
+    http: httpx.AsyncClient,
+    method: str,
+    url: str,
+    *,
+    headers: Mapping[str, str],
+    json: Any = None,
+    timeout: float,
+    max_bytes: int = MAX_BODY_BYTES,
+) -> httpx.Response:
+    """Like ``send``, but every status comes back with its body read (capped), for adapters that read
+    error bodies before classifying. Transport failures still raise TransientProviderError."""
+    request = http.build_request(method, url, headers=dict(headers), json=json, timeout=timeout)
+    try:
+        async with asyncio.timeout(timeout):
+            response = await http.send(request, stream=True, follow_redirects=False)
+            try:
+                body = await _read_capped(response, max_bytes)
+            finally:
+                await response.aclose()
+    except (TimeoutError, httpx.TimeoutException):
+        raise errors.TransientProviderError(f"{where(request)} timed out") from None
+    except httpx.TransportError as exc:
+        raise errors.TransientProviderError(f"{where(request)} failed: {type(exc).__name__}") from None
+    except httpx.DecodingError:
+        raise errors.PermanentProviderError(f"{where(request)} answered an undecodable body") from None
+    kept = [(k, v) for k, v in response.headers.multi_items() if k.lower() not in _DROPPED_HEADERS]
+    return httpx.Response(response.status_code, headers=kept, content=body, request=request)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 
 import httpx
 from starlette.applications import Starlette
@@ -14,19 +15,21 @@ from gateway.ports import Clock
 from gateway.sandbox.api import SoharApi, on_gateway_error, on_http_error
 from gateway.sandbox.config import SandboxSettings
 from gateway.sandbox.emulator import Emulator
+from gateway.sandbox.more_apps import more_apps
 
 
 class SandboxApp:
     """``asgi`` serves the Sohar Flows API; ``start``/``stop`` run the task that advances runs and
     sends webhooks."""
 
-    def __init__(self, emulator: Emulator) -> None:
+    def __init__(self, emulator: Emulator, *, mounts: Mapping[str, Starlette] | None = None) -> None:
         self._emulator = emulator
         self.asgi = Starlette(
             routes=SoharApi(emulator).routes(),
             exception_handlers={errors.GatewayError: on_gateway_error, HTTPException: on_http_error},
         )
         self.reminix_asgi = reminix_app(emulator)  # None unless [sandbox.reminix] is enabled
+        self.mounts: Mapping[str, Starlette] = mounts or {}  # more emulated APIs, mounted at /sandbox/{name}
 
     async def start(self) -> None:
         await self._emulator.scheduler.start()
@@ -45,7 +48,10 @@ class SandboxApp:
 def create_sandbox_app(
     settings: SandboxSettings, *, http: httpx.AsyncClient, clock: Clock, rng: random.Random
 ) -> SandboxApp:
-    return SandboxApp(Emulator(settings, http=http, clock=clock, rng=rng))
+    emulator = Emulator(settings, http=http, clock=clock, rng=rng)
+    return SandboxApp(
+        emulator, mounts=more_apps(settings, http=http, clock=clock, rng=rng, scheduler=emulator.scheduler)
+    )
 
 
 def reminix_app(emulator: Emulator) -> Starlette | None:

@@ -10,6 +10,7 @@ from gateway.config_types import ParseContext, Secret
 from gateway.core import signing
 from gateway.sandbox import paths, schema
 from gateway.sandbox.functions import FUNCTIONS
+from gateway.sandbox.more_config import InferenceShSandbox, TransactionLinkSandbox, parse_more
 from gateway.sandbox.templates import (
     CHOICE_OPERATORS,
     CallbackState,
@@ -35,6 +36,8 @@ _KNOWN = {
     "templates",
     "reminix",
     "drop_webhook_statuses",
+    "transactionlink",
+    "inferencesh",
 }
 _TEMPLATE_KEYS = {"starts_at", "states", "output", "input_schema", "description"}
 _STATE_KEYS = {
@@ -142,6 +145,8 @@ class SandboxSettings:
     webhook_retry_delays: tuple[float, ...] = DEFAULT_RETRY_DELAYS
     reminix: Any = None  # gateway.sandbox.reminix.ReminixSandboxSettings when [sandbox.reminix] is enabled
     drop_webhook_statuses: frozenset[str] = frozenset()  # chaos: webhooks for these statuses are never sent
+    transactionlink: TransactionLinkSandbox | None = None  # [sandbox.transactionlink]
+    inferencesh: InferenceShSandbox | None = None  # [sandbox.inferencesh]
 
 
 def parse_sandbox(data: Mapping[str, Any], ctx: ParseContext) -> SandboxSettings | None:
@@ -170,6 +175,7 @@ def parse_sandbox(data: Mapping[str, Any], ctx: ParseContext) -> SandboxSettings
         drop_webhook_statuses=frozenset(
             ctx.string_list(f"{PREFIX}.drop_webhook_statuses", data.get("drop_webhook_statuses"))
         ),
+        **parse_more(data, ctx),
     )
     return settings if len(ctx.problems) == before else None
 

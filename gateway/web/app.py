@@ -91,6 +91,7 @@ def routes(services: Services) -> list[BaseRoute]:
         table.append(Mount("/sandbox/sohar", app=services.sandbox.asgi))
         if getattr(services.sandbox, "reminix_asgi", None) is not None:
             table.append(Mount("/sandbox/reminix", app=services.sandbox.reminix_asgi))
+        table.extend(Mount(f"/sandbox/{name}", app=sub) for name, sub in services.sandbox.mounts.items())
     return table
 
 
