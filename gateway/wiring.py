@@ -68,7 +68,9 @@ async def open_services(
 ) -> AsyncIterator[Services]:
     clock = clock or SystemClock()
     rng = rng or random.SystemRandom()
-    store = await open_store(settings.store.url, busy_timeout_ms=settings.store.busy_timeout_ms)
+    store = await open_store(
+        settings.store.url, busy_timeout_ms=settings.store.busy_timeout_ms, pool_size=settings.store.pool_size
+    )
     http = outbound_client(transport)
     try:
         if migrate:
@@ -91,6 +93,7 @@ def _assemble(
     }
     handlers = Handlers(settings=settings, store=store, providers=providers, sinks=sinks, clock=clock, rng=rng)
     dispatcher = Dispatcher(store=store, handlers=handlers, settings=settings.worker, clock=clock, rng=rng)
+    store.on_work(dispatcher.wake)
     gateway = Gateway(settings=settings, store=store, providers=providers, clock=clock, rng=rng, wake=dispatcher.wake)
     sandbox = None
     if settings.sandbox is not None:
