@@ -73,7 +73,9 @@ async def _sqlite_schema(store: SqlStore) -> dict[str, Any]:
         )
         for table in (row["name"] for row in tables):
             cols = await tx.fetchall(f"PRAGMA table_info({table})")
-            columns = [(c["name"], _FAMILY[c["type"].lower()], bool(c["notnull"] or c["pk"]), c["pk"] > 0) for c in cols]
+            columns = [
+                (c["name"], _FAMILY[c["type"].lower()], bool(c["notnull"] or c["pk"]), c["pk"] > 0) for c in cols
+            ]
             indexes = {}
             for index in await tx.fetchall(f"PRAGMA index_list({table})"):
                 if index["origin"] == "pk":
