@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 
 from gateway import errors
 from gateway.settings import Settings, describe, load_settings
+from gateway.store import transfer
 
 log = logging.getLogger("gateway")
 DEFAULT_CONFIG = "config.example.toml"
@@ -35,12 +36,15 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("path")
     migrate = commands.add_parser("migrate", help="apply pending store migrations")
     migrate.add_argument("--config", default=os.environ.get("GATEWAY_CONFIG", DEFAULT_CONFIG))
+    transfer.add_parser(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     env = os.environ if environ is None else environ
+    if args.command == "migrate-store":
+        return transfer.run(args)
     try:
         if args.command == "check-config":
             return check_config(args.path, env)
