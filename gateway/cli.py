@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 
 from gateway import errors
 from gateway.settings import Settings, describe, load_settings
+from gateway.store import transfer
 
 log = logging.getLogger("gateway")
 DEFAULT_CONFIG = "config.example.toml"
@@ -43,12 +44,15 @@ def build_parser() -> argparse.ArgumentParser:
     rotate.add_argument("--config", default=os.environ.get("GATEWAY_CONFIG", DEFAULT_CONFIG))
     generate = key_commands.add_parser("generate-data-key", help="print a new random data key")
     generate.add_argument("key_id", help="a short name for the key, e.g. 2026-11")
+    transfer.add_parser(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     env = os.environ if environ is None else environ
+    if args.command == "migrate-store":
+        return transfer.run(args)
     try:
         if args.command == "check-config":
             return check_config(args.path, env)

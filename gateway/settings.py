@@ -52,6 +52,7 @@ class ServerSettings:
 class StoreSettings:
     url: str = "sqlite:///var/gateway.db"
     busy_timeout_ms: int = 5000
+    pool_size: int = 10  # PostgreSQL connections per replica
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -223,12 +224,13 @@ def _server(data: Mapping[str, Any], ctx: ParseContext, port_override: int | Non
 
 
 def _store(data: Mapping[str, Any], ctx: ParseContext) -> StoreSettings:
-    ctx.unknown_keys("store", data, {"url", "busy_timeout_ms"})
+    ctx.unknown_keys("store", data, {"url", "busy_timeout_ms", "pool_size"})
     url = ctx.string("store.url", data.get("url"), default="sqlite:///var/gateway.db") or ""
     if not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
         ctx.problem("store.url", "must start with sqlite:/// or postgresql://")
     busy = ctx.integer("store.busy_timeout_ms", data.get("busy_timeout_ms"), default=5000, minimum=0)
-    return StoreSettings(url=url, busy_timeout_ms=busy)
+    pool = ctx.integer("store.pool_size", data.get("pool_size"), default=10, minimum=1, maximum=1000)
+    return StoreSettings(url=url, busy_timeout_ms=busy, pool_size=pool)
 
 
 def _backoff(key: str, data: Mapping[str, Any], ctx: ParseContext, default: BackoffPolicy) -> BackoffPolicy:

@@ -89,7 +89,10 @@ async def open_services(
     clock = clock or SystemClock()
     rng = rng or random.SystemRandom()
     store = await open_store(
-        settings.store.url, sealer=sealer_for(settings), busy_timeout_ms=settings.store.busy_timeout_ms
+        settings.store.url,
+        sealer=sealer_for(settings),
+        busy_timeout_ms=settings.store.busy_timeout_ms,
+        pool_size=settings.store.pool_size,
     )
     http = outbound_client(transport)
     try:
@@ -121,6 +124,7 @@ def _assemble(
     }
     handlers = Handlers(settings=settings, store=store, providers=providers, sinks=sinks, clock=clock, rng=rng)
     dispatcher = Dispatcher(store=store, handlers=handlers, settings=settings.worker, clock=clock, rng=rng)
+    store.on_work(dispatcher.wake)
     gateway = Gateway(settings=settings, store=store, providers=providers, clock=clock, rng=rng, wake=dispatcher.wake)
     stuck = StuckRuns(settings=settings, store=store, clock=clock, rng=rng)
     reconciler = Reconciler(

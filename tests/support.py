@@ -45,11 +45,11 @@ class FrozenClock:
         return self.current
 
 
-def example_data(tmp_path: Path, **overrides: Any) -> dict[str, Any]:
-    """config.example.toml as data, with the store and sink files moved into ``tmp_path``."""
+def example_data(tmp_path: Path, *, store_url: str | None = None, **overrides: Any) -> dict[str, Any]:
+    """config.example.toml as data, with the store (unless ``store_url`` names one) and sink files in ``tmp_path``."""
     data = tomllib.loads(EXAMPLE_CONFIG.read_text())
     data["server"]["public_url"] = SELF
-    data["store"]["url"] = f"sqlite:///{tmp_path / 'gateway.db'}"
+    data["store"]["url"] = store_url or f"sqlite:///{tmp_path / 'gateway.db'}"
     data["sinks"]["results"]["path"] = str(tmp_path / "out" / "results.jsonl")
     data["sandbox"]["step_delay"] = 0
     data["sandbox"]["duplicate_rate"] = 0
@@ -59,8 +59,8 @@ def example_data(tmp_path: Path, **overrides: Any) -> dict[str, Any]:
     return data
 
 
-def example_settings(tmp_path: Path, **overrides: Any) -> Settings:
-    return parse_settings(example_data(tmp_path, **overrides), {})
+def example_settings(tmp_path: Path, *, store_url: str | None = None, **overrides: Any) -> Settings:
+    return parse_settings(example_data(tmp_path, store_url=store_url, **overrides), {})
 
 
 class SelfTransport(httpx.AsyncBaseTransport):

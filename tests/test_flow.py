@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 
-from tests.support import OPERATOR, SOURCE, Running
+import pytest
+
+from tests.support import OPERATOR, SOURCE, Running, example_settings, running_gateway
 
 EVENT = json.loads((Path(__file__).resolve().parent.parent / "examples" / "event.json").read_text())
 CE = {"Content-Type": "application/cloudevents+json"}
+
+
+@pytest.fixture
+async def gw(tmp_path: Path, store_url: str) -> AsyncIterator[Running]:
+    """The flow runs once on each store (T10)."""
+    async with running_gateway(example_settings(tmp_path, store_url=store_url)) as running:
+        yield running
 
 
 async def test_quickstart_flow_in_process(gw: Running, tmp_path: Path) -> None:

@@ -6,7 +6,9 @@ from gateway.store.codec import Sealer
 from gateway.store.sqlstore import SqlStore
 
 
-async def open_store(url: str, *, sealer: Sealer | None = None, busy_timeout_ms: int = 5000) -> SqlStore:
+async def open_store(
+    url: str, *, sealer: Sealer | None = None, busy_timeout_ms: int = 5000, pool_size: int = 10
+) -> SqlStore:
     """Open (not migrate) the store named by ``url``: ``sqlite:///path`` or ``postgresql://...``."""
     if url.startswith("sqlite:///"):
         from gateway.store.db import SqliteDatabase
@@ -15,5 +17,14 @@ async def open_store(url: str, *, sealer: Sealer | None = None, busy_timeout_ms:
         await db.open()
         return SqlStore(db, sealer)
     if url.startswith(("postgresql://", "postgres://")):
-        raise NotImplementedError("the PostgreSQL store is not available in this build")
+        from gateway.store.pg import PostgresDatabase
+
+        pg = PostgresDatabase(url, pool_size=pool_size)
+        await pg.open()
+        try:
+            await pg.listen()
+        except BaseException:
+            await pg.aclose()
+            raise
+        return SqlStore(pg, sealer)
     raise ValueError(f"unsupported store URL scheme: {url.split(':', 1)[0]}")

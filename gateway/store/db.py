@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Protocol
@@ -34,6 +34,8 @@ class Database(Protocol):
     def write(self) -> Any: ...  # async context manager yielding Tx
 
     def read(self) -> Any: ...
+
+    def on_wake(self, callback: Callable[[], None]) -> None: ...  # work queued elsewhere (other replicas)
 
     async def aclose(self) -> None: ...
 
@@ -106,6 +108,9 @@ class SqliteDatabase:
     async def read(self) -> AsyncIterator[SqliteTx]:
         assert self._reader is not None, "database is not open"
         yield SqliteTx(self._reader)
+
+    def on_wake(self, callback: Callable[[], None]) -> None:
+        """Nothing to listen for: one process owns a SQLite store and wakes its dispatcher itself."""
 
     async def pragmas(self) -> dict[str, Any]:
         assert self._writer is not None

@@ -6,7 +6,8 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 
-from gateway.store.db import Database
+from gateway.store.db import Database, Tx
+from gateway.store.dialect import dialect
 
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _CREATE = """CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -36,8 +37,16 @@ def statements(sql: str) -> list[str]:
     return [part.strip() for part in "\n".join(lines).split(";") if part.strip()]
 
 
+async def _exclusive(db: Database, tx: Tx) -> None:
+    """Several replicas may start at once: migrations take a lock so each runs exactly once."""
+    lock = dialect(db.dialect).lock
+    if lock is not None:
+        await tx.execute(lock, ("schema_migrations",))
+
+
 async def applied_versions(db: Database) -> set[int]:
     async with db.write() as tx:
+        await _exclusive(db, tx)
         await tx.execute(_CREATE)
         rows = await tx.fetchall("SELECT version FROM schema_migrations")
     return {int(row["version"]) for row in rows}
@@ -51,6 +60,9 @@ async def migrate(db: Database) -> int:
         if migration.version in done:
             continue
         async with db.write() as tx:
+            await _exclusive(db, tx)
+            if await tx.fetchone("SELECT version FROM schema_migrations WHERE version = ?", (migration.version,)):
+                continue  # another replica applied it while we waited for the lock
             for statement in statements(migration.sql):
                 await tx.execute(statement)
             await tx.execute(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,6 +25,7 @@ from gateway.ports import EventRecord, NewJob, NewRun, NotificationOutcome, RunC
 from gateway.store import codec, migrate
 from gateway.store.codec import Payloads, Sealer, dumps, to_us
 from gateway.store.db import Database, Tx
+from gateway.store.dialect import dialect
 
 _RUN_COLUMNS = (
     "id, event_id, route, flow, provider, template, status, provider_status, provider_run_id, idempotency_key,"
@@ -47,6 +48,7 @@ class SqlStore:
     def __init__(self, db: Database, sealer: Sealer | None = None) -> None:
         self.db = db
         self.payloads = Payloads(sealer or codec.PlainSealer())
+        self.sql = dialect(db.dialect)
 
     async def migrate(self) -> int:
         return await migrate.migrate(self.db)
@@ -59,6 +61,10 @@ class SqlStore:
 
     async def aclose(self) -> None:
         await self.db.aclose()
+
+    def on_work(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` when another replica queues work (LISTEN/NOTIFY on PostgreSQL)."""
+        self.db.on_wake(callback)
 
     # events and runs -------------------------------------------------------------------------
 
@@ -290,6 +296,7 @@ class SqlStore:
         )
 
     async def _attach_orphans(self, tx: Tx, run: Run, now: datetime) -> None:
+        await self._lock(tx, f"notifications/{run.provider}/{run.provider_run_id}")
         rows = await tx.fetchall(
             "SELECT status, state_id FROM notifications WHERE provider = ? AND provider_run_id = ? AND run_id IS NULL"
             " ORDER BY received_at",
@@ -310,6 +317,7 @@ class SqlStore:
     async def record_notification(self, notification: Notification, received_at: datetime) -> NotificationOutcome:
         """Keep the notification once per message id; queue a fetch of its run when the run is known."""
         async with self.db.write() as tx:
+            await self._lock(tx, f"notifications/{notification.provider}/{notification.provider_run_id}")
             inserted = await tx.execute(
                 "INSERT INTO notifications (provider, message_id, provider_run_id, status, state_id, event_type,"
                 " received_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (provider, message_id) DO NOTHING",
@@ -482,6 +490,13 @@ class SqlStore:
             _UPSERT_JOB,
             (job.kind.value, job.ref, to_us(job.due_at), dumps(job.data or {}), to_us(now), to_us(now)),
         )
+        if self.sql.notify is not None:
+            await tx.execute(self.sql.notify)
+
+    async def _lock(self, tx: Tx, key: str) -> None:
+        """Serialise writers on ``key`` until commit (a no-op where all writers are serialised already)."""
+        if self.sql.lock is not None:
+            await tx.execute(self.sql.lock, (key,))
 
     async def claim_jobs(self, owner: str, now: datetime, lease_seconds: float, limit: int) -> list[Job]:
         """Lease up to ``limit`` due jobs; each claim bumps the fencing token."""
@@ -490,7 +505,7 @@ class SqlStore:
         async with self.db.write() as tx:
             rows = await tx.fetchall(
                 "SELECT id FROM jobs WHERE due_at <= ? AND (state = 'queued' OR"
-                " (state = 'running' AND lease_expires_at < ?)) ORDER BY due_at LIMIT ?",
+                " (state = 'running' AND lease_expires_at < ?)) ORDER BY due_at LIMIT ?" + self.sql.claim_suffix,
                 (now_us, now_us, limit),
             )
             if not rows:
@@ -510,19 +525,17 @@ class SqlStore:
             return await self._finish_job(tx, job, now)
 
     async def _finish_job(self, tx: Tx, job: Job, now: datetime) -> bool:
-        """Delete a done job, or queue it again when more work arrived while it ran; fenced."""
-        row = await tx.fetchone("SELECT rerun FROM jobs WHERE id = ? AND fence = ?", (job.id, job.fence))
-        if row is None:
-            return False
-        if row["rerun"]:
-            await tx.execute(
-                "UPDATE jobs SET state = 'queued', rerun = 0, attempts = 0, due_at = ?, lease_owner = NULL,"
-                " lease_expires_at = NULL, updated_at = ? WHERE id = ?",
-                (to_us(now), to_us(now), job.id),
-            )
-        else:
-            await tx.execute("DELETE FROM jobs WHERE id = ?", (job.id,))
-        return True
+        """Delete a done job, or queue it again when more work arrived while it ran; fenced.
+
+        Each statement re-checks ``rerun`` under the row lock, so work queued concurrently is never lost."""
+        if await tx.execute("DELETE FROM jobs WHERE id = ? AND fence = ? AND rerun = 0", (job.id, job.fence)):
+            return True
+        count = await tx.execute(
+            "UPDATE jobs SET state = 'queued', rerun = 0, attempts = 0, due_at = ?, lease_owner = NULL,"
+            " lease_expires_at = NULL, updated_at = ? WHERE id = ? AND fence = ? AND rerun = 1",
+            (to_us(now), to_us(now), job.id, job.fence),
+        )
+        return count == 1
 
     async def retry_job(self, job: Job, due_at: datetime, error: str, now: datetime) -> bool:
         async with self.db.write() as tx:
