@@ -28,7 +28,7 @@ from gateway.model import (
     Run,
     RunStatus,
 )
-from gateway.ports import Clock, Provider, RunChange, Sink, Store
+from gateway.ports import Clock, NewJob, Provider, RunChange, Sink, Store
 from gateway.settings import Settings
 
 log = logging.getLogger("gateway.jobs")
@@ -51,6 +51,7 @@ class Handlers:
         self.sinks = sinks
         self.clock = clock
         self.rng = rng
+        self.extra: dict[JobKind, Callable[[Job], Awaitable[None]]] = {}  # handlers registered by other parts
 
     async def handle(self, job: Job) -> None:
         handler = {
@@ -58,7 +59,7 @@ class Handlers:
             JobKind.FETCH_RUN: self.fetch_run,
             JobKind.RESUME_RUN: self.resume_run,
             JobKind.DELIVER: self.deliver,
-        }[job.kind]
+        }.get(job.kind) or self.extra[job.kind]
         await handler(job)
 
     # start ----------------------------------------------------------------------------------------
@@ -247,6 +248,7 @@ class Handlers:
             open_review=open_review,
             close_reviews=update.left_pause,
             deliveries=self._deliveries(moved, now) if update.finished else [],
+            jobs=[NewJob(kind=JobKind.REVIEW_OPENED, ref=open_review.id, due_at=now)] if open_review else [],
         )
 
     def _deliveries(self, run: Run, now: datetime) -> list[Delivery]:

@@ -51,6 +51,9 @@ class JobKind(enum.StrEnum):
     FETCH_RUN = "fetch_run"
     RESUME_RUN = "resume_run"
     DELIVER = "deliver"
+    REVIEW_OPENED = "review_opened"  # apply the flow's review policy to a new review (gateway.desk)
+    REVIEW_TIMER = "review_timer"  # an SLA, expiry or claim-lease timer of a review (gateway.desk)
+    ALERT = "alert"  # a signed alert about the review queue (gateway.desk)
 
 
 class JobState(enum.StrEnum):

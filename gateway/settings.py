@@ -18,6 +18,7 @@ from gateway import errors
 from gateway.config_types import ParseContext, Secret
 from gateway.core import routing
 from gateway.core.retry import BackoffPolicy, SchedulePolicy
+from gateway.desk.settings import DeskSettings, parse_desk
 from gateway.model import PendingInput, RunStatus
 
 SOURCE_AUTH_KINDS = ("bearer", "standard-webhooks")
@@ -34,6 +35,8 @@ _TOP_LEVEL = {
     "routes",
     "sinks",
     "sandbox",
+    "ui",
+    "alerts",
 }
 
 
@@ -135,6 +138,7 @@ class Settings:
     routes: tuple[RouteSettings, ...] = ()
     sinks: Mapping[str, SinkConfig] = field(default_factory=dict)
     sandbox: Any = None
+    desk: DeskSettings = field(default_factory=DeskSettings)
     dev_secrets_used: tuple[str, ...] = ()
 
     def routes_for(self, source: str, event_type: str) -> list[RouteSettings]:
@@ -182,6 +186,7 @@ def parse_settings(data: Mapping[str, Any], environ: Mapping[str, str], *, port:
         routes=_routes(data.get("routes"), ctx, sources, flows),
         sinks=_sinks(ctx.table("sinks", data.get("sinks")), ctx, flows),
         sandbox=_sandbox(data.get("sandbox"), ctx),
+        desk=parse_desk(data, ctx, server.public_url),
         dev_secrets_used=tuple(sorted(set(ctx.dev_secrets_used))),
     )
     if ctx.problems:
@@ -384,7 +389,7 @@ def _flows(
     for name, raw in data.items():
         key = f"flows.{name}"
         item = ctx.table(key, raw)
-        ctx.unknown_keys(key, item, {"provider", "template", "inputs"})
+        ctx.unknown_keys(key, item, {"provider", "template", "inputs", "review"})
         provider = ctx.string(f"{key}.provider", item.get("provider")) or ""
         if provider and provider not in providers:
             ctx.problem(f"{key}.provider", f"no provider named {provider!r}")

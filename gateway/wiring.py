@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 
+from gateway.desk.parts import DeskParts, build_desk
 from gateway.dispatcher import Dispatcher
 from gateway.jobs import Handlers
 from gateway.ports import Clock, Provider, Sink, SystemClock
@@ -34,6 +35,7 @@ class Services:
     gateway: Gateway
     dispatcher: Dispatcher
     sandbox: Any = None  # gateway.sandbox.app.SandboxApp when [sandbox] is enabled
+    desk: DeskParts | None = None  # the operator review desk (gateway.desk)
 
     async def start_background(self) -> None:
         if self.sandbox is not None:
@@ -92,6 +94,10 @@ def _assemble(
     handlers = Handlers(settings=settings, store=store, providers=providers, sinks=sinks, clock=clock, rng=rng)
     dispatcher = Dispatcher(store=store, handlers=handlers, settings=settings.worker, clock=clock, rng=rng)
     gateway = Gateway(settings=settings, store=store, providers=providers, clock=clock, rng=rng, wake=dispatcher.wake)
+    desk = build_desk(
+        settings, store=store, http=http, providers=providers, clock=clock, rng=rng, wake=dispatcher.wake
+    )
+    handlers.extra.update(desk.jobs.handlers())
     sandbox = None
     if settings.sandbox is not None:
         from gateway.sandbox.app import create_sandbox_app
@@ -107,4 +113,5 @@ def _assemble(
         gateway=gateway,
         dispatcher=dispatcher,
         sandbox=sandbox,
+        desk=desk,
     )
