@@ -94,9 +94,7 @@ def _assemble(
     handlers = Handlers(settings=settings, store=store, providers=providers, sinks=sinks, clock=clock, rng=rng)
     dispatcher = Dispatcher(store=store, handlers=handlers, settings=settings.worker, clock=clock, rng=rng)
     gateway = Gateway(settings=settings, store=store, providers=providers, clock=clock, rng=rng, wake=dispatcher.wake)
-    desk = build_desk(
-        settings, store=store, http=http, providers=providers, clock=clock, rng=rng, wake=dispatcher.wake
-    )
+    desk = build_desk(settings, store=store, http=http, providers=providers, clock=clock, rng=rng, wake=dispatcher.wake)
     handlers.extra.update(desk.jobs.handlers())
     sandbox = None
     if settings.sandbox is not None:

@@ -106,6 +106,12 @@ class QueueStore:
             rows = await tx.fetchall(sql, (*params, *params_order, flt.limit))
         return [self._item(row) for row in rows]
 
+    async def review_ids_for_run(self, run_id: str) -> list[tuple[str, str]]:
+        """(review id, state) of every review of a run, oldest first."""
+        async with self.db.read() as tx:
+            rows = await tx.fetchall("SELECT id, state FROM reviews WHERE run_id = ? ORDER BY id", (run_id,))
+        return [(row["id"], row["state"]) for row in rows]
+
     async def replay(self, review_id: str, key: str) -> Replay | None:
         async with self.db.read() as tx:
             row = await tx.fetchone(
