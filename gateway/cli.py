@@ -11,6 +11,7 @@ import sys
 from collections.abc import Mapping, Sequence
 
 from gateway import errors
+from gateway.desk import cli as desk_cli
 from gateway.settings import Settings, describe, load_settings
 
 log = logging.getLogger("gateway")
@@ -35,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("path")
     migrate = commands.add_parser("migrate", help="apply pending store migrations")
     migrate.add_argument("--config", default=os.environ.get("GATEWAY_CONFIG", DEFAULT_CONFIG))
+    desk_cli.add_commands(commands, os.environ.get("GATEWAY_CONFIG", DEFAULT_CONFIG))
     return parser
 
 
@@ -48,6 +50,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     except errors.ConfigError as exc:
         print(f"gateway: {exc.message}", file=sys.stderr)
         return 2
+    if getattr(args, "desk_command", None) is not None:
+        return desk_cli.run(args, settings)
     if args.command == "migrate":
         return asyncio.run(_migrate(settings))
     return serve(settings, host=args.host)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from gateway import errors
@@ -66,7 +66,7 @@ class DeskJobs:
             await self.store.finish_job(job, now)
             return
         if not await self.desk.queue.apply(replace(change, finish_job=job), now):
-            await self.store.retry_job(job, now + timedelta(seconds=1), "conflict: item changed", now)
+            await self.store.retry_job(job, now, "conflict: item changed", now)
             return
         self.desk.wake()
         if timer in BREACHES and self._policy(item).sla.on_breach.action == "fail_run":
@@ -167,7 +167,7 @@ class DeskJobs:
             finish_job=job,
         )
         if not await self.desk.queue.apply(change, now):
-            await self.store.retry_job(job, now + timedelta(seconds=1), "conflict: item changed", now)
+            await self.store.retry_job(job, now, "conflict: item changed", now)
 
     async def _fail_run(self, item: Item, now: datetime) -> None:
         """SLA breach with ``fail_run``: the gateway stops waiting and ends the run as ERROR."""

@@ -57,8 +57,8 @@ async def api_key(gw: Running, name: str, *scopes: str, days: int = 30) -> dict[
     return {"Authorization": f"Bearer {token}"}
 
 
-def browser_client(gw: Running) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=gw.app), base_url=SELF)
+def browser_client(gw: Running, base_url: str = SELF) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=gw.app), base_url=base_url)
 
 
 async def ui_login(client: httpx.AsyncClient, name: str, password: str = PASSWORD) -> httpx.Response:
