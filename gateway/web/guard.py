@@ -17,6 +17,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from gateway import errors
 from gateway.desk import access
 from gateway.desk.access import Principal
+from gateway.desk.audit import AuditEntry
 from gateway.web.auth import bearer_token
 from gateway.web.common import services
 
@@ -84,6 +85,16 @@ def principal(request: Request) -> Principal:
     if not isinstance(found, Principal):
         raise errors.AuthError("not authenticated")
     return found
+
+
+async def record(request: Request, action: str, obj: str) -> None:
+    """Write one audit row for an operator's action on this request (A8)."""
+    svc = services(request)
+    assert svc.desk is not None
+    who = principal(request)
+    details = {"key_id": who.key_id} if who.key_id else {}
+    entry = AuditEntry(actor=who.name, action=action, object=obj, details=details)
+    await svc.desk.desk.access.audit([entry], svc.clock.now())
 
 
 def declare(table: Iterable[BaseRoute]) -> list[BaseRoute]:

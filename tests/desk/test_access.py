@@ -226,3 +226,21 @@ async def test_deciding_through_the_form_completes_the_run(tmp_path: Path) -> No
         await gw.settle()
         item = (await gw.client.get(f"/v1/reviews/{review_id}", headers=OPERATOR)).json()
         assert (item["state"], item["decided_by"], item["run_status"]) == ("RESUMED", "bea", "COMPLETE")
+
+
+async def test_replaying_a_delivery_writes_exactly_one_audit_row(tmp_path: Path) -> None:
+    async with running_gateway(desk_settings(tmp_path)) as gw:
+        review_id = await open_review(gw)
+        await gw.client.post(
+            f"/v1/reviews/{review_id}/decision", json={"input": {"decision": "deny"}}, headers=OPERATOR
+        )
+        await gw.settle()
+        delivery = (await gw.client.get("/v1/deliveries", headers=OPERATOR)).json()["items"][0]
+        assert delivery["state"] == "DELIVERED"
+        await add_operator(gw, "root", "admin")
+        root = await api_key(gw, "root", "deliveries:replay")
+        assert (await gw.client.post(f"/v1/deliveries/{delivery['id']}/retry", headers=root)).status_code == 202
+        rows = sqlite3.connect(tmp_path / "gateway.db").execute(
+            "SELECT actor, object FROM audit_log WHERE action = 'delivery_replayed'"
+        )
+        assert rows.fetchall() == [("root", f"delivery:{delivery['id']}")]
