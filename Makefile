@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 CONFIG ?= config.example.toml
 
-.PHONY: run test lint typecheck unit bench soak clean
+.PHONY: run test lint typecheck unit bench soak clean browsers screenshots
 
 $(BIN)/gateway: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,15 @@ typecheck: $(BIN)/gateway
 unit: $(BIN)/gateway
 	$(BIN)/pytest -q
 
-test: lint typecheck unit
+test: browsers lint typecheck unit
+
+# Headless Chromium for the UI browser tests (Debian's package; Playwright never downloads a browser).
+browsers:
+	@test -x /usr/bin/chromium || (apt-get update && apt-get install -y chromium chromium-driver)
+
+# Refresh the UI screenshots in docs/ from the browser test.
+screenshots: $(BIN)/gateway browsers
+	GATEWAY_SCREENSHOT_DIR=docs $(BIN)/pytest -q tests/browser
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Mapping, Sequence
 
 from gateway import errors
+from gateway.desk import cli as desk_cli
 from gateway.settings import Settings, describe, load_settings
 from gateway.store import transfer
 
@@ -38,8 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.add_argument("--config", default=os.environ.get("GATEWAY_CONFIG", DEFAULT_CONFIG))
     purge = commands.add_parser("purge", help="drop payloads of runs that ended before the retention period")
     purge.add_argument("--config", default=os.environ.get("GATEWAY_CONFIG", DEFAULT_CONFIG))
-    keys = commands.add_parser("keys", help="data keys (and, later, API keys)")
-    key_commands = keys.add_subparsers(dest="keys_command", required=True, parser_class=_Parser)
+    key_commands = desk_cli.add_commands(commands, os.environ.get("GATEWAY_CONFIG", DEFAULT_CONFIG))
     rotate = key_commands.add_parser("rotate-data", help="re-encrypt every stored payload under the current data key")
     rotate.add_argument("--config", default=os.environ.get("GATEWAY_CONFIG", DEFAULT_CONFIG))
     generate = key_commands.add_parser("generate-data-key", help="print a new random data key")
@@ -62,6 +62,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     except errors.ConfigError as exc:
         print(f"gateway: {exc.message}", file=sys.stderr)
         return 2
+    if getattr(args, "desk_command", None) is not None:
+        return desk_cli.run(args, settings)
     if args.command == "migrate":
         return asyncio.run(_migrate(settings))
     if args.command in ("purge", "keys"):

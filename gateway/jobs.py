@@ -53,6 +53,7 @@ class Handlers:
         self.sinks = sinks
         self.clock = clock
         self.rng = rng
+        self.extra: dict[JobKind, Callable[[Job], Awaitable[None]]] = {}  # handlers registered by other parts
 
     async def handle(self, job: Job) -> None:
         handler = {
@@ -62,7 +63,7 @@ class Handlers:
             JobKind.DELIVER: self.deliver,
             JobKind.CANCEL_RUN: self.cancel_run,
             JobKind.POLL_RUN: self.fetch_run,
-        }[job.kind]
+        }.get(job.kind) or self.extra[job.kind]
         await handler(job)
 
     # start ----------------------------------------------------------------------------------------
@@ -297,6 +298,7 @@ class Handlers:
             refine_review=self._request(moved) if update.refined_pause else None,
             close_reviews=update.left_pause,
             deliveries=self._deliveries(moved, now) if update.finished else [],
+            jobs=[NewJob(kind=JobKind.REVIEW_OPENED, ref=open_review.id, due_at=now)] if open_review else [],
         )
 
     def _request(self, run: Run) -> PendingInput:

@@ -53,6 +53,9 @@ class JobKind(enum.StrEnum):
     DELIVER = "deliver"
     CANCEL_RUN = "cancel_run"
     POLL_RUN = "poll_run"  # a fetch on a timer, for providers whose pushes can be lost (``poll_interval``)
+    REVIEW_OPENED = "review_opened"  # apply the flow's review policy to a new review (gateway.desk)
+    REVIEW_TIMER = "review_timer"  # an SLA, expiry or claim-lease timer of a review (gateway.desk)
+    ALERT = "alert"  # a signed alert about the review queue (gateway.desk)
 
 
 class JobState(enum.StrEnum):

@@ -1,4 +1,5 @@
-"""Request-side use cases: accept events and notifications, decide reviews, replay deliveries.
+"""Request-side use cases: accept events and notifications, retry starts, replay deliveries.
+(Reviews are claimed and decided through ``gateway.desk``.)
 
 Each reads state, asks the pure core what to do, and writes the result in one store transaction.
 Slow work (provider and sink calls) is never done here: it is queued as jobs for the dispatcher.
@@ -10,11 +11,9 @@ import hashlib
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from gateway import errors
 from gateway.core import lifecycle, routing
-from gateway.core import review as review_rules
 from gateway.core.ids import new_id
 from gateway.model import (
     JSON,
@@ -22,8 +21,6 @@ from gateway.model import (
     Delivery,
     DeliveryState,
     JobKind,
-    Review,
-    ReviewState,
     Run,
     RunStatus,
 )
@@ -156,28 +153,6 @@ class Gateway:
         await self.store.enqueue(NewJob(kind=JobKind.CANCEL_RUN, ref=run.id, due_at=now), now)
         self.wake()
         return run
-
-    # reviews --------------------------------------------------------------------------------------
-
-    async def get_review(self, review_id: str) -> Review:
-        review = await self.store.get_review(review_id)
-        if review is None:
-            raise errors.NotFound(f"no review {review_id}")
-        return review
-
-    async def decide(self, review_id: str, decision: Any, decided_by: str) -> Review:
-        """Take a decision exactly once (compare-and-set) and queue the resume (D9)."""
-        review = await self.get_review(review_id)
-        if review.state != ReviewState.OPEN:
-            raise errors.Conflict(f"review {review_id} is {review.state}, not OPEN")
-        problems = review_rules.validate_input(review.request, decision)
-        if problems:
-            raise errors.InvalidInput("; ".join(problems))
-        decided = await self.store.decide_review(review, decision, decided_by, self.clock.now())
-        if decided is None:
-            raise errors.Conflict(f"review {review_id} was decided by someone else")
-        self.wake()
-        return decided
 
     # deliveries -----------------------------------------------------------------------------------
 

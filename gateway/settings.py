@@ -18,6 +18,7 @@ from gateway import errors
 from gateway.config_types import ParseContext, Secret
 from gateway.core import routing
 from gateway.core.retry import BackoffPolicy, SchedulePolicy
+from gateway.desk.settings import DeskSettings, parse_desk
 from gateway.model import PendingInput, RunStatus
 from gateway.protection import EncryptionSettings, RetentionSettings, check_mode, parse_encryption, parse_retention
 
@@ -38,6 +39,8 @@ _TOP_LEVEL = {
     "mode",
     "encryption",
     "retention",
+    "ui",
+    "alerts",
 }
 
 
@@ -143,6 +146,7 @@ class Settings:
     routes: tuple[RouteSettings, ...] = ()
     sinks: Mapping[str, SinkConfig] = field(default_factory=dict)
     sandbox: Any = None
+    desk: DeskSettings = field(default_factory=DeskSettings)
     dev_secrets_used: tuple[str, ...] = ()
     mode: str = "production"
     encryption: EncryptionSettings = field(default_factory=EncryptionSettings)
@@ -201,6 +205,7 @@ def parse_settings(
         routes=_routes(data.get("routes"), ctx, sources, flows),
         sinks=_sinks(ctx.table("sinks", data.get("sinks")), ctx, flows),
         sandbox=_sandbox(data.get("sandbox"), ctx),
+        desk=parse_desk(data, ctx, server.public_url),
         dev_secrets_used=tuple(sorted(set(ctx.dev_secrets_used))),
         mode=str(data.get("mode", "production")),
         encryption=encryption,
@@ -418,7 +423,7 @@ def _flows(
     for name, raw in data.items():
         key = f"flows.{name}"
         item = ctx.table(key, raw)
-        ctx.unknown_keys(key, item, {"provider", "template", "inputs"})
+        ctx.unknown_keys(key, item, {"provider", "template", "inputs", "review"})
         provider = ctx.string(f"{key}.provider", item.get("provider")) or ""
         if provider and provider not in providers:
             ctx.problem(f"{key}.provider", f"no provider named {provider!r}")

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 
+from gateway.desk.parts import DeskParts, build_desk
 from gateway.dispatcher import Dispatcher
 from gateway.follower import StreamFollower
 from gateway.housekeeping import Housekeeper
@@ -44,6 +45,7 @@ class Services:
     reconciler: Reconciler | None = None
     stuck: StuckRuns | None = None
     streams: StreamFollower | None = None  # follows runs of providers that push over a stream
+    desk: DeskParts | None = None  # the operator review desk (gateway.desk)
 
     async def start_background(self) -> None:
         if self.sandbox is not None:
@@ -130,6 +132,8 @@ def _assemble(
     reconciler = Reconciler(
         settings=settings.worker, store=store, providers=providers, stuck=stuck, clock=clock, wake=dispatcher.wake
     )
+    desk = build_desk(settings, store=store, http=http, providers=providers, clock=clock, rng=rng, wake=dispatcher.wake)
+    handlers.extra.update(desk.jobs.handlers())
     sandbox = None
     if settings.sandbox is not None:
         from gateway.sandbox.app import create_sandbox_app
@@ -150,4 +154,5 @@ def _assemble(
         reconciler=reconciler,
         stuck=stuck,
         streams=StreamFollower(store=store, providers=providers, clock=clock, rng=rng, wake_dispatcher=dispatcher.wake),
+        desk=desk,
     )

@@ -264,6 +264,9 @@ async def test_stuck_runs_are_reported_and_repaired(tmp_path: Path) -> None:
         assert (await gw.client.get("/v1/runs/stuck", headers=OPERATOR)).json() == {"items": []}
 
         async with gw.services.store.db.write() as tx:  # damage, as a crash or a bad migration could
+            await tx.execute(
+                "DELETE FROM review_items WHERE review_id IN (SELECT id FROM reviews WHERE run_id = ?)", (paused,)
+            )
             await tx.execute("DELETE FROM reviews WHERE run_id = ?", (paused,))
             await tx.execute("DELETE FROM jobs WHERE ref IN (SELECT id FROM deliveries WHERE run_id = ?)", (done,))
             await tx.execute("DELETE FROM deliveries WHERE run_id = ?", (done,))
@@ -297,6 +300,9 @@ async def test_the_reconciler_pass_repairs_stuck_runs(tmp_path: Path) -> None:
         paused = await submit(gw, REMINIX_EVENT)
         await gw.settle()
         async with gw.services.store.db.write() as tx:
+            await tx.execute(
+                "DELETE FROM review_items WHERE review_id IN (SELECT id FROM reviews WHERE run_id = ?)", (paused,)
+            )
             await tx.execute("DELETE FROM reviews WHERE run_id = ?", (paused,))
         assert (await gw.services.reconciler.run_once()).repaired == 1
         assert (await gw.services.reconciler.run_once()).repaired == 0

@@ -19,6 +19,8 @@ Params = Sequence[Any]
 
 
 class Tx(Protocol):
+    dialect: str
+
     async def execute(self, sql: str, params: Params = ()) -> int: ...
 
     async def executemany(self, sql: str, rows: Iterable[Params]) -> None: ...
@@ -42,6 +44,7 @@ class Database(Protocol):
 
 class SqliteTx:
     __slots__ = ("_conn",)
+    dialect = "sqlite"
 
     def __init__(self, conn: aiosqlite.Connection) -> None:
         self._conn = conn

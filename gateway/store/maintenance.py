@@ -9,11 +9,12 @@ from gateway.store.codec import to_us
 from gateway.store.sealing import AesGcmSealer
 from gateway.store.sqlstore import SqlStore
 
-# Every column that holds payload data, by table (each table's key column is ``id``).
-SEALED_COLUMNS: Mapping[str, tuple[str, ...]] = {
-    "events": ("body",),
-    "runs": ("input", "output", "error"),
-    "reviews": ("gathered", "decision"),
+# Every column that holds payload data: table -> (its key column, the sealed columns).
+SEALED_COLUMNS: Mapping[str, tuple[str, tuple[str, ...]]] = {
+    "events": ("id", ("body",)),
+    "runs": ("id", ("input", "output", "error")),
+    "reviews": ("id", ("gathered", "decision")),
+    "review_items": ("review_id", ("proposal",)),
 }
 _BATCH = 500
 
@@ -21,18 +22,19 @@ _BATCH = 500
 async def reseal(store: SqlStore, sealer: AesGcmSealer) -> int:
     """Re-encrypt every payload not sealed under the current key; returns how many values changed."""
     changed = 0
-    for table, columns in SEALED_COLUMNS.items():
+    for table, (key, columns) in SEALED_COLUMNS.items():
         for column in columns:
-            changed += await _reseal_column(store, sealer, table, column)
+            changed += await _reseal_column(store, sealer, table, key, column)
     return changed
 
 
-async def _reseal_column(store: SqlStore, sealer: AesGcmSealer, table: str, column: str) -> int:
+async def _reseal_column(store: SqlStore, sealer: AesGcmSealer, table: str, key: str, column: str) -> int:
     changed, after = 0, ""
     while True:
         async with store.db.read() as tx:
             rows = await tx.fetchall(
-                f"SELECT id, {column} AS value FROM {table} WHERE id > ? AND {column} IS NOT NULL ORDER BY id LIMIT ?",
+                f"SELECT {key} AS id, {column} AS value FROM {table} WHERE {key} > ? AND {column} IS NOT NULL"
+                f" ORDER BY {key} LIMIT ?",
                 (after, _BATCH),
             )
         if not rows:
@@ -43,7 +45,7 @@ async def _reseal_column(store: SqlStore, sealer: AesGcmSealer, table: str, colu
             for row_id, stored in stale:
                 aad = f"{table}/{row_id}/{column}"
                 plain = sealer.open(aad, stored) if stored.startswith(b"g1") else stored
-                await tx.execute(f"UPDATE {table} SET {column} = ? WHERE id = ?", (sealer.seal(aad, plain), row_id))
+                await tx.execute(f"UPDATE {table} SET {column} = ? WHERE {key} = ?", (sealer.seal(aad, plain), row_id))
         changed += len(stale)
 
 
@@ -54,6 +56,11 @@ async def purge_payloads(store: SqlStore, cutoff: datetime) -> dict[str, int]:
         reviews = await tx.execute(
             "UPDATE reviews SET gathered = NULL, decision = NULL WHERE (gathered IS NOT NULL OR decision IS NOT NULL)"
             " AND run_id IN (SELECT id FROM runs WHERE finished_at < ?)",
+            (at,),
+        )
+        await tx.execute(
+            "UPDATE review_items SET proposal = NULL WHERE proposal IS NOT NULL AND review_id IN"
+            " (SELECT reviews.id FROM reviews JOIN runs ON runs.id = reviews.run_id WHERE runs.finished_at < ?)",
             (at,),
         )
         runs = await tx.execute(

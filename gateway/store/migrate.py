@@ -10,6 +10,8 @@ from gateway.store.db import Database, Tx
 from gateway.store.dialect import dialect
 
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+_TRIGGER = re.compile(r"\s*CREATE\s+TRIGGER\b", re.IGNORECASE)
+_TRIGGER_END = re.compile(r"\bEND\s*$", re.IGNORECASE)
 _CREATE = """CREATE TABLE IF NOT EXISTS schema_migrations (
     version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"""
 
@@ -32,9 +34,23 @@ def migrations(dialect: str) -> list[Migration]:
 
 
 def statements(sql: str) -> list[str]:
-    """Split a migration into statements (our migrations keep ';' out of literals and comments)."""
+    """Split a migration into statements (our migrations keep ';' out of literals and comments).
+
+    A ``CREATE TRIGGER`` runs on to its closing ``END``, and a ``$$``-quoted body to its closing ``$$``:
+    the ';' inside them do not split them."""
     lines = [line for line in sql.splitlines() if not line.strip().startswith("--")]
-    return [part.strip() for part in "\n".join(lines).split(";") if part.strip()]
+    found: list[str] = []
+    pending = ""
+    for part in "\n".join(lines).split(";"):
+        pending = f"{pending};{part}" if pending else part
+        if _TRIGGER.match(pending) and not _TRIGGER_END.search(pending):
+            continue
+        if pending.count("$$") % 2:
+            continue
+        if pending.strip():
+            found.append(pending.strip())
+        pending = ""
+    return found
 
 
 async def _exclusive(db: Database, tx: Tx) -> None:

@@ -52,6 +52,7 @@ def rowcount(status: str) -> int:
 
 
 class PgTx:
+    dialect = "postgres"
     __slots__ = ("_conn",)
 
     def __init__(self, conn: Any) -> None:

@@ -15,7 +15,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import errors
-from gateway.web import deliveries, events, health, reviews, runs, stuck, webhooks
+from gateway.web import audit, deliveries, events, guard, health, reviews, runs, stuck, ui, webhooks
 from gateway.wiring import Services
 
 log = logging.getLogger("gateway.http")
@@ -83,6 +83,13 @@ def routes(services: Services) -> list[BaseRoute]:
         Route("/v1/reviews", reviews.list_reviews, methods=["GET"]),
         Route("/v1/reviews/{review_id}", reviews.get_review, methods=["GET"]),
         Route("/v1/reviews/{review_id}/decision", reviews.decide, methods=["POST"]),
+        Route("/v1/reviews/{review_id}/audit", reviews.review_audit, methods=["GET"]),
+        Route("/v1/reviews/{review_id}/claim", reviews.claim, methods=["POST"]),
+        Route("/v1/reviews/{review_id}/release", reviews.release, methods=["POST"]),
+        Route("/v1/reviews/{review_id}/reassign", reviews.reassign, methods=["POST"]),
+        Route("/v1/reviews/{review_id}/approve", reviews.approve, methods=["POST"]),
+        Route("/v1/reviews/{review_id}/reject", reviews.reject, methods=["POST"]),
+        Route("/v1/audit/verify", audit.verify, methods=["GET"]),
         Route("/v1/deliveries", deliveries.list_deliveries, methods=["GET"]),
         Route("/v1/deliveries/{delivery_id}", deliveries.get_delivery, methods=["GET"]),
         Route("/v1/deliveries/{delivery_id}/retry", deliveries.retry_delivery, methods=["POST"]),
@@ -92,7 +99,8 @@ def routes(services: Services) -> list[BaseRoute]:
         if getattr(services.sandbox, "reminix_asgi", None) is not None:
             table.append(Mount("/sandbox/reminix", app=services.sandbox.reminix_asgi))
         table.extend(Mount(f"/sandbox/{name}", app=sub) for name, sub in services.sandbox.mounts.items())
-    return table
+    table.append(Mount("/ui", routes=ui.routes()))
+    return guard.declare(table)
 
 
 class AccessLog:

@@ -55,6 +55,9 @@ def authenticate_source(services: Services, request: Request, source_name: str |
 
 
 def operator(services: Services, request: Request) -> Operator:
+    principal = getattr(request.state, "principal", None)  # set by gateway.web.guard (API keys, scopes)
+    if principal is not None:
+        return Operator(name=principal.name)
     token = bearer_token(request)
     if token is None:
         raise errors.AuthError("missing bearer token")

@@ -7,7 +7,7 @@ from starlette.responses import Response
 
 from gateway import errors
 from gateway.model import DeliveryState
-from gateway.web import auth, render
+from gateway.web import auth, guard, render
 from gateway.web.common import json, page, query_enum, query_limit, query_text, services
 
 
@@ -38,4 +38,5 @@ async def retry_delivery(request: Request) -> Response:
     svc = services(request)
     auth.operator(svc, request)
     item = await svc.gateway.retry_delivery(request.path_params["delivery_id"])
+    await guard.record(request, "delivery_replayed", f"delivery:{item.id}")
     return json(render.delivery(item), status=202)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from gateway.model import Delivery, Review, Run, Transition
+from gateway.model import Delivery, Run, Transition
 from gateway.ports import Capabilities
 
 
@@ -49,31 +49,6 @@ def transition(step: Transition) -> dict[str, Any]:
         "to": step.to_status.value,
         "cause": step.cause,
         "detail": step.detail,
-    }
-
-
-def review_summary(review: Review) -> dict[str, Any]:
-    return {
-        "id": review.id,
-        "run_id": review.run_id,
-        "flow": review.flow,
-        "state": review.state.value,
-        "waiting_in": review.request.key,
-        "created_at": _time(review.created_at),
-        "updated_at": _time(review.updated_at),
-        "decided_by": review.decided_by,
-        "decided_at": _time(review.decided_at),
-        "version": review.version,
-    }
-
-
-def review_detail(review: Review, run: Run | None) -> dict[str, Any]:
-    return {
-        **review_summary(review),
-        "template": run.template if run else None,
-        "asks_for": review.request.as_dict(),
-        "gathered": review.gathered,
-        "decision": review.decision,
     }
 
 

@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from gateway.model import RunStatus
 from gateway.ports import RunFilter
-from gateway.web import auth, render
+from gateway.web import auth, guard, render
 from gateway.web.common import json, page, query_enum, query_limit, query_text, services
 from gateway.wiring import Services
 
@@ -45,6 +45,7 @@ async def retry_run(request: Request) -> Response:
     svc = services(request)
     auth.operator(svc, request)
     run = await svc.gateway.retry_start(request.path_params["run_id"])
+    await guard.record(request, "run_retried", f"run:{run.id}")
     return json(render.run_summary(run), status=202)
 
 

@@ -1,0 +1,154 @@
+"""Who may do what: roles and scopes, API key format, password hashing, login and CSRF tokens. Pure.
+
+API keys look like ``gw_<key id>_<secret>`` (32 random bytes); only SHA-256 of the secret is stored (A1).
+Passwords are hashed with scrypt, a memory-hard KDF. Randomness is passed in as bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidKey
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+REVIEWS_READ = "reviews:read"
+REVIEWS_DECIDE = "reviews:decide"
+RUNS_READ = "runs:read"
+RUNS_RETRY = "runs:retry"
+DELIVERIES_REPLAY = "deliveries:replay"
+ADMIN = "admin"
+SCOPES = (REVIEWS_READ, REVIEWS_DECIDE, RUNS_READ, RUNS_RETRY, DELIVERIES_REPLAY, ADMIN)
+
+ROLES = ("viewer", "reviewer", "approver", "admin")
+ROLE_SCOPES: dict[str, frozenset[str]] = {
+    "viewer": frozenset({REVIEWS_READ, RUNS_READ}),
+    "reviewer": frozenset({REVIEWS_READ, REVIEWS_DECIDE, RUNS_READ}),
+    "approver": frozenset({REVIEWS_READ, REVIEWS_DECIDE, RUNS_READ}),
+    "admin": frozenset(SCOPES),
+}
+PAYLOAD_ROLES = frozenset({"reviewer", "approver", "admin"})  # may see what a flow gathered (A13)
+APPROVER_ROLES = frozenset({"approver", "admin"})
+CONFIG_TOKEN_ROLES = frozenset({"reviewer", "approver"})
+CONFIG_TOKEN_SCOPES = frozenset(SCOPES) - {ADMIN}
+
+KEY_PREFIX = "gw"
+KEY_SECRET_BYTES = 32
+_ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
+SCRYPT_N = 2**15
+SCRYPT_R = 8
+SCRYPT_P = 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Principal:
+    """An authenticated operator, with what this credential may do."""
+
+    name: str
+    roles: frozenset[str]
+    scopes: frozenset[str]
+    via: str  # "key", "token" (config operator token) or "session"
+    key_id: str | None = None
+
+    def may(self, scope: str) -> bool:
+        return scope in self.scopes or ADMIN in self.scopes
+
+    @property
+    def sees_payload(self) -> bool:
+        return bool(self.roles & PAYLOAD_ROLES)
+
+    @property
+    def approves(self) -> bool:
+        return bool(self.roles & APPROVER_ROLES)
+
+
+def role_scopes(roles: Iterable[str]) -> frozenset[str]:
+    out: set[str] = set()
+    for role in roles:
+        out |= ROLE_SCOPES.get(role, frozenset())
+    return frozenset(out)
+
+
+def unknown(values: Iterable[str], known: Iterable[str]) -> list[str]:
+    allowed = set(known)
+    return [v for v in values if v not in allowed]
+
+
+# API keys --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewKey:
+    key_id: str
+    token: str  # shown once
+    secret_sha256: bytes
+
+
+def new_key(id_bytes: bytes, secret_bytes: bytes) -> NewKey:
+    key_id = "".join(_ID_ALPHABET[b % 32] for b in id_bytes[:12])
+    secret = base64.urlsafe_b64encode(secret_bytes).decode().rstrip("=")
+    return NewKey(key_id=key_id, token=f"{KEY_PREFIX}_{key_id}_{secret}", secret_sha256=sha256(secret))
+
+
+def parse_key(token: str) -> tuple[str, bytes] | None:
+    """(key id, SHA-256 of the secret) for a token of our format, else None."""
+    parts = token.split("_", 2)
+    if len(parts) != 3 or parts[0] != KEY_PREFIX or len(parts[1]) != 12 or not parts[2]:
+        return None
+    return parts[1], sha256(parts[2])
+
+
+def sha256(text: str) -> bytes:
+    return hashlib.sha256(text.encode()).digest()
+
+
+# passwords -------------------------------------------------------------------------------------------
+
+
+def hash_password(password: str, salt: bytes, *, n: int = SCRYPT_N) -> str:
+    derived = _scrypt(salt, n, SCRYPT_R, SCRYPT_P).derive(password.encode())
+    return f"scrypt${n}${SCRYPT_R}${SCRYPT_P}${_b64(salt)}${_b64(derived)}"
+
+
+def check_password(password: str, stored: str | None) -> bool:
+    if not stored:
+        return False
+    try:
+        kind, n, r, p, salt, expected = stored.split("$")
+        if kind != "scrypt":
+            return False
+        _scrypt(_unb64(salt), int(n), int(r), int(p)).verify(password.encode(), _unb64(expected))
+    except (ValueError, InvalidKey):
+        return False
+    return True
+
+
+def _scrypt(salt: bytes, n: int, r: int, p: int) -> Scrypt:
+    return Scrypt(salt=salt, length=32, n=n, r=r, p=p)
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.b64decode(text, validate=True)
+
+
+# UI logins -------------------------------------------------------------------------------------------
+
+
+def session_token(random_bytes: bytes) -> str:
+    return base64.urlsafe_b64encode(random_bytes).decode().rstrip("=")
+
+
+def csrf_token(session: str) -> str:
+    """The CSRF token is derived from the login's secret id: bound to it, never stored."""
+    return hmac.new(session.encode(), b"gateway-csrf-v1", hashlib.sha256).hexdigest()
+
+
+def csrf_ok(session: str, presented: str | None) -> bool:
+    return presented is not None and hmac.compare_digest(csrf_token(session), presented)

@@ -1,0 +1,345 @@
+"""Queue use cases: view, claim, release, reassign, decide (with four-eyes approvals) and track new items.
+
+Each reads the item, checks the rules, and writes one compare-and-set ``ItemChange`` with its audit rows;
+a change that loses the race is a Conflict (409), never a second decision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from gateway import errors
+from gateway.core import review as review_rules
+from gateway.desk import access, audit, sla
+from gateway.desk.access import Principal
+from gateway.desk.alerts import Alerts
+from gateway.desk.audit import AuditEntry
+from gateway.desk.model import Item, QueueFilter
+from gateway.model import JSON, JobKind, ReviewState
+from gateway.ports import Clock, NewJob
+from gateway.settings import Settings
+from gateway.store.access_sql import AccessStore
+from gateway.store.queue_sql import ItemChange, QueueStore
+
+MAX_REASON = 500
+_CLEAR_CLAIM = {"claimed_by": None, "claimed_at": None, "claim_expires_at": None}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Outcome:
+    status: int
+    body: JSON
+
+
+class Desk:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        queue: QueueStore,
+        access_store: AccessStore,
+        alerts: Alerts,
+        clock: Clock,
+        wake: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.settings = settings
+        self.queue = queue
+        self.access = access_store
+        self.alerts = alerts
+        self.clock = clock
+        self.wake = wake
+        self.lease = timedelta(seconds=settings.desk.ui.claim_lease)
+
+    # reading -------------------------------------------------------------------------------------
+
+    async def page(self, flt: QueueFilter, who: Principal) -> list[Item]:
+        _need(who, access.REVIEWS_READ)
+        return await self.queue.list_items(flt, self.clock.now())
+
+    async def view(self, review_id: str, who: Principal) -> tuple[Item, bool]:
+        """The item, and whether this operator sees its payload; showing it is audited (A8, A13)."""
+        _need(who, access.REVIEWS_READ)
+        item = await self.item(review_id)
+        now = self.clock.now()
+        if who.sees_payload:
+            await self.access.audit([_entry(who, "viewed_payload", item)], now)
+        if item.holder(now) == who.name:
+            await self.queue.apply(self._renewal(item, now), now)
+            item = await self.item(review_id)
+        return item, who.sees_payload
+
+    async def item(self, review_id: str) -> Item:
+        item = await self.queue.get_item(review_id)
+        if item is None:
+            raise errors.NotFound(f"no review {review_id}")
+        if not item.tracked:
+            await self.track(item, self.clock.now())
+            item = await self.queue.get_item(review_id)
+            assert item is not None
+        return item
+
+    async def track(self, item: Item, now: datetime) -> bool:
+        """Apply the flow's policy to a new review: priority, approvals, SLA timers, 'opened' record, alert."""
+        policy = self.settings.desk.policy(item.review.flow)
+        due = sla.deadlines(policy, item.review.created_at)
+        fields = {
+            "priority": policy.priority,
+            "approvals_needed": policy.approvals,
+            "claim_due_at": due.claim_due_at,
+            "decide_due_at": due.decide_due_at,
+            "expires_at": due.expires_at,
+        }
+        timers = [
+            NewJob(kind=JobKind.REVIEW_TIMER, ref=sla.timer_ref(item.id, timer), due_at=at) for timer, at in due.timers
+        ]
+        opened = AuditEntry(
+            actor="system", action="opened", object=f"review:{item.id}", details={"run_id": item.review.run_id}
+        )
+        alert = self.alerts.job("review.opened", item, now)
+        tracked = await self.queue.track(item.id, fields, audit=[opened], jobs=[*timers, *alert], now=now)
+        if tracked:
+            self.wake()
+        return tracked
+
+    # claims --------------------------------------------------------------------------------------
+
+    async def claim(self, review_id: str, who: Principal) -> Item:
+        _need(who, access.REVIEWS_DECIDE)
+        item = await self._open_item(review_id)
+        now = self.clock.now()
+        holder = item.holder(now)
+        if holder is not None and holder != who.name:
+            raise errors.Conflict(f"review {review_id} is claimed by {holder}")
+        fields = {
+            "claimed_by": who.name,
+            "claimed_at": now if holder is None else item.claimed_at,
+            "claim_expires_at": now + self.lease,
+            "first_claimed_at": item.first_claimed_at or now,
+        }
+        await self._apply(item, fields, [_entry(who, "claimed", item)], jobs=self._lease_timer(item, now))
+        return await self.item(review_id)
+
+    async def release(self, review_id: str, who: Principal) -> Item:
+        _need(who, access.REVIEWS_DECIDE)
+        item = await self._open_item(review_id)
+        if item.holder(self.clock.now()) != who.name:
+            raise errors.Conflict(f"review {review_id} is not claimed by {who.name}")
+        await self._apply(item, _CLEAR_CLAIM, [_entry(who, "released", item)])
+        return await self.item(review_id)
+
+    async def reassign(self, review_id: str, who: Principal, to: str, reason: str) -> Item:
+        _need(who, access.REVIEWS_DECIDE)
+        reason = _reason(reason)
+        item = await self._open_item(review_id)
+        now = self.clock.now()
+        holder = item.holder(now)
+        if holder not in (None, who.name) and not who.approves:
+            raise errors.Forbidden("only the claimer or an approver may reassign a claimed item")
+        if not await self._can_decide(to):
+            raise errors.InvalidInput(f"{to!r} is not an operator who may decide reviews")
+        fields = {
+            "claimed_by": to,
+            "claimed_at": now,
+            "claim_expires_at": now + self.lease,
+            "first_claimed_at": item.first_claimed_at or now,
+        }
+        details = {"from": holder, "to": to, "reason": reason}
+        entry = _entry(who, "reassigned", item, details)
+        await self._apply(item, fields, [entry], jobs=self._lease_timer(item, now))
+        return await self.item(review_id)
+
+    async def _can_decide(self, name: str) -> bool:
+        if any(token.name == name for token in self.settings.operator_tokens):
+            return True
+        operator = await self.access.get_operator(name)
+        return bool(
+            operator and operator.disabled_at is None and access.REVIEWS_DECIDE in access.role_scopes(operator.roles)
+        )
+
+    # decisions -----------------------------------------------------------------------------------
+
+    async def decide(self, review_id: str, who: Principal, value: Any, key: str | None) -> Outcome:
+        """Take a decision once. With four-eyes it becomes a proposal that others must approve."""
+        _need(who, access.REVIEWS_DECIDE)
+        fingerprint = audit.digest(value)
+        if key is not None and (replayed := await self._replay(review_id, key, who, fingerprint)) is not None:
+            return replayed
+        item = await self._open_item(review_id)
+        now = self.clock.now()
+        problems = review_rules.validate_input(item.review.request, value)
+        if problems:
+            raise errors.InvalidInput("; ".join(problems))
+        holder = item.holder(now)
+        if holder is not None and holder != who.name:
+            raise errors.Conflict(f"review {review_id} is claimed by {holder}")
+        change = self._decision(item, who, value, fingerprint, holder, now)
+        body = _decision_body(item, who, fingerprint, now, proposal=change.decide is None)
+        request = (key, who.name, fingerprint, body, 202) if key is not None else None
+        if not await self.queue.apply(_with(change, request=request), now):
+            if key is not None and (replayed := await self._replay(review_id, key, who, fingerprint)) is not None:
+                return replayed
+            raise errors.Conflict(f"review {review_id} was decided or changed by someone else")
+        self.wake()
+        return Outcome(status=202, body=body)
+
+    def _decision(
+        self, item: Item, who: Principal, value: Any, fingerprint: str, holder: str | None, now: datetime
+    ) -> ItemChange:
+        details: dict[str, Any] = {"input_digest": fingerprint, "via": who.via}
+        if item.approvals_needed == 0:
+            return ItemChange(
+                review_id=item.id,
+                expected_version=item.version,
+                set=_CLEAR_CLAIM,
+                decide=(value, who.name),
+                audit=[_entry(who, "decided", item, details)],
+            )
+        if item.proposal_digest is not None:
+            raise errors.Conflict(f"review {item.id} has a decision awaiting approval; approve or reject it first")
+        fields = {
+            "proposal": value,
+            "proposal_digest": fingerprint,
+            "proposed_by": who.name,
+            "proposed_claimer": holder or who.name,
+            "proposed_at": now,
+        }
+        details["approvals_needed"] = item.approvals_needed
+        return ItemChange(
+            review_id=item.id,
+            expected_version=item.version,
+            set=fields,
+            audit=[_entry(who, "proposed", item, details)],
+        )
+
+    async def _replay(self, review_id: str, key: str, who: Principal, fingerprint: str) -> Outcome | None:
+        if not 1 <= len(key) <= 255:
+            raise errors.BadRequest("Idempotency-Key must be 1 to 255 characters")
+        found = await self.queue.replay(review_id, key)
+        if found is None:
+            return None
+        if found.operator != who.name or found.fingerprint != fingerprint:
+            raise errors.InvalidInput("this Idempotency-Key was used with a different input")
+        return Outcome(status=found.status, body=found.response)
+
+    async def approve(self, review_id: str, who: Principal, digest: str | None) -> Outcome:
+        """Four-eyes: an approver other than the claimer and the submitter approves the proposal."""
+        _need(who, access.REVIEWS_DECIDE)
+        if not who.approves:
+            raise errors.Forbidden("approving needs the approver role")
+        item = await self._open_item(review_id)
+        if item.proposal_digest is None or item.proposal is None or item.proposed_by is None:
+            raise errors.Conflict(f"review {review_id} has no decision awaiting approval")
+        if digest is not None and digest != item.proposal_digest:
+            raise errors.Conflict("the proposed decision changed; look again before approving")
+        if who.name in (item.proposed_by, item.proposed_claimer):
+            raise errors.Forbidden("four-eyes: the operator who claimed or submitted cannot approve")
+        if who.name in item.approvals:
+            raise errors.Conflict(f"{who.name} already approved this decision")
+        now = self.clock.now()
+        done = len(item.approvals) + 1 >= item.approvals_needed
+        entries = [_entry(who, "approved", item, {"input_digest": item.proposal_digest})]
+        if done:
+            approvers = [*item.approvals, who.name]
+            details = {"input_digest": item.proposal_digest, "approved_by": approvers, "via": "four-eyes"}
+            entries.append(
+                AuditEntry(actor=item.proposed_by, action="decided", object=f"review:{item.id}", details=details)
+            )
+        change = ItemChange(
+            review_id=item.id,
+            expected_version=item.version,
+            set=_CLEAR_CLAIM if done else {},
+            decide=(item.proposal, item.proposed_by) if done else None,
+            approval=(who.name, item.proposal_digest),
+            audit=entries,
+        )
+        if not await self.queue.apply(change, now):
+            raise errors.Conflict(f"review {review_id} changed; look again")
+        self.wake()
+        state = ReviewState.DECIDED if done else ReviewState.OPEN
+        return Outcome(status=202, body={"id": item.id, "state": state.value, "approvals": len(item.approvals) + 1})
+
+    async def reject(self, review_id: str, who: Principal, reason: str) -> Item:
+        _need(who, access.REVIEWS_DECIDE)
+        if not who.approves:
+            raise errors.Forbidden("rejecting a proposal needs the approver role")
+        reason = _reason(reason)
+        item = await self._open_item(review_id)
+        if item.proposal_digest is None:
+            raise errors.Conflict(f"review {review_id} has no decision awaiting approval")
+        if who.name in (item.proposed_by, item.proposed_claimer):
+            raise errors.Forbidden("four-eyes: the operator who claimed or submitted cannot reject")
+        fields = dict.fromkeys(("proposal", "proposal_digest", "proposed_by", "proposed_claimer", "proposed_at"))
+        details = {"input_digest": item.proposal_digest, "reason": reason}
+        await self._apply(item, fields, [_entry(who, "proposal_rejected", item, details)])
+        return await self.item(review_id)
+
+    # shared --------------------------------------------------------------------------------------
+
+    async def _open_item(self, review_id: str) -> Item:
+        item = await self.item(review_id)
+        if not item.is_open:
+            raise errors.Conflict(f"review {review_id} is {item.review.state}, not OPEN")
+        return item
+
+    async def _apply(
+        self, item: Item, fields: dict[str, Any], entries: Sequence[AuditEntry], jobs: Sequence[NewJob] = ()
+    ) -> None:
+        change = ItemChange(review_id=item.id, expected_version=item.version, set=fields, audit=entries, jobs=jobs)
+        if not await self.queue.apply(change, self.clock.now()):
+            raise errors.Conflict(f"review {item.id} changed; look again")
+        if jobs:
+            self.wake()
+
+    def _renewal(self, item: Item, now: datetime) -> ItemChange:
+        return ItemChange(
+            review_id=item.id,
+            expected_version=item.version,
+            set={"claim_expires_at": now + self.lease},
+            jobs=self._lease_timer(item, now),
+        )
+
+    def _lease_timer(self, item: Item, now: datetime) -> list[NewJob]:
+        ref = sla.timer_ref(item.id, sla.Timer.LEASE)
+        return [NewJob(kind=JobKind.REVIEW_TIMER, ref=ref, due_at=now + self.lease)]
+
+
+def _need(who: Principal, scope: str) -> None:
+    if not who.may(scope):
+        raise errors.Forbidden(f"this needs the {scope} scope")
+
+
+def _entry(who: Principal, action: str, item: Item, details: dict[str, Any] | None = None) -> AuditEntry:
+    extra = {"key_id": who.key_id} if who.key_id else {}
+    return AuditEntry(actor=who.name, action=action, object=f"review:{item.id}", details={**(details or {}), **extra})
+
+
+def _reason(text: str) -> str:
+    cleaned = " ".join(text.split())
+    if not 1 <= len(cleaned) <= MAX_REASON:
+        raise errors.InvalidInput(f"a reason of 1 to {MAX_REASON} characters is required")
+    return cleaned
+
+
+def _decision_body(item: Item, who: Principal, fingerprint: str, now: datetime, *, proposal: bool) -> JSON:
+    if proposal:
+        return {
+            "id": item.id,
+            "state": ReviewState.OPEN.value,
+            "awaiting_approvals": item.approvals_needed,
+            "proposal_digest": fingerprint,
+            "proposed_by": who.name,
+        }
+    return {
+        "id": item.id,
+        "state": ReviewState.DECIDED.value,
+        "decided_by": who.name,
+        "decided_at": now.isoformat().replace("+00:00", "Z"),
+        "input_digest": fingerprint,
+    }
+
+
+def _with(change: ItemChange, *, request: tuple[str, str, str, JSON, int] | None) -> ItemChange:
+    return replace(change, request=request)

@@ -1,0 +1,147 @@
+"""Every route declares what guards it; the JSON API checks bearer credentials and scopes (default deny, A2).
+
+``declare(table)`` wraps each operator route with its scope from ``ROUTE_SCOPES`` and refuses to build an
+app with a route that declares nothing. Cookies are never read here: the JSON API takes bearer credentials
+only, so it needs no CSRF defence (A4).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount, Route
+
+from gateway import errors
+from gateway.desk import access
+from gateway.desk.access import Principal
+from gateway.desk.audit import AuditEntry
+from gateway.web.auth import bearer_token
+from gateway.web.common import services
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+PUBLIC = "public"  # health checks, the login page, static files
+SOURCE_AUTH = "source"  # internal systems: bearer source token or Standard Webhooks signature
+PROVIDER_AUTH = "provider"  # flow API Notifications: the provider's signature
+SANDBOX = "sandbox"  # the embedded emulator (development only)
+SESSION = "session"  # any logged-in operator (logout)
+NOT_OPERATOR_SCOPES = frozenset({PUBLIC, SOURCE_AUTH, PROVIDER_AUTH, SANDBOX, SESSION})
+
+ROUTE_SCOPES: dict[tuple[str, str], str] = {
+    ("GET", "/healthz"): PUBLIC,
+    ("GET", "/readyz"): PUBLIC,
+    ("POST", "/v1/events"): SOURCE_AUTH,
+    ("POST", "/v1/events/{source}"): SOURCE_AUTH,
+    ("POST", "/v1/webhooks/{provider}"): PROVIDER_AUTH,
+    ("GET", "/v1/runs"): access.RUNS_READ,
+    ("GET", "/v1/runs/{run_id}"): access.RUNS_READ,
+    ("POST", "/v1/runs/{run_id}/retry"): access.RUNS_RETRY,
+    ("POST", "/v1/runs/{run_id}/cancel"): access.RUNS_RETRY,
+    ("GET", "/v1/runs/stuck"): access.RUNS_READ,
+    ("POST", "/v1/runs/stuck/repair"): access.RUNS_RETRY,
+    ("GET", "/v1/reviews"): access.REVIEWS_READ,
+    ("GET", "/v1/reviews/{review_id}"): access.REVIEWS_READ,
+    ("GET", "/v1/reviews/{review_id}/audit"): access.REVIEWS_READ,
+    ("POST", "/v1/reviews/{review_id}/decision"): access.REVIEWS_DECIDE,
+    ("POST", "/v1/reviews/{review_id}/claim"): access.REVIEWS_DECIDE,
+    ("POST", "/v1/reviews/{review_id}/release"): access.REVIEWS_DECIDE,
+    ("POST", "/v1/reviews/{review_id}/reassign"): access.REVIEWS_DECIDE,
+    ("POST", "/v1/reviews/{review_id}/approve"): access.REVIEWS_DECIDE,
+    ("POST", "/v1/reviews/{review_id}/reject"): access.REVIEWS_DECIDE,
+    ("GET", "/v1/deliveries"): access.RUNS_READ,
+    ("GET", "/v1/deliveries/{delivery_id}"): access.RUNS_READ,
+    ("POST", "/v1/deliveries/{delivery_id}/retry"): access.DELIVERIES_REPLAY,
+    ("GET", "/v1/audit/verify"): access.ADMIN,
+}
+
+
+def declared(endpoint: Any) -> str | None:
+    found = getattr(endpoint, "required_scope", None)
+    return found if isinstance(found, str) else None
+
+
+def mark(scope: str, endpoint: Endpoint) -> Endpoint:
+    endpoint.required_scope = scope  # type: ignore[attr-defined]
+    return endpoint
+
+
+def scoped(scope: str, endpoint: Endpoint) -> Endpoint:
+    """Bearer credentials with ``scope``, else 401/403; the principal is left on ``request.state``."""
+
+    async def guarded(request: Request) -> Response:
+        svc = services(request)
+        assert svc.desk is not None
+        principal = await svc.desk.gatekeeper.bearer(bearer_token(request))
+        if not principal.may(scope):
+            raise errors.Forbidden(f"this needs the {scope} scope")
+        request.state.principal = principal
+        return await endpoint(request)
+
+    return mark(scope, guarded)
+
+
+def principal(request: Request) -> Principal:
+    found = getattr(request.state, "principal", None)
+    if not isinstance(found, Principal):
+        raise errors.AuthError("not authenticated")
+    return found
+
+
+async def record(request: Request, action: str, obj: str) -> None:
+    """Write one audit row for an operator's action on this request (A8)."""
+    svc = services(request)
+    assert svc.desk is not None
+    who = principal(request)
+    details = {"key_id": who.key_id} if who.key_id else {}
+    entry = AuditEntry(actor=who.name, action=action, object=obj, details=details)
+    await svc.desk.desk.access.audit([entry], svc.clock.now())
+
+
+def declare(table: Iterable[BaseRoute]) -> list[BaseRoute]:
+    """Wrap each route in its declared guard; a route with no declaration stops the app from building."""
+    out: list[BaseRoute] = []
+    for route in table:
+        if isinstance(route, Mount):
+            out.append(_mount(route))
+            continue
+        if not isinstance(route, Route):
+            raise RuntimeError(f"route {route!r} has no declared scope")
+        if declared(route.endpoint):
+            out.append(route)
+            continue
+        methods = sorted((route.methods or set()) - {"HEAD"})
+        scopes = {ROUTE_SCOPES.get((method, route.path)) for method in methods}
+        if len(scopes) != 1 or None in scopes:
+            raise RuntimeError(f"route {methods} {route.path} has no declared scope")
+        scope = scopes.pop()
+        assert scope is not None
+        endpoint = mark(scope, route.endpoint) if scope in NOT_OPERATOR_SCOPES else scoped(scope, route.endpoint)
+        out.append(Route(route.path, endpoint, methods=methods, name=route.name))
+    return out
+
+
+def _mount(mount: Mount) -> Mount:
+    if mount.path.startswith("/sandbox/"):
+        mount.required_scope = SANDBOX  # type: ignore[attr-defined]
+        return mount
+    for path, _, endpoint in walk(mount.routes, mount.path):
+        if not declared(endpoint):
+            raise RuntimeError(f"route {path} has no declared scope")
+    return mount
+
+
+def walk(routes: Iterable[BaseRoute], prefix: str = "") -> list[tuple[str, set[str], Any]]:
+    """(path, methods, endpoint) of every route, inside mounts too; used by the tests (A2)."""
+    found: list[tuple[str, set[str], Any]] = []
+    for route in routes:
+        if isinstance(route, Mount):
+            if declared(route):
+                found.append((prefix + route.path, {"*"}, route))
+            else:
+                found.extend(walk(route.routes, prefix + route.path))
+        elif isinstance(route, Route):
+            found.append((prefix + route.path, set(route.methods or ()), route.endpoint))
+    return found
