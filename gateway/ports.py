@@ -220,6 +220,10 @@ class Store(Protocol):
 
     async def bury_job(self, job: Job, error: str, now: datetime) -> bool: ...
 
+    async def postpone_job(self, job: Job, due_at: datetime, reason: str, now: datetime) -> bool:
+        """Queue the job again for later without counting this claim as an attempt (fenced)."""
+        ...
+
     async def list_jobs(
         self, *, state: JobState | None = None, kind: JobKind | None = None, limit: int = 100
     ) -> list[Job]: ...

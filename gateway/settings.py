@@ -17,6 +17,7 @@ from typing import Any
 from gateway import errors
 from gateway.config_types import ParseContext, Secret
 from gateway.core import routing
+from gateway.core.breaker import BreakerPolicy
 from gateway.core.retry import BackoffPolicy, SchedulePolicy
 from gateway.model import PendingInput, RunStatus
 
@@ -60,6 +61,7 @@ class WorkerSettings:
     resume_backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
     fetch_backoff: BackoffPolicy = field(default_factory=lambda: BackoffPolicy(max_attempts=12))
     delivery_schedule: SchedulePolicy = field(default_factory=SchedulePolicy)
+    breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -230,6 +232,7 @@ def _worker(data: Mapping[str, Any], ctx: ParseContext) -> WorkerSettings:
         "resume_backoff",
         "fetch_backoff",
         "delivery_schedule",
+        "breaker",
     }
     ctx.unknown_keys("worker", data, known)
     base = WorkerSettings()
@@ -270,6 +273,34 @@ def _worker(data: Mapping[str, Any], ctx: ParseContext) -> WorkerSettings:
                 "worker.delivery_schedule.jitter", schedule.get("jitter"), default=0.2, minimum=0, maximum=1
             ),
         ),
+        breaker=_breaker(ctx.table("worker.breaker", data.get("breaker")), ctx),
+    )
+
+
+def _breaker(data: Mapping[str, Any], ctx: ParseContext) -> BreakerPolicy:
+    """[worker.breaker]: the circuit breaker used for every sink and every provider (RELIABILITY.md S7)."""
+    ctx.unknown_keys("worker.breaker", data, {"consecutive_failures", "window", "failure_ratio", "open_seconds"})
+    base = BreakerPolicy()
+    open_seconds = ctx.number(
+        "worker.breaker.open_seconds", data.get("open_seconds"), default=base.open_seconds, minimum=0.1
+    )
+    return BreakerPolicy(
+        consecutive_failures=ctx.integer(
+            "worker.breaker.consecutive_failures",
+            data.get("consecutive_failures"),
+            default=base.consecutive_failures,
+            minimum=1,
+        ),
+        window=ctx.integer("worker.breaker.window", data.get("window"), default=base.window, minimum=1),
+        failure_ratio=ctx.number(
+            "worker.breaker.failure_ratio",
+            data.get("failure_ratio"),
+            default=base.failure_ratio,
+            minimum=0.01,
+            maximum=1,
+        ),
+        open_seconds=open_seconds,
+        probe_wait=min(base.probe_wait, open_seconds),
     )
 
 

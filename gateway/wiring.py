@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 
+from gateway.breakers import BreakerBoard
 from gateway.dispatcher import Dispatcher
 from gateway.jobs import Handlers
 from gateway.ports import Clock, Provider, Sink, SystemClock
@@ -33,6 +34,7 @@ class Services:
     sinks: dict[str, Sink]
     gateway: Gateway
     dispatcher: Dispatcher
+    breakers: BreakerBoard
     sandbox: Any = None  # gateway.sandbox.app.SandboxApp when [sandbox] is enabled
 
     async def start_background(self) -> None:
@@ -89,7 +91,10 @@ def _assemble(
     sinks: dict[str, Sink] = {
         name: sink_module(cfg.kind).build(cfg.settings, http=http, clock=clock) for name, cfg in settings.sinks.items()
     }
-    handlers = Handlers(settings=settings, store=store, providers=providers, sinks=sinks, clock=clock, rng=rng)
+    breakers = BreakerBoard(settings.worker.breaker, clock)
+    handlers = Handlers(
+        settings=settings, store=store, providers=providers, sinks=sinks, clock=clock, rng=rng, breakers=breakers
+    )
     dispatcher = Dispatcher(store=store, handlers=handlers, settings=settings.worker, clock=clock, rng=rng)
     gateway = Gateway(settings=settings, store=store, providers=providers, clock=clock, rng=rng, wake=dispatcher.wake)
     sandbox = None
@@ -106,5 +111,6 @@ def _assemble(
         sinks=sinks,
         gateway=gateway,
         dispatcher=dispatcher,
+        breakers=breakers,
         sandbox=sandbox,
     )

@@ -531,6 +531,17 @@ class SqlStore:
         )
         return count == 1
 
+    async def postpone_job(self, job: Job, due_at: datetime, reason: str, now: datetime) -> bool:
+        """Queue the job again for later; this claim does not count as an attempt (circuit breaker, S7)."""
+        async with self.db.write() as tx:
+            count: int = await tx.execute(
+                "UPDATE jobs SET state = 'queued', due_at = ?, attempts = CASE WHEN attempts > 0 THEN attempts - 1"
+                " ELSE 0 END, last_error = ?,"
+                " lease_owner = NULL, lease_expires_at = NULL, updated_at = ? WHERE id = ? AND fence = ?",
+                (to_us(due_at), reason[:500], to_us(now), job.id, job.fence),
+            )
+        return count == 1
+
     async def bury_job(self, job: Job, error: str, now: datetime) -> bool:
         async with self.db.write() as tx:
             return await self._bury_job(tx, job, error, now)
