@@ -104,6 +104,17 @@ class RunFilter:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ReplayQuery:
+    """Which finished deliveries a bulk replay sends again (D10); times bound ``created_at``."""
+
+    state: DeliveryState = DeliveryState.DEAD
+    sink: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class NewRun:
     run: Run
     job_data: JSON
@@ -209,6 +220,10 @@ class Store(Protocol):
     ) -> bool: ...
 
     async def requeue_delivery(self, delivery_id: str, now: datetime) -> Delivery | None: ...
+
+    async def replay_deliveries(self, query: ReplayQuery, now: datetime) -> list[Delivery]:
+        """Queue every matching delivery again with its own delivery id, at most ``query.limit``, in one go."""
+        ...
 
     async def enqueue(self, job: NewJob, now: datetime) -> None: ...
 

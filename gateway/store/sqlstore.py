@@ -20,7 +20,7 @@ from gateway.model import (
     Run,
     Transition,
 )
-from gateway.ports import EventRecord, NewJob, NewRun, NotificationOutcome, RunChange, RunFilter
+from gateway.ports import EventRecord, NewJob, NewRun, NotificationOutcome, ReplayQuery, RunChange, RunFilter
 from gateway.store import codec, migrate
 from gateway.store.codec import Payloads, Sealer, dumps, to_us
 from gateway.store.db import Database, Tx
@@ -465,6 +465,33 @@ class SqlStore:
             await self._upsert_job(tx, NewJob(kind=JobKind.DELIVER, ref=delivery_id, due_at=now), now)
             row = await tx.fetchone("SELECT * FROM deliveries WHERE id = ?", (delivery_id,))
         return codec.delivery_from_row(row) if row else None
+
+    async def replay_deliveries(self, query: ReplayQuery, now: datetime) -> list[Delivery]:
+        """Bulk replay (D10): matching deliveries go back to PENDING with the same id, each with a deliver job."""
+        clauses: list[str] = ["state = ?"]
+        params: list[Any] = [query.state.value]
+        for clause, value in (
+            ("sink = ?", query.sink),
+            ("created_at >= ?", to_us(query.created_after)),
+            ("created_at < ?", to_us(query.created_before)),
+        ):
+            if value is not None:
+                clauses.append(clause)
+                params.append(value)
+        async with self.db.write() as tx:
+            rows = await tx.fetchall(
+                f"SELECT id FROM deliveries WHERE {' AND '.join(clauses)} ORDER BY id LIMIT ?", (*params, query.limit)
+            )
+            ids = [row["id"] for row in rows]
+            for delivery_id in ids:
+                await tx.execute(
+                    "UPDATE deliveries SET state = 'PENDING', next_attempt_at = ?, updated_at = ? WHERE id = ?",
+                    (to_us(now), to_us(now), delivery_id),
+                )
+                await self._upsert_job(tx, NewJob(kind=JobKind.DELIVER, ref=delivery_id, due_at=now), now)
+            marks = ", ".join("?" * len(ids))
+            found = await tx.fetchall(f"SELECT * FROM deliveries WHERE id IN ({marks}) ORDER BY id", ids) if ids else []
+        return [codec.delivery_from_row(row) for row in found]
 
     # jobs ---------------------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import errors
-from gateway.web import breakers, deliveries, events, health, reviews, runs, webhooks
+from gateway.web import breakers, deliveries, events, health, replay, reviews, runs, webhooks
 from gateway.wiring import Services
 
 log = logging.getLogger("gateway.http")
@@ -81,6 +81,7 @@ def routes(services: Services) -> list[BaseRoute]:
         Route("/v1/reviews/{review_id}", reviews.get_review, methods=["GET"]),
         Route("/v1/reviews/{review_id}/decision", reviews.decide, methods=["POST"]),
         Route("/v1/deliveries", deliveries.list_deliveries, methods=["GET"]),
+        Route("/v1/deliveries/replay", replay.replay_deliveries, methods=["POST"]),
         Route("/v1/deliveries/{delivery_id}", deliveries.get_delivery, methods=["GET"]),
         Route("/v1/deliveries/{delivery_id}/retry", deliveries.retry_delivery, methods=["POST"]),
     ]

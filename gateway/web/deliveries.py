@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway import errors
+from gateway.audit_hooks import audit
 from gateway.model import DeliveryState
 from gateway.web import auth, render
 from gateway.web.common import json, page, query_enum, query_limit, query_text, services
@@ -36,6 +37,7 @@ async def get_delivery(request: Request) -> Response:
 
 async def retry_delivery(request: Request) -> Response:
     svc = services(request)
-    auth.operator(svc, request)
+    operator = auth.operator(svc, request)
     item = await svc.gateway.retry_delivery(request.path_params["delivery_id"])
+    audit(actor=operator.name, action="delivery.retry", object_ids=[item.id], detail={"sink": item.sink})
     return json(render.delivery(item), status=202)
