@@ -29,5 +29,9 @@ unit: $(BIN)/gateway
 
 test: lint typecheck unit
 
+# The long crash soak (RELIABILITY.md T1): 100 SIGKILLs of the real server under load; prints the numbers.
+soak: $(BIN)/gateway
+	$(BIN)/python -m tests.crash.harness --kills $(or $(KILLS),100)
+
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

@@ -92,7 +92,7 @@ async def test_provider_down_gives_failed_to_start_after_eight_real_attempts(tmp
                 break
             states.add(r.services.breakers.state("provider:sohar").value)
             r.clock.advance(5)
-        assert run.status == RunStatus.FAILED_TO_START
+        assert run is not None and run.status == RunStatus.FAILED_TO_START
         assert len(r.sohar.creates.requests) == 8
         assert "open" in states
         body = (await r.client.get("/v1/health/breakers", headers=OPERATOR)).json()
