@@ -68,6 +68,7 @@ class HarnessConfig:
         default_factory=lambda: {"slow_rate": 0.3, "delay": [0.2, 1.5], "error_rate": 0.05, "faults": ["503", "reset"]}
     )
     settle_timeout: float = 120.0
+    progress: bool = False  # print a line every 10 kills
 
 
 @dataclass(kw_only=True)
@@ -393,6 +394,12 @@ class Harness:
         self.check_acked_events_stored()
         await self.check_one_provider_run_per_event()
         await self.start_gateway()
+        if self.cfg.progress and self.report.kills % 10 == 0:
+            print(
+                f"  {self.report.kills} kills, {len(self.load.acked)} events acked,"
+                f" {len(self.report.violations)} violations",
+                flush=True,
+            )
 
     async def wait_for_kill_point(self, mode: str) -> bool:
         await asyncio.sleep(self.rng.uniform(0.1, 0.5))  # let some work start after the restart
@@ -569,7 +576,7 @@ async def _workdir(given: str | None) -> AsyncIterator[Path]:
 
 
 async def _main(args: argparse.Namespace) -> int:
-    cfg = HarnessConfig(kills=args.kills, seed=args.seed)
+    cfg = HarnessConfig(kills=args.kills, seed=args.seed, progress=True)
     async with _workdir(args.workdir) as workdir:
         report = await run_harness(cfg, workdir)
     print(report.summary())
