@@ -37,5 +37,9 @@ browsers:
 screenshots: $(BIN)/gateway browsers
 	GATEWAY_SCREENSHOT_DIR=docs $(BIN)/pytest -q tests/browser
 
+# The long crash soak (RELIABILITY.md T1): 100 SIGKILLs of the real server under load; prints the numbers.
+soak: $(BIN)/gateway
+	$(BIN)/python -m tests.crash.harness --kills $(or $(KILLS),100)
+
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

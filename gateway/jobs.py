@@ -11,8 +11,10 @@ import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from gateway import errors
+from gateway.breakers import BreakerBoard
 from gateway.core import lifecycle
 from gateway.core import review as review_rules
 from gateway.core.ids import new_id
@@ -34,6 +36,7 @@ from gateway.ports import Clock, NewJob, Provider, PushKind, RunChange, Sink, St
 from gateway.settings import Settings
 
 log = logging.getLogger("gateway.jobs")
+T = TypeVar("T")
 
 
 class Handlers:
@@ -46,7 +49,9 @@ class Handlers:
         sinks: Mapping[str, Sink],
         clock: Clock,
         rng: random.Random,
+        breakers: BreakerBoard | None = None,
     ) -> None:
+        self.breakers = breakers or BreakerBoard(settings.worker.breaker, clock)
         self.settings = settings
         self.store = store
         self.providers = providers
@@ -74,8 +79,13 @@ class Handlers:
             await self.store.finish_job(job, self.clock.now())
             return
         provider = self.providers[run.provider]
+        if not await self._breaker_admits(job, f"provider:{run.provider}"):
+            return
         try:
-            snapshot = await provider.create_run(run.template, run.input or {}, idempotency_key=run.idempotency_key)
+            snapshot = await self._through(
+                f"provider:{run.provider}",
+                provider.create_run(run.template, run.input or {}, idempotency_key=run.idempotency_key),
+            )
         except errors.TransientProviderError as exc:
             await self._retry_or(job, exc, self.settings.worker.start_backoff, lambda e: self._fail_start(run, job, e))
             return
@@ -118,8 +128,12 @@ class Handlers:
             await self.store.finish_job(job, self.clock.now())
             return
         provider = self.providers[run.provider]
+        if not await self._breaker_admits(job, f"provider:{run.provider}"):
+            return
         try:
-            snapshot = hinted(await provider.get_run(run.provider_run_id), job.data)
+            snapshot = hinted(
+                await self._through(f"provider:{run.provider}", provider.get_run(run.provider_run_id)), job.data
+            )
         except errors.TransientProviderError as exc:
             await self._retry_or(job, exc, self.settings.worker.fetch_backoff, lambda e: self._bury(job, e))
             return
@@ -142,8 +156,13 @@ class Handlers:
             await self.store.finish_job(job, self.clock.now())
             return
         provider = self.providers[run.provider]
+        if not await self._breaker_admits(job, f"provider:{run.provider}"):
+            return
         try:
-            snapshot = await provider.resume_run(run.provider_run_id, review.request, review.decision or {})
+            snapshot = await self._through(
+                f"provider:{run.provider}",
+                provider.resume_run(run.provider_run_id, review.request, review.decision or {}),
+            )
         except errors.TransientProviderError as exc:
             await self._retry_or(job, exc, self.settings.worker.resume_backoff, lambda e: self._reopen(review, job, e))
             return
@@ -216,8 +235,13 @@ class Handlers:
             await self._record(delivery, job, DeliveryState.DEAD, None, "sink is no longer configured", None)
             return
         attempt = delivery.attempts + 1
+        if not await self._breaker_admits(job, f"sink:{delivery.sink}"):
+            return
         try:
-            receipt = await sink.deliver(DeliveryEnvelope(delivery_id=delivery.id, run=run, attempt=attempt))
+            receipt = await self._through(
+                f"sink:{delivery.sink}",
+                sink.deliver(DeliveryEnvelope(delivery_id=delivery.id, run=run, attempt=attempt)),
+            )
         except errors.PermanentSinkError as exc:
             await self._record(delivery, job, DeliveryState.DEAD, None, exc.message, exc.status_code)
             return
@@ -254,6 +278,30 @@ class Handlers:
             log.warning("lease lost", extra={"job_id": job.id, "delivery_id": delivery.id})
         if state == DeliveryState.DEAD:
             log.warning("delivery dead", extra={"delivery_id": delivery.id, "sink": delivery.sink})
+
+    # circuit breakers (S7) ------------------------------------------------------------------------
+
+    async def _breaker_admits(self, job: Job, key: str) -> bool:
+        """False when the target's breaker is open: the job is postponed without spending an attempt."""
+        wait = self.breakers.admit(key)
+        if wait is None:
+            return True
+        now = self.clock.now()
+        due = now + timedelta(seconds=max(wait, 0.1) * self.rng.uniform(1.0, 1.2))
+        await self.store.postpone_job(job, due, f"circuit open: {key}", now)
+        return False
+
+    async def _through(self, key: str, call: Awaitable[T]) -> T:
+        """Await one provider or sink call and tell the breaker how it went."""
+        try:
+            result = await call
+        except BaseException as exc:
+            refused = isinstance(exc, errors.ProviderError) and not isinstance(exc, errors.TransientProviderError)
+            throttled = getattr(exc, "status_code", None) == 429  # up, asking us to slow down: Retry-After handles it
+            self.breakers.record(key, failed=not (refused or throttled))  # a 4xx refusal means the target is up
+            raise
+        self.breakers.record(key, failed=False)
+        return result
 
     # shared ---------------------------------------------------------------------------------------
 
@@ -358,7 +406,7 @@ class Handlers:
         now = self.clock.now()
         wait = exc.retry_after if exc.retry_after is not None else policy.cap
         due = now + timedelta(seconds=min(wait, policy.retry_after_cap))
-        await self.store.defer_job(job, due, f"{exc.code} status=429 (rate limited)", now)
+        await self.store.postpone_job(job, due, f"{exc.code} status=429 (rate limited)", now)
 
     async def _bury(self, job: Job, exc: errors.ProviderError) -> None:
         await self.store.bury_job(job, f"{exc.code} status={exc.status_code}", self.clock.now())

@@ -107,6 +107,17 @@ class RunFilter:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ReplayQuery:
+    """Which finished deliveries a bulk replay sends again (D10); times bound ``created_at``."""
+
+    state: DeliveryState = DeliveryState.DEAD
+    sink: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class NewRun:
     run: Run
     job_data: JSON
@@ -215,6 +226,10 @@ class Store(Protocol):
 
     async def requeue_delivery(self, delivery_id: str, now: datetime) -> Delivery | None: ...
 
+    async def replay_deliveries(self, query: ReplayQuery, now: datetime) -> list[Delivery]:
+        """Queue every matching delivery again with its own delivery id, at most ``query.limit``, in one go."""
+        ...
+
     async def enqueue(self, job: NewJob, now: datetime) -> None: ...
 
     async def claim_jobs(self, owner: str, now: datetime, lease_seconds: float, limit: int) -> list[Job]: ...
@@ -225,7 +240,9 @@ class Store(Protocol):
 
     async def bury_job(self, job: Job, error: str, now: datetime) -> bool: ...
 
-    async def defer_job(self, job: Job, due_at: datetime, error: str, now: datetime) -> bool: ...
+    async def postpone_job(self, job: Job, due_at: datetime, reason: str, now: datetime) -> bool:
+        """Queue the job again for later without counting this claim as an attempt (fenced)."""
+        ...
 
     async def list_jobs(
         self, *, state: JobState | None = None, kind: JobKind | None = None, limit: int = 100

@@ -24,7 +24,17 @@ from gateway.model import (
     Run,
     RunStatus,
 )
-from gateway.ports import Clock, EventRecord, NewJob, NewRun, NotificationOutcome, Provider, RunChange, Store
+from gateway.ports import (
+    Clock,
+    EventRecord,
+    NewJob,
+    NewRun,
+    NotificationOutcome,
+    Provider,
+    ReplayQuery,
+    RunChange,
+    Store,
+)
 from gateway.settings import RouteSettings, Settings
 
 
@@ -166,6 +176,15 @@ class Gateway:
         assert requeued is not None
         self.wake()
         return requeued
+
+    async def replay_deliveries(self, query: ReplayQuery) -> list[Delivery]:
+        """Send finished deliveries again, each with its own delivery id (D10)."""
+        if query.state == DeliveryState.PENDING:
+            raise errors.InvalidInput("only DEAD or DELIVERED deliveries can be replayed")
+        replayed = await self.store.replay_deliveries(query, self.clock.now())
+        if replayed:
+            self.wake()
+        return replayed
 
 
 def idempotency_key(source: str, ce_id: str, route: str) -> str:

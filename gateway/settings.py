@@ -17,6 +17,7 @@ from typing import Any
 from gateway import errors
 from gateway.config_types import ParseContext, Secret
 from gateway.core import routing
+from gateway.core.breaker import BreakerPolicy
 from gateway.core.retry import BackoffPolicy, SchedulePolicy
 from gateway.desk.settings import DeskSettings, parse_desk
 from gateway.model import PendingInput, RunStatus
@@ -71,6 +72,7 @@ class WorkerSettings:
     reconcile_after: float = 900.0  # poll a live run with no news for this long (D11)
     reconcile_every: float = 30.0  # how often the reconciler looks (shorter when a polled provider needs it)
     repair_stuck: bool = True  # the reconciler repairs stuck runs where that is safe
+    breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -262,6 +264,7 @@ def _worker(data: Mapping[str, Any], ctx: ParseContext) -> WorkerSettings:
         "reconcile_after",
         "reconcile_every",
         "repair_stuck",
+        "breaker",
     }
     ctx.unknown_keys("worker", data, known)
     base = WorkerSettings()
@@ -309,6 +312,34 @@ def _worker(data: Mapping[str, Any], ctx: ParseContext) -> WorkerSettings:
             "worker.reconcile_every", data.get("reconcile_every"), default=30.0, minimum=0.05, maximum=3600
         ),
         repair_stuck=ctx.boolean("worker.repair_stuck", data.get("repair_stuck"), default=True),
+        breaker=_breaker(ctx.table("worker.breaker", data.get("breaker")), ctx),
+    )
+
+
+def _breaker(data: Mapping[str, Any], ctx: ParseContext) -> BreakerPolicy:
+    """[worker.breaker]: the circuit breaker used for every sink and every provider (RELIABILITY.md S7)."""
+    ctx.unknown_keys("worker.breaker", data, {"consecutive_failures", "window", "failure_ratio", "open_seconds"})
+    base = BreakerPolicy()
+    open_seconds = ctx.number(
+        "worker.breaker.open_seconds", data.get("open_seconds"), default=base.open_seconds, minimum=0.1
+    )
+    return BreakerPolicy(
+        consecutive_failures=ctx.integer(
+            "worker.breaker.consecutive_failures",
+            data.get("consecutive_failures"),
+            default=base.consecutive_failures,
+            minimum=1,
+        ),
+        window=ctx.integer("worker.breaker.window", data.get("window"), default=base.window, minimum=1),
+        failure_ratio=ctx.number(
+            "worker.breaker.failure_ratio",
+            data.get("failure_ratio"),
+            default=base.failure_ratio,
+            minimum=0.01,
+            maximum=1,
+        ),
+        open_seconds=open_seconds,
+        probe_wait=min(base.probe_wait, open_seconds),
     )
 
 

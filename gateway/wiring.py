@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 
+from gateway.breakers import BreakerBoard
 from gateway.desk.parts import DeskParts, build_desk
 from gateway.dispatcher import Dispatcher
 from gateway.follower import StreamFollower
@@ -41,6 +42,7 @@ class Services:
     gateway: Gateway
     dispatcher: Dispatcher
     housekeeper: Housekeeper
+    breakers: BreakerBoard
     sandbox: Any = None  # gateway.sandbox.app.SandboxApp when [sandbox] is enabled
     reconciler: Reconciler | None = None
     stuck: StuckRuns | None = None
@@ -124,7 +126,10 @@ def _assemble(
     sinks: dict[str, Sink] = {
         name: sink_module(cfg.kind).build(cfg.settings, http=http, clock=clock) for name, cfg in settings.sinks.items()
     }
-    handlers = Handlers(settings=settings, store=store, providers=providers, sinks=sinks, clock=clock, rng=rng)
+    breakers = BreakerBoard(settings.worker.breaker, clock)
+    handlers = Handlers(
+        settings=settings, store=store, providers=providers, sinks=sinks, clock=clock, rng=rng, breakers=breakers
+    )
     dispatcher = Dispatcher(store=store, handlers=handlers, settings=settings.worker, clock=clock, rng=rng)
     store.on_work(dispatcher.wake)
     gateway = Gateway(settings=settings, store=store, providers=providers, clock=clock, rng=rng, wake=dispatcher.wake)
@@ -150,6 +155,7 @@ def _assemble(
         gateway=gateway,
         dispatcher=dispatcher,
         housekeeper=housekeeper,
+        breakers=breakers,
         sandbox=sandbox,
         reconciler=reconciler,
         stuck=stuck,

@@ -21,7 +21,7 @@ from gateway.model import (
     RunStatus,
     Transition,
 )
-from gateway.ports import EventRecord, NewJob, NewRun, NotificationOutcome, RunChange, RunFilter
+from gateway.ports import EventRecord, NewJob, NewRun, NotificationOutcome, ReplayQuery, RunChange, RunFilter
 from gateway.store import codec, migrate
 from gateway.store.codec import Payloads, Sealer, dumps, to_us
 from gateway.store.db import Database, Tx
@@ -479,6 +479,33 @@ class SqlStore:
             row = await tx.fetchone("SELECT * FROM deliveries WHERE id = ?", (delivery_id,))
         return codec.delivery_from_row(row) if row else None
 
+    async def replay_deliveries(self, query: ReplayQuery, now: datetime) -> list[Delivery]:
+        """Bulk replay (D10): matching deliveries go back to PENDING with the same id, each with a deliver job."""
+        clauses: list[str] = ["state = ?"]
+        params: list[Any] = [query.state.value]
+        for clause, value in (
+            ("sink = ?", query.sink),
+            ("created_at >= ?", to_us(query.created_after)),
+            ("created_at < ?", to_us(query.created_before)),
+        ):
+            if value is not None:
+                clauses.append(clause)
+                params.append(value)
+        async with self.db.write() as tx:
+            rows = await tx.fetchall(
+                f"SELECT id FROM deliveries WHERE {' AND '.join(clauses)} ORDER BY id LIMIT ?", (*params, query.limit)
+            )
+            ids = [row["id"] for row in rows]
+            for delivery_id in ids:
+                await tx.execute(
+                    "UPDATE deliveries SET state = 'PENDING', next_attempt_at = ?, updated_at = ? WHERE id = ?",
+                    (to_us(now), to_us(now), delivery_id),
+                )
+                await self._upsert_job(tx, NewJob(kind=JobKind.DELIVER, ref=delivery_id, due_at=now), now)
+            marks = ", ".join("?" * len(ids))
+            found = await tx.fetchall(f"SELECT * FROM deliveries WHERE id IN ({marks}) ORDER BY id", ids) if ids else []
+        return [codec.delivery_from_row(row) for row in found]
+
     # jobs ---------------------------------------------------------------------------------------
 
     async def enqueue(self, job: NewJob, now: datetime) -> None:
@@ -549,14 +576,14 @@ class SqlStore:
         )
         return count == 1
 
-    async def defer_job(self, job: Job, due_at: datetime, error: str, now: datetime) -> bool:
-        """Queue a job again without counting this attempt (the provider asked us to wait); fenced."""
+    async def postpone_job(self, job: Job, due_at: datetime, reason: str, now: datetime) -> bool:
+        """Queue the job again for later; this claim does not count as an attempt (circuit breaker, S7)."""
         async with self.db.write() as tx:
             count: int = await tx.execute(
-                "UPDATE jobs SET state = 'queued', due_at = ?, last_error = ?, lease_owner = NULL,"
-                " lease_expires_at = NULL, attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END,"
-                " updated_at = ? WHERE id = ? AND fence = ?",
-                (to_us(due_at), error[:500], to_us(now), job.id, job.fence),
+                "UPDATE jobs SET state = 'queued', due_at = ?, attempts = CASE WHEN attempts > 0 THEN attempts - 1"
+                " ELSE 0 END, last_error = ?,"
+                " lease_owner = NULL, lease_expires_at = NULL, updated_at = ? WHERE id = ? AND fence = ?",
+                (to_us(due_at), reason[:500], to_us(now), job.id, job.fence),
             )
         return count == 1
 

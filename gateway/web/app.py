@@ -15,7 +15,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import errors
-from gateway.web import audit, deliveries, events, guard, health, reviews, runs, stuck, ui, webhooks
+from gateway.web import audit, breakers, deliveries, events, guard, health, replay, reviews, runs, stuck, ui, webhooks
 from gateway.wiring import Services
 
 log = logging.getLogger("gateway.http")
@@ -71,6 +71,7 @@ def routes(services: Services) -> list[BaseRoute]:
     table: list[BaseRoute] = [
         Route("/healthz", health.healthz, methods=["GET"]),
         Route("/readyz", health.readyz, methods=["GET"]),
+        Route("/v1/health/breakers", breakers.list_breakers, methods=["GET"]),
         Route("/v1/events", events.submit, methods=["POST"]),
         Route("/v1/events/{source}", events.submit, methods=["POST"]),
         Route("/v1/webhooks/{provider}", webhooks.receive, methods=["POST"]),
@@ -91,6 +92,7 @@ def routes(services: Services) -> list[BaseRoute]:
         Route("/v1/reviews/{review_id}/reject", reviews.reject, methods=["POST"]),
         Route("/v1/audit/verify", audit.verify, methods=["GET"]),
         Route("/v1/deliveries", deliveries.list_deliveries, methods=["GET"]),
+        Route("/v1/deliveries/replay", replay.replay_deliveries, methods=["POST"]),
         Route("/v1/deliveries/{delivery_id}", deliveries.get_delivery, methods=["GET"]),
         Route("/v1/deliveries/{delivery_id}/retry", deliveries.retry_delivery, methods=["POST"]),
     ]

@@ -55,6 +55,8 @@ ROUTE_SCOPES: dict[tuple[str, str], str] = {
     ("GET", "/v1/deliveries/{delivery_id}"): access.RUNS_READ,
     ("POST", "/v1/deliveries/{delivery_id}/retry"): access.DELIVERIES_REPLAY,
     ("GET", "/v1/audit/verify"): access.ADMIN,
+    ("POST", "/v1/deliveries/replay"): access.DELIVERIES_REPLAY,
+    ("GET", "/v1/health/breakers"): access.RUNS_READ,
 }
 
 
@@ -90,14 +92,22 @@ def principal(request: Request) -> Principal:
     return found
 
 
-async def record(request: Request, action: str, obj: str) -> None:
+async def record(request: Request, action: str, obj: str, details: dict[str, Any] | None = None) -> None:
     """Write one audit row for an operator's action on this request (A8)."""
+    await record_many(request, action, [obj], details)
+
+
+async def record_many(
+    request: Request, action: str, objects: Iterable[str], details: dict[str, Any] | None = None
+) -> None:
+    """One audit row per object of an operator's action (ids and filter values only, never payloads)."""
     svc = services(request)
     assert svc.desk is not None
     who = principal(request)
-    details = {"key_id": who.key_id} if who.key_id else {}
-    entry = AuditEntry(actor=who.name, action=action, object=obj, details=details)
-    await svc.desk.desk.access.audit([entry], svc.clock.now())
+    extra = {**(details or {}), **({"key_id": who.key_id} if who.key_id else {})}
+    entries = [AuditEntry(actor=who.name, action=action, object=obj, details=extra) for obj in objects]
+    if entries:
+        await svc.desk.desk.access.audit(entries, svc.clock.now())
 
 
 def declare(table: Iterable[BaseRoute]) -> list[BaseRoute]:
