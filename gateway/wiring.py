@@ -10,8 +10,10 @@ from typing import Any
 
 import httpx
 
+from gateway.core.netpolicy import OutboundPolicy
 from gateway.dispatcher import Dispatcher
 from gateway.jobs import Handlers
+from gateway.outbound import guarded_transport
 from gateway.ports import Clock, Provider, Sink, SystemClock
 from gateway.providers import provider_module
 from gateway.service import Gateway
@@ -46,14 +48,20 @@ class Services:
             await self.sandbox.stop()
 
 
-def outbound_client(transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
-    """One pooled client for every provider and sink: no redirects, no proxies from the environment."""
+def outbound_client(
+    transport: httpx.AsyncBaseTransport | None = None, policy: OutboundPolicy | None = None
+) -> httpx.AsyncClient:
+    """One pooled client for every provider and sink: no redirects, no proxies from the environment.
+
+    Without a test transport, connections go through the outbound guard (allowlist and blocklist, S2/S3).
+    """
+    limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
     return httpx.AsyncClient(
-        transport=transport,
+        transport=transport or guarded_transport(policy or OutboundPolicy(), limits=limits),
         timeout=OUTBOUND_TIMEOUT,
         follow_redirects=False,
         trust_env=False,
-        limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+        limits=limits,
     )
 
 
@@ -69,7 +77,7 @@ async def open_services(
     clock = clock or SystemClock()
     rng = rng or random.SystemRandom()
     store = await open_store(settings.store.url, busy_timeout_ms=settings.store.busy_timeout_ms)
-    http = outbound_client(transport)
+    http = outbound_client(transport, settings.outbound)
     try:
         if migrate:
             await store.migrate()

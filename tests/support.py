@@ -54,6 +54,7 @@ def example_data(tmp_path: Path, **overrides: Any) -> dict[str, Any]:
     data["sandbox"]["step_delay"] = 0
     data["sandbox"]["duplicate_rate"] = 0
     data["worker"]["poll_interval"] = 0.05
+    data["outbound"]["allow"] = [*data["outbound"]["allow"], "gateway.test"]
     for key, value in overrides.items():
         data[key] = value
     return data

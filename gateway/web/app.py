@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import errors
 from gateway.web import deliveries, events, health, reviews, runs, webhooks
+from gateway.web.abuse import AuthThrottle, SourceLimits
 from gateway.wiring import Services
 
 log = logging.getLogger("gateway.http")
@@ -142,5 +143,7 @@ def create_app(services: Services, *, run_background: bool = True) -> Starlette:
         },
     )
     app.state.services = services
+    app.state.source_limits = SourceLimits(services.settings.sources, services.clock)
+    app.add_middleware(AuthThrottle, limit=services.settings.limits.failed_auth, clock=services.clock)
     app.add_middleware(AccessLog)
     return app

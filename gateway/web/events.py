@@ -20,6 +20,7 @@ async def submit(request: Request) -> Response:
     else:
         body = await read_limited(request, svc.settings.limits.event_body_bytes)
         source = auth.authenticate_source(svc, request, source_name, body)
+    request.app.state.source_limits.check(source.name)
     event = cloudevents.parse(body, request.headers)
     submitted = await svc.gateway.submit_event(source.name, event)
     return json(submitted.record.response, status=202 if submitted.created else 200)
