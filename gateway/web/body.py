@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
 
 from gateway import errors
+from gateway.core import jsontext
 
 
 async def read_limited(request: Request, limit: int) -> bytes:
@@ -33,6 +33,6 @@ async def read_limited(request: Request, limit: int) -> bytes:
 async def read_json(request: Request, limit: int) -> Any:
     body = await read_limited(request, limit)
     try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise errors.BadRequest("body is not valid JSON") from None
+        return jsontext.loads(body)
+    except ValueError:
+        raise errors.BadRequest(f"body is not valid JSON nested at most {jsontext.MAX_DEPTH} levels") from None
