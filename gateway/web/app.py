@@ -15,7 +15,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import errors
-from gateway.web import deliveries, events, health, reviews, runs, webhooks
+from gateway.web import deliveries, events, health, openapi, reviews, runs, webhooks
 from gateway.web.abuse import AuthThrottle, SourceLimits
 from gateway.wiring import Services
 
@@ -71,6 +71,7 @@ def routes(services: Services) -> list[BaseRoute]:
     table: list[BaseRoute] = [
         Route("/healthz", health.healthz, methods=["GET"]),
         Route("/readyz", health.readyz, methods=["GET"]),
+        Route("/openapi.json", openapi.openapi_json, methods=["GET"]),
         Route("/v1/events", events.submit, methods=["POST"]),
         Route("/v1/events/{source}", events.submit, methods=["POST"]),
         Route("/v1/webhooks/{provider}", webhooks.receive, methods=["POST"]),
