@@ -143,6 +143,7 @@ def create_app(services: Services, *, run_background: bool = True) -> Starlette:
             Exception: on_unexpected,
         },
     )
+    app.router.redirect_slashes = False  # a JSON API answers 404 JSON, not a 307 with no body
     app.state.services = services
     app.state.source_limits = SourceLimits(services.settings.sources, services.clock)
     app.add_middleware(AuthThrottle, limit=services.settings.limits.failed_auth, clock=services.clock)

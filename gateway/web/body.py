@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
@@ -9,11 +10,13 @@ from starlette.requests import ClientDisconnect, Request
 from gateway import errors
 from gateway.core import jsontext
 
+_LENGTH = re.compile(r"[0-9]{1,19}")  # ASCII digits only: str.isdigit() also takes "²", which int() refuses
+
 
 async def read_limited(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None:
-        if not declared.isdigit():
+        if not _LENGTH.fullmatch(declared):
             raise errors.BadRequest("Content-Length is not a number")
         if int(declared) > limit:
             raise errors.PayloadTooLarge(f"body is larger than {limit} bytes")

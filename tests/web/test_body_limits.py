@@ -64,7 +64,7 @@ async def raw_asgi(gw: Running, path: str, headers: dict[str, str], body: bytes,
         "raw_path": path.encode(),
         "query_string": b"",
         "root_path": "",
-        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+        "headers": [(k.lower().encode(), v.encode("latin-1")) for k, v in headers.items()],
         "client": ("127.0.0.1", 5000),
         "server": ("gateway.test", 80),
     }
@@ -132,7 +132,7 @@ async def test_declared_length_over_the_limit_is_refused_before_reading(gw: Runn
     assert await raw_asgi(gw, "/v1/events", headers, b"{}") == 413
 
 
-@pytest.mark.parametrize("declared", ["abc", "-1", "1e3", " "])
+@pytest.mark.parametrize("declared", ["abc", "-1", "1e3", " ", "²", "1²", "\xb9"])
 async def test_unusable_content_length_is_400(gw: Running, declared: str) -> None:
     assert await raw_asgi(gw, "/v1/events", {**SOURCE, **CE, "content-length": declared}, b"{}") == 400
 
