@@ -11,9 +11,15 @@ import httpcore
 import httpx
 import pytest
 
+from gateway import errors
+from gateway.config_types import Secret
+from gateway.core import signing
 from gateway.core.netpolicy import OutboundPolicy, parse_allow
 from gateway.outbound import GuardedBackend, GuardedTransport
+from gateway.sinks.http import HttpSink, HttpSinkSettings
 from gateway.wiring import outbound_client
+from tests.contract.test_sinks import envelope
+from tests.support import FrozenClock
 
 REPLY = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok"
 REDIRECT = b"HTTP/1.1 302 Found\r\nLocation: http://169.254.169.254/latest/meta-data/\r\nContent-Length: 0\r\n\r\n"
@@ -243,3 +249,71 @@ async def test_a_name_is_connected_by_its_checked_address(loopback_server: tuple
     async with outbound_client(GuardedTransport(backend, limits=httpx.Limits())) as client:
         assert (await client.get(f"http://sink.test:{port}/")).status_code == 200
     assert f"\r\nHost: sink.test:{port}\r\n".encode() in seen[0]
+
+
+# --- the http sink over the guarded client -------------------------------------------------------
+
+
+async def test_a_sink_answering_a_redirect_to_metadata_fails_after_one_request() -> None:
+    """S4 end to end: the delivery fails, one connection, no request to 169.254.169.254."""
+    resolver, inner = FakeResolver({"sink.example.com": [["93.184.216.34"]]}), RecordingBackend(REDIRECT)
+    settings = HttpSinkSettings(
+        name="out", url="https://sink.example.com/hook", secret=Secret(signing.generate_secret(b"s" * 32))
+    )
+    async with guarded_client(allow("sink.example.com"), resolver, inner) as client:
+        sink = HttpSink(settings, http=client, clock=FrozenClock())
+        with pytest.raises(errors.TransientSinkError) as caught:
+            await sink.deliver(envelope())
+    assert caught.value.status_code == 302
+    assert inner.connects == [("93.184.216.34", 443)]
+    assert len(inner.streams) == 1 and inner.streams[0].written.count(b"POST /hook") == 1
+
+
+def self_signed_context(tmp_path: Any) -> Any:
+    import datetime as dt
+    import ipaddress
+    import ssl
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_path, key_path)
+    return context
+
+
+async def test_a_self_signed_sink_is_refused(tmp_path: Any) -> None:
+    """S8: TLS certificates are verified."""
+    seen: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(await reader.read(100))
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=self_signed_context(tmp_path))
+    port = server.sockets[0].getsockname()[1]
+    async with server, outbound_client(policy=allow("127.0.0.1")) as client:
+        with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+            await client.get(f"https://127.0.0.1:{port}/")
+    assert not any(seen)
