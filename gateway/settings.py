@@ -556,6 +556,8 @@ def _plain(value: Any) -> Any:
         return f"****** (from ${value.env})" if value.env else "******"
     if isinstance(value, bytes):
         return "****** (hashed)"
+    if isinstance(value, netpolicy.IPv4Network | netpolicy.IPv6Network):
+        return str(value)
     if isinstance(value, enum.Enum):
         return value.value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):

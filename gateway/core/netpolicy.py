@@ -19,8 +19,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+IPv4Network = ipaddress.IPv4Network
+IPv6Network = ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPNetwork = IPv4Network | IPv6Network
 
 
 def _nets(*cidrs: str) -> tuple[IPNetwork, ...]:

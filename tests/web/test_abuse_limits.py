@@ -86,3 +86,30 @@ async def test_per_source_rate_limit(tmp_path: Path) -> None:
         assert await count_events(gw) == 3
         # rate-limited requests are not failed authentication: other callers are unaffected
         assert (await gw.client.get("/v1/runs", headers=OPERATOR)).status_code == 200
+
+
+async def test_per_source_rate_limit_on_a_signed_source(tmp_path: Path) -> None:
+    from gateway.core import signing
+    from gateway.settings import parse_settings
+    from tests.support import example_data
+
+    clock = FrozenClock()
+    secret = signing.generate_secret(b"k" * 32)
+    data = example_data(tmp_path)
+    data["sources"]["signed"] = {
+        "auth": "standard-webhooks",
+        "secrets_env": ["SIGNED"],
+        "rate_limit": {"per_second": 0.5, "burst": 1},
+    }
+    async with running_gateway(parse_settings(data, {"SIGNED": secret}), clock=clock) as gw:
+
+        async def send(n: int) -> int:
+            body = json.dumps(event(n)).encode()
+            ts = int(clock.now().timestamp())
+            headers = {**CE, **signing.sign_headers(signing.parse_signing_key(secret), f"m{n}", ts, body)}
+            return (await gw.client.post("/v1/events/signed", content=body, headers=headers)).status_code
+
+        assert [await send(1), await send(2)] == [202, 429]
+        clock.advance(2)
+        assert await send(3) == 202
+        assert await count_events(gw) == 2
