@@ -16,8 +16,9 @@ from typing import Any
 
 from gateway import errors
 from gateway.config_types import ParseContext, Secret
-from gateway.core import routing
+from gateway.core import netpolicy, routing
 from gateway.core.breaker import BreakerPolicy
+from gateway.core.ratelimit import RateLimit
 from gateway.core.retry import BackoffPolicy, SchedulePolicy
 from gateway.desk.settings import DeskSettings, parse_desk
 from gateway.model import PendingInput, RunStatus
@@ -42,6 +43,7 @@ _TOP_LEVEL = {
     "retention",
     "ui",
     "alerts",
+    "outbound",
 }
 
 
@@ -80,6 +82,7 @@ class LimitSettings:
     event_body_bytes: int = 1024 * 1024
     webhook_body_bytes: int = 256 * 1024
     operator_body_bytes: int = 64 * 1024
+    failed_auth: RateLimit | None = field(default_factory=lambda: RateLimit(per_second=0.2, burst=20))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -95,6 +98,7 @@ class SourceSettings:
     token_sha256: bytes | None = None
     verify_keys: tuple[Any, ...] = ()
     tolerance: int = 300
+    rate_limit: RateLimit | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -149,6 +153,7 @@ class Settings:
     sinks: Mapping[str, SinkConfig] = field(default_factory=dict)
     sandbox: Any = None
     desk: DeskSettings = field(default_factory=DeskSettings)
+    outbound: netpolicy.OutboundPolicy = field(default_factory=netpolicy.OutboundPolicy)
     dev_secrets_used: tuple[str, ...] = ()
     mode: str = "production"
     encryption: EncryptionSettings = field(default_factory=EncryptionSettings)
@@ -208,12 +213,15 @@ def parse_settings(
         sinks=_sinks(ctx.table("sinks", data.get("sinks")), ctx, flows),
         sandbox=_sandbox(data.get("sandbox"), ctx),
         desk=parse_desk(data, ctx, server.public_url),
+        outbound=_outbound(ctx.table("outbound", data.get("outbound")), ctx),
         dev_secrets_used=tuple(sorted(set(ctx.dev_secrets_used))),
         mode=str(data.get("mode", "production")),
         encryption=encryption,
         retention=parse_retention(ctx.table("retention", data.get("retention")), ctx),
     )
     check_mode(settings.mode, settings.encryption, sorted(set(ctx.dev_secrets_used)), ctx)
+    _check_outbound_urls(settings, ctx)
+    _check_unique_secrets(settings, ctx)
     if ctx.problems:
         raise errors.ConfigError(ctx.problems)
     return settings
@@ -344,7 +352,7 @@ def _breaker(data: Mapping[str, Any], ctx: ParseContext) -> BreakerPolicy:
 
 
 def _limits(data: Mapping[str, Any], ctx: ParseContext) -> LimitSettings:
-    ctx.unknown_keys("limits", data, {"event_body_bytes", "webhook_body_bytes", "operator_body_bytes"})
+    ctx.unknown_keys("limits", data, {"event_body_bytes", "webhook_body_bytes", "operator_body_bytes", "failed_auth"})
     base = LimitSettings()
     return LimitSettings(
         event_body_bytes=ctx.integer(
@@ -362,7 +370,60 @@ def _limits(data: Mapping[str, Any], ctx: ParseContext) -> LimitSettings:
             default=base.operator_body_bytes,
             minimum=1,
         ),
+        failed_auth=(
+            base.failed_auth
+            if data.get("failed_auth") is None
+            else _rate_limit("limits.failed_auth", data.get("failed_auth"), ctx)
+        ),
     )
+
+
+def _rate_limit(key: str, value: Any, ctx: ParseContext) -> RateLimit | None:
+    """``{per_second, burst}`` as a RateLimit; None when absent or ``false`` (no limit)."""
+    if value is None or value is False:
+        return None
+    table = ctx.table(key, value)
+    ctx.unknown_keys(key, table, {"per_second", "burst"})
+    per_second = ctx.number(f"{key}.per_second", table.get("per_second"), default=0.0, minimum=0.001)
+    burst = ctx.integer(f"{key}.burst", table.get("burst"), default=0, minimum=1)
+    if not per_second or not burst:
+        ctx.problem(key, "needs per_second (> 0) and burst (>= 1)")
+        return None
+    return RateLimit(per_second=per_second, burst=burst)
+
+
+def _outbound(data: Mapping[str, Any], ctx: ParseContext) -> netpolicy.OutboundPolicy:
+    ctx.unknown_keys("outbound", data, {"allow"})
+    policy, problems = netpolicy.parse_allow(ctx.string_list("outbound.allow", data.get("allow")))
+    for problem in problems:
+        ctx.problem("outbound.allow", problem)
+    return policy
+
+
+def _check_outbound_urls(settings: Settings, ctx: ParseContext) -> None:
+    """Every URL the gateway calls must be reachable under the outbound policy (S1)."""
+    urls = [(f"providers.{n}.base_url", getattr(p.settings, "base_url", None)) for n, p in settings.providers.items()]
+    urls += [(f"sinks.{n}.url", getattr(s.settings, "url", None)) for n, s in settings.sinks.items()]
+    urls.append(("sandbox.webhook_url", getattr(settings.sandbox, "webhook_url", None)))
+    for key, url in urls:
+        problem = netpolicy.url_problem(settings.outbound, url) if isinstance(url, str) and url else None
+        if problem:
+            ctx.problem(key, problem)
+
+
+def _check_unique_secrets(settings: Settings, ctx: ParseContext) -> None:
+    """One secret per source (W8): no verify key or bearer token is shared by two sources or providers."""
+    from gateway.core import signing
+
+    owners: dict[Any, str] = {}
+    keyed = [(f"sources.{n}", s.verify_keys) for n, s in settings.sources.items()]
+    keyed += [(f"providers.{n}", getattr(p.settings, "webhook_secrets", ())) for n, p in settings.providers.items()]
+    keyed += [(f"sources.{n}", (s.token_sha256,)) for n, s in settings.sources.items() if s.token_sha256]
+    for owner, keys in keyed:
+        for key in keys:
+            identity = signing.key_identity(key) if not isinstance(key, bytes) else key
+            if owners.setdefault(identity, owner) != owner:
+                ctx.problem(owner, f"uses the same secret as {owners[identity]}; give each source its own")
 
 
 def _operators(data: Mapping[str, Any], ctx: ParseContext) -> tuple[OperatorToken, ...]:
@@ -392,16 +453,19 @@ def _sources(data: Mapping[str, Any], ctx: ParseContext) -> dict[str, SourceSett
     for name, raw in data.items():
         key = f"sources.{name}"
         item = ctx.table(key, raw)
-        ctx.unknown_keys(key, item, {"auth", "token_env", "secrets_env", "tolerance"})
+        ctx.unknown_keys(key, item, {"auth", "token_env", "secrets_env", "tolerance", "rate_limit"})
         auth = item.get("auth", "bearer")
         if auth not in SOURCE_AUTH_KINDS:
             ctx.problem(f"{key}.auth", f"must be one of {', '.join(SOURCE_AUTH_KINDS)}")
             continue
         tolerance = ctx.integer(f"{key}.tolerance", item.get("tolerance"), default=300, minimum=1)
+        rate_limit = _rate_limit(f"{key}.rate_limit", item.get("rate_limit"), ctx)
         if auth == "bearer":
             token = ctx.secret(f"{key}.token_env", item.get("token_env"))
             digest = hash_token(token.reveal()) if token else None
-            sources[name] = SourceSettings(name=name, auth=auth, token_sha256=digest, tolerance=tolerance)
+            sources[name] = SourceSettings(
+                name=name, auth=auth, token_sha256=digest, tolerance=tolerance, rate_limit=rate_limit
+            )
             continue
         keys = []
         for i, secret in enumerate(ctx.secrets(f"{key}.secrets_env", item.get("secrets_env"))):
@@ -409,7 +473,9 @@ def _sources(data: Mapping[str, Any], ctx: ParseContext) -> dict[str, SourceSett
                 keys.append(signing.parse_verify_key(secret.reveal()))
             except ValueError as exc:
                 ctx.problem(f"{key}.secrets_env[{i}]", str(exc))
-        sources[name] = SourceSettings(name=name, auth=auth, verify_keys=tuple(keys), tolerance=tolerance)
+        sources[name] = SourceSettings(
+            name=name, auth=auth, verify_keys=tuple(keys), tolerance=tolerance, rate_limit=rate_limit
+        )
     return sources
 
 
@@ -560,6 +626,8 @@ def _plain(value: Any) -> Any:
         return f"****** (from ${value.env})" if value.env else "******"
     if isinstance(value, bytes):
         return "******"
+    if isinstance(value, netpolicy.IPv4Network | netpolicy.IPv6Network):
+        return str(value)
     if isinstance(value, enum.Enum):
         return value.value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):

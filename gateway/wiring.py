@@ -11,11 +11,13 @@ from typing import Any
 import httpx
 
 from gateway.breakers import BreakerBoard
+from gateway.core.netpolicy import OutboundPolicy
 from gateway.desk.parts import DeskParts, build_desk
 from gateway.dispatcher import Dispatcher
 from gateway.follower import StreamFollower
 from gateway.housekeeping import Housekeeper
 from gateway.jobs import Handlers
+from gateway.outbound import guarded_transport
 from gateway.ports import Clock, Provider, Sink, SystemClock
 from gateway.providers import provider_module
 from gateway.reconciler import Reconciler
@@ -70,14 +72,20 @@ class Services:
             await self.sandbox.stop()
 
 
-def outbound_client(transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
-    """One pooled client for every provider and sink: no redirects, no proxies from the environment."""
+def outbound_client(
+    transport: httpx.AsyncBaseTransport | None = None, policy: OutboundPolicy | None = None
+) -> httpx.AsyncClient:
+    """One pooled client for every provider and sink: no redirects, no proxies from the environment.
+
+    Without a test transport, connections go through the outbound guard (allowlist and blocklist, S2/S3).
+    """
+    limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
     return httpx.AsyncClient(
-        transport=transport,
+        transport=transport or guarded_transport(policy or OutboundPolicy(), limits=limits),
         timeout=OUTBOUND_TIMEOUT,
         follow_redirects=False,
         trust_env=False,
-        limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+        limits=limits,
     )
 
 
@@ -98,7 +106,7 @@ async def open_services(
         busy_timeout_ms=settings.store.busy_timeout_ms,
         pool_size=settings.store.pool_size,
     )
-    http = outbound_client(transport)
+    http = outbound_client(transport, settings.outbound)
     try:
         if migrate:
             await store.migrate()

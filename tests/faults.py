@@ -162,7 +162,10 @@ def rig_config(tmp_path: Path, **worker: Any) -> dict[str, Any]:
         },
         "flows": {"check": {"provider": "sohar", "template": "auto-check"}},
         "routes": [{"name": "checks", "source": "src", "type": "com.example.check", "flow": "check"}],
-        "sinks": {"hook": {"kind": "http", "url": SINK_URL, "secret_env": "FAULT_SINK_SECRET", "timeout": 2}},
+        "sinks": {
+            "hook": {"kind": "http", "url": SINK_URL, "secret_env": "FAULT_SINK_SECRET", "timeout": 2, "internal": True}
+        },
+        "outbound": {"allow": ["*.test"]},
     }
 
 

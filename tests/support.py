@@ -54,6 +54,7 @@ def example_data(tmp_path: Path, *, store_url: str | None = None, **overrides: A
     data["sandbox"]["step_delay"] = 0
     data["sandbox"]["duplicate_rate"] = 0
     data["worker"]["poll_interval"] = 0.05
+    data["outbound"]["allow"] = [*data["outbound"]["allow"], "gateway.test", "*.test"]  # RFC 6761 test names
     for key, value in overrides.items():
         data[key] = value
     return data

@@ -9,12 +9,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from gateway import errors
+from gateway.core import jsontext
 from gateway.model import CloudEvent
 
 STRUCTURED = "application/cloudevents+json"
 _REQUIRED = ("id", "source", "specversion", "type")
 _OPTIONAL = ("subject", "time", "datacontenttype", "dataschema")
-_EXTENSION_NAME = re.compile(r"^[a-z0-9]{1,20}$")
+_EXTENSION_NAME = re.compile(r"[a-z0-9]{1,20}")
+_NOT_ATTRIBUTES = frozenset({"data", "data_base64"})
 _MAX_ATTRIBUTE = 1024
 
 
@@ -28,9 +30,9 @@ def parse(body: bytes, headers: Mapping[str, str]) -> CloudEvent:
 
 def _structured(body: bytes) -> CloudEvent:
     try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise errors.BadRequest("body is not valid JSON") from None
+        document = jsontext.loads(body)
+    except ValueError as exc:
+        raise errors.BadRequest(f"body is not usable JSON ({_reason(exc)})") from None
     if not isinstance(document, dict):
         raise errors.BadRequest("a structured CloudEvent must be a JSON object")
     attributes = {k: v for k, v in document.items() if k not in ("data", "data_base64")}
@@ -50,15 +52,20 @@ def _binary(body: bytes, headers: Mapping[str, str], content_type: str) -> Cloud
         data: Any = None
     elif content_type == "application/json" or content_type.endswith("+json"):
         try:
-            data = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            raise errors.BadRequest("event data is not valid JSON") from None
+            data = jsontext.loads(body)
+        except ValueError as exc:
+            raise errors.BadRequest(f"event data is not usable JSON ({_reason(exc)})") from None
     else:
         try:
             data = body.decode("utf-8")
         except UnicodeDecodeError:
             data = base64.b64encode(body).decode("ascii")
     return _build(attributes, data)
+
+
+def _reason(exc: ValueError) -> str:
+    """Why parsing failed, without echoing any of the input."""
+    return "nested too deeply" if "nested" in str(exc) else "invalid JSON"
 
 
 def _decode_base64(value: Any) -> str:
@@ -84,7 +91,7 @@ def _build(attributes: dict[str, Any], data: Any) -> CloudEvent:
         if not isinstance(attributes[name], str):
             raise errors.BadRequest(f"CloudEvent attribute {name!r} must be a string")
     extensions = {k: v for k, v in attributes.items() if k not in _REQUIRED and k not in _OPTIONAL}
-    bad = [k for k in extensions if not _EXTENSION_NAME.match(k)]
+    bad = [k for k in extensions if not _EXTENSION_NAME.fullmatch(k) or k in _NOT_ATTRIBUTES]
     if bad:
         raise errors.BadRequest("CloudEvent extension names must be 1-20 lower-case letters or digits")
     return CloudEvent(

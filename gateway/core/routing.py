@@ -44,7 +44,7 @@ def lookup(document: Any, path: str) -> Any:
     current = document
     if path == "$":
         return current
-    for match in _SEGMENT.finditer(path[2:]):
+    for match in _SEGMENT.finditer(path[1:]):
         key, index = match.group(1), match.group(2)
         if key is not None and isinstance(current, Mapping) and key in current:
             current = current[key]

@@ -104,6 +104,13 @@ def parse_signing_key(secret: str) -> SigningKey:
     raise ValueError(f"a signing key must start with {HMAC_PREFIX!r} or {PRIVATE_KEY_PREFIX!r}")
 
 
+def key_identity(key: VerifyKey) -> tuple[str, bytes]:
+    """A comparable identity of a verify key (to spot one secret configured twice); never logged."""
+    if isinstance(key, HmacKey):
+        return (SignatureScheme.V1, key.secret)
+    return (SignatureScheme.V1A, key.key.public_bytes_raw())
+
+
 def generate_secret(random_bytes: bytes) -> str:
     """Return ``whsec_`` + base64 of ``random_bytes`` (24 to 64 bytes, drawn by the caller)."""
     _check_secret_length(random_bytes)

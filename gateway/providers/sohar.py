@@ -144,7 +144,7 @@ class SoharProvider:
         )
         try:
             data = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, RecursionError):
             raise errors.BadRequest("notification body is not JSON") from None
         if not isinstance(data, dict):
             raise errors.BadRequest("notification body is not a JSON object")

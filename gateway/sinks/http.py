@@ -26,7 +26,7 @@ from gateway.ports import Clock, DeliveryReceipt
 from gateway.providers import _http
 from gateway.sinks import COMMON_KEYS
 
-KNOWN_KEYS = frozenset({"url", "secret_env", "timeout", "headers", "auth_header_env", "max_response_bytes"})
+KNOWN_KEYS = frozenset({"url", "secret_env", "timeout", "headers", "auth_header_env", "max_response_bytes", "internal"})
 DEFAULT_TIMEOUT = 15.0
 DEFAULT_MAX_RESPONSE_BYTES = 65_536
 MAX_RESPONSE_BYTES_LIMIT = 16 * 1024 * 1024
@@ -52,12 +52,16 @@ class HttpSinkSettings:
     headers: Mapping[str, str] = field(default_factory=dict)
     auth_header: Secret | None = None
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    internal: bool = False  # plain http:// is allowed only for a sink flagged internal (S8)
 
 
 def parse_settings(name: str, data: Mapping[str, Any], ctx: ParseContext) -> HttpSinkSettings:
     key = f"sinks.{name}"
     ctx.unknown_keys(key, data, set(KNOWN_KEYS | COMMON_KEYS))
+    internal = ctx.boolean(f"{key}.internal", data.get("internal"), default=False)
     url = _parse_url(f"{key}.url", data.get("url"), ctx)
+    if url is not None and url.startswith("http://") and not internal:
+        ctx.problem(f"{key}.url", "must be https:// (set internal = true for a plain-http internal sink)")
     secret = ctx.secret(f"{key}.secret_env", data.get("secret_env"))
     if secret is not None:
         try:
@@ -80,6 +84,7 @@ def parse_settings(name: str, data: Mapping[str, Any], ctx: ParseContext) -> Htt
         headers=_parse_headers(f"{key}.headers", data.get("headers"), ctx),
         auth_header=ctx.secret(f"{key}.auth_header_env", data.get("auth_header_env"), required=False),
         max_response_bytes=max_response_bytes,
+        internal=internal,
     )
 
 

@@ -15,7 +15,22 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import errors
-from gateway.web import audit, breakers, deliveries, events, guard, health, replay, reviews, runs, stuck, ui, webhooks
+from gateway.web import (
+    audit,
+    breakers,
+    deliveries,
+    events,
+    guard,
+    health,
+    openapi,
+    replay,
+    reviews,
+    runs,
+    stuck,
+    ui,
+    webhooks,
+)
+from gateway.web.abuse import AuthThrottle, SourceLimits
 from gateway.wiring import Services
 
 log = logging.getLogger("gateway.http")
@@ -72,6 +87,7 @@ def routes(services: Services) -> list[BaseRoute]:
         Route("/healthz", health.healthz, methods=["GET"]),
         Route("/readyz", health.readyz, methods=["GET"]),
         Route("/v1/health/breakers", breakers.list_breakers, methods=["GET"]),
+        Route("/openapi.json", openapi.openapi_json, methods=["GET"]),
         Route("/v1/events", events.submit, methods=["POST"]),
         Route("/v1/events/{source}", events.submit, methods=["POST"]),
         Route("/v1/webhooks/{provider}", webhooks.receive, methods=["POST"]),
@@ -158,6 +174,9 @@ def create_app(services: Services, *, run_background: bool = True) -> Starlette:
             Exception: on_unexpected,
         },
     )
+    app.router.redirect_slashes = False  # a JSON API answers 404 JSON, not a 307 with no body
     app.state.services = services
+    app.state.source_limits = SourceLimits(services.settings.sources, services.clock)
+    app.add_middleware(AuthThrottle, limit=services.settings.limits.failed_auth, clock=services.clock)
     app.add_middleware(AccessLog)
     return app

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-import json
+import re
 from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
 
 from gateway import errors
+from gateway.core import jsontext
+
+_LENGTH = re.compile(r"[0-9]{1,19}")  # ASCII digits only: str.isdigit() also takes "²", which int() refuses
 
 
 async def read_limited(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None:
-        if not declared.isdigit():
+        if not _LENGTH.fullmatch(declared):
             raise errors.BadRequest("Content-Length is not a number")
         if int(declared) > limit:
             raise errors.PayloadTooLarge(f"body is larger than {limit} bytes")
@@ -33,6 +36,6 @@ async def read_limited(request: Request, limit: int) -> bytes:
 async def read_json(request: Request, limit: int) -> Any:
     body = await read_limited(request, limit)
     try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise errors.BadRequest("body is not valid JSON") from None
+        return jsontext.loads(body)
+    except ValueError:
+        raise errors.BadRequest(f"body is not valid JSON nested at most {jsontext.MAX_DEPTH} levels") from None

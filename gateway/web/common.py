@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import re
 from typing import Any, TypeVar
 
 from starlette.requests import Request
@@ -12,6 +13,7 @@ from gateway import errors
 from gateway.wiring import Services
 
 E = TypeVar("E", bound=enum.Enum)
+_DIGITS = re.compile(r"[0-9]{1,6}")  # ASCII only: str.isdigit() also takes "²", which int() refuses
 
 
 def services(request: Request) -> Services:
@@ -27,7 +29,7 @@ def query_limit(request: Request, default: int = 50, maximum: int = 500) -> int:
     raw = request.query_params.get("limit")
     if raw is None:
         return default
-    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+    if not _DIGITS.fullmatch(raw) or not 1 <= int(raw) <= maximum:
         raise errors.BadRequest(f"limit must be an integer from 1 to {maximum}")
     return int(raw)
 

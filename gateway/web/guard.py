@@ -33,6 +33,7 @@ NOT_OPERATOR_SCOPES = frozenset({PUBLIC, SOURCE_AUTH, PROVIDER_AUTH, SANDBOX, SE
 ROUTE_SCOPES: dict[tuple[str, str], str] = {
     ("GET", "/healthz"): PUBLIC,
     ("GET", "/readyz"): PUBLIC,
+    ("GET", "/openapi.json"): PUBLIC,
     ("POST", "/v1/events"): SOURCE_AUTH,
     ("POST", "/v1/events/{source}"): SOURCE_AUTH,
     ("POST", "/v1/webhooks/{provider}"): PROVIDER_AUTH,

@@ -160,6 +160,12 @@ open_seconds = 1
 [encryption]
 key_env = "CRASH_DATA_KEY"
 
+[outbound]
+allow = ["127.0.0.1"]
+
+[limits]
+failed_auth = false
+
 [operators]
 tokens = [{{ name = "crash-harness", token_env = "CRASH_OPERATOR_TOKEN" }}]
 
@@ -191,6 +197,7 @@ kind = "http"
 url = "http://127.0.0.1:{ports["sink"]}/hook"
 secret_env = "CRASH_SINK_SECRET"
 timeout = 3
+internal = true
 on = ["COMPLETE"]
 
 [sinks.file]

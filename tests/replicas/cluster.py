@@ -63,8 +63,10 @@ def replica_config(tmp: Path, port: int, store_url: str, provider: str, sink: st
             "secret_env": "GATEWAY_DEMO_SINK_SECRET",
             "on": ["COMPLETE", "ERROR", "FAILED_TO_START"],
             "flows": ["*"],
+            "internal": True,
         }
     }
+    data["limits"]["failed_auth"] = False
     data["worker"] = {
         "concurrency": 8,
         "poll_interval": 0.5,

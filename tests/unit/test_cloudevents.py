@@ -57,9 +57,9 @@ def test_data_base64_is_kept_encoded() -> None:
 @pytest.mark.parametrize(
     ("raw", "message"),
     [
-        (b"{not json", "body is not valid JSON"),
-        (b"\xff\xfe", "body is not valid JSON"),
-        (b"", "body is not valid JSON"),
+        (b"{not json", "body is not usable JSON (invalid JSON)"),
+        (b"\xff\xfe", "body is not usable JSON (invalid JSON)"),
+        (b"", "body is not usable JSON (invalid JSON)"),
         (b"[1, 2]", "a structured CloudEvent must be a JSON object"),
         (b'"text"', "a structured CloudEvent must be a JSON object"),
         (b"null", "a structured CloudEvent must be a JSON object"),
@@ -119,7 +119,11 @@ def test_binary_mode_with_a_plus_json_type_text_binary_and_empty_bodies() -> Non
             b"{}",
             "missing CloudEvent attributes: source, specversion, type",
         ),
-        (binary_headers(**{"content-type": "application/json"}), b"{bad", "event data is not valid JSON"),
+        (
+            binary_headers(**{"content-type": "application/json"}),
+            b"{bad",
+            "event data is not usable JSON (invalid JSON)",
+        ),
         (binary_headers(**{"ce-specversion": "2.0", "content-type": "text/plain"}), b"x", "specversion must be 1.0"),
         (
             binary_headers(**{"ce-bad_name": "v", "content-type": "text/plain"}),

@@ -106,3 +106,75 @@ def test_flipping_any_body_byte_fails(body: bytes, data: st.DataObject) -> None:
 def _verify_key_for(key: signing.SigningKey) -> signing.VerifyKey:
     assert isinstance(key, signing.Ed25519SigningKey)
     return signing.Ed25519VerifyKey(key=key.key.public_key())
+
+
+def _raw_v1(secret: str, msg_id: str, timestamp_text: str, body: bytes) -> str:
+    """A v1 entry computed by hand over any timestamp text (our signer only takes integers)."""
+    import hashlib
+    import hmac
+
+    raw = base64.b64decode(secret.removeprefix("whsec_"))
+    mac = hmac.new(raw, f"{msg_id}.{timestamp_text}.".encode() + body, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(mac).decode()
+
+
+@props
+@given(
+    timestamp_text=st.one_of(
+        st.text(max_size=25),
+        st.floats(allow_nan=True).map(str),
+        st.integers(TS - 10, TS + 10).map(lambda n: f"{n}.0"),
+        st.integers(TS - 10, TS + 10).map(lambda n: f" {n}"),
+        st.integers(TS - 10, TS + 10).map(lambda n: f"0{n}"),
+        st.integers(TS - 10, TS + 10).map(lambda n: str(n).translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"))),
+    ),
+    body=st.binary(max_size=50),
+)
+def test_only_plain_decimal_timestamps_verify(timestamp_text: str, body: bytes) -> None:
+    """W4: a correctly signed message verifies only when its timestamp is 1-10 ASCII digits."""
+    headers = {
+        "webhook-id": "msg_1",
+        "webhook-timestamp": timestamp_text,
+        "webhook-signature": _raw_v1(KEY_SECRET, "msg_1", timestamp_text, body),
+    }
+    try:
+        verified = signing.verify(body, headers, KEYS, now=NOW)
+    except SignatureError:
+        return
+    assert re.fullmatch(r"[0-9]{1,10}", timestamp_text)
+    assert verified.timestamp == int(timestamp_text)
+
+
+@props
+@given(offset=st.integers(-100_000, 100_000), tolerance=st.integers(1, 3600))
+def test_tolerance_is_symmetric_and_inclusive(offset: int, tolerance: int) -> None:
+    key = signing.parse_signing_key(KEY_SECRET)
+    headers = signing.sign_headers(key, "msg_1", TS + offset, b"{}")
+    try:
+        signing.verify(b"{}", headers, KEYS, now=NOW, tolerance=tolerance)
+    except SignatureError as exc:
+        assert abs(offset) > tolerance
+        assert exc.malformed is False
+        return
+    assert abs(offset) <= tolerance
+
+
+@props
+@given(
+    old=st.binary(min_size=24, max_size=64),
+    new=st.binary(min_size=24, max_size=64),
+    order=st.booleans(),
+    junk=st.lists(st.sampled_from(["v2,AAAA", "v1,", "v1a,AAAA", "nocomma", ""]), max_size=3),
+)
+def test_a_list_verifies_when_any_entry_matches_any_key(old: bytes, new: bytes, order: bool, junk: list[str]) -> None:
+    """W5: with keys [old, new], a header holding junk plus one good entry for either key verifies."""
+    keys = [signing.parse_verify_key(signing.generate_secret(s)) for s in (old, new)]
+    signer = signing.parse_signing_key(signing.generate_secret(new if order else old))
+    good = signing.sign(signer, "msg_1", TS, b"body")
+    header = " ".join([*junk, good])
+    headers = {"webhook-id": "msg_1", "webhook-timestamp": str(TS), "webhook-signature": header}
+    assert signing.verify(b"body", headers, keys, now=NOW).id == "msg_1"
+    if old != new:
+        unused = keys[0] if order else keys[1]
+        with pytest.raises(SignatureError):
+            signing.verify(b"body", headers, [unused], now=NOW)

@@ -1,0 +1,502 @@
+"""The OpenAPI 3.1 description of the JSON API, served at ``GET /openapi.json``.
+
+Hand-written and versioned with the code: tests check that every route in ``gateway.web.app`` is described
+here and nothing else is, and a schemathesis run against the live server checks that every answer matches.
+Schemas say what the handlers in ``gateway.web`` and ``gateway.web.render`` really send.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from gateway import __version__
+from gateway.model import DeliveryState, ReviewState, RunStatus
+from gateway.ports import PushKind
+
+JSONSchema = dict[str, Any]
+
+ID_PATTERN = "^[A-Za-z0-9_-]{1,100}$"
+TIME: JSONSchema = {"type": ["string", "null"], "format": "date-time"}
+TEXT_OR_NULL: JSONSchema = {"type": ["string", "null"]}
+
+
+def _ref(name: str) -> JSONSchema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _object(properties: dict[str, JSONSchema], required: list[str] | None = None, **extra: Any) -> JSONSchema:
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties) if required is None else required,
+        **extra,
+    }
+
+
+def _page(item: str) -> JSONSchema:
+    return _object(
+        {"items": {"type": "array", "items": _ref(item)}, "next_before": TEXT_OR_NULL},
+        description="One page, newest first; pass next_before as before= for the next page",
+    )
+
+
+RUN_SUMMARY = _object(
+    {
+        "id": {"type": "string"},
+        "event_id": {"type": "string"},
+        "route": {"type": "string"},
+        "flow": {"type": "string"},
+        "provider": {"type": "string"},
+        "template": {"type": "string"},
+        "status": {"type": "string", "enum": [s.value for s in RunStatus]},
+        "provider_status": TEXT_OR_NULL,
+        "provider_run_id": TEXT_OR_NULL,
+        "created_at": TIME,
+        "updated_at": TIME,
+        "finished_at": TIME,
+    }
+)
+PENDING = _object(
+    {
+        "key": TEXT_OR_NULL,
+        "kind": {"type": "string"},
+        "message": TEXT_OR_NULL,
+        "options": {"type": ["array", "null"], "items": {"type": "string"}},
+        "schema": {"type": ["object", "null"]},
+        "assignee": TEXT_OR_NULL,
+    }
+)
+TRANSITION = _object(
+    {
+        "at": TIME,
+        "from": {"type": ["string", "null"], "enum": [*(s.value for s in RunStatus), None]},
+        "to": {"type": "string", "enum": [s.value for s in RunStatus]},
+        "cause": {"type": "string"},
+        "detail": {},
+    }
+)
+CAPABILITIES = _object(
+    {
+        "can_resume": {"type": "boolean"},
+        "can_cancel": {"type": "boolean"},
+        "push": {"type": "string", "enum": [p.value for p in PushKind]},
+    }
+)
+RUN_DETAIL = {
+    "allOf": [
+        _ref("RunSummary"),
+        _object(
+            {
+                "input": {},
+                "output": {},
+                "error": {},
+                "pending": {"oneOf": [_ref("PendingInput"), {"type": "null"}]},
+                "capabilities": {"oneOf": [_ref("Capabilities"), {"type": "null"}]},
+                "timeline": {"type": "array", "items": _ref("Transition")},
+            }
+        ),
+    ]
+}
+REVIEW_SUMMARY = _object(
+    {
+        "id": {"type": "string"},
+        "run_id": {"type": "string"},
+        "flow": {"type": "string"},
+        "state": {"type": "string", "enum": [s.value for s in ReviewState]},
+        "waiting_in": TEXT_OR_NULL,
+        "created_at": TIME,
+        "updated_at": TIME,
+        "decided_by": TEXT_OR_NULL,
+        "decided_at": TIME,
+        "version": {"type": "integer"},
+    }
+)
+REVIEW_DETAIL = {
+    "allOf": [
+        _ref("ReviewSummary"),
+        _object({"template": TEXT_OR_NULL, "asks_for": _ref("PendingInput"), "gathered": {}, "decision": {}}),
+    ]
+}
+DELIVERY = _object(
+    {
+        "id": {"type": "string"},
+        "run_id": {"type": "string"},
+        "sink": {"type": "string"},
+        "state": {"type": "string", "enum": [s.value for s in DeliveryState]},
+        "attempts": {"type": "integer", "minimum": 0},
+        "next_attempt_at": TIME,
+        "last_error": TEXT_OR_NULL,
+        "last_status_code": {"type": ["integer", "null"]},
+        "created_at": TIME,
+        "delivered_at": TIME,
+    }
+)
+EVENT_ACCEPTED = _object(
+    {
+        "event_id": {"type": "string"},
+        "runs": {
+            "type": "array",
+            "items": _object(
+                {
+                    "id": {"type": "string"},
+                    "route": {"type": "string"},
+                    "status": {"type": "string", "enum": [s.value for s in RunStatus]},
+                }
+            ),
+        },
+    }
+)
+CLOUD_EVENT = _object(
+    {
+        "specversion": {"type": "string", "const": "1.0"},
+        "id": {"type": "string", "minLength": 1, "maxLength": 1024},
+        "source": {"type": "string", "minLength": 1, "maxLength": 1024},
+        "type": {"type": "string", "minLength": 1, "maxLength": 1024},
+        "subject": {"type": "string", "maxLength": 1024},
+        "time": {"type": "string", "maxLength": 1024},
+        "datacontenttype": {"type": "string", "maxLength": 1024},
+        "dataschema": {"type": "string", "maxLength": 1024},
+        "data": {},
+        "data_base64": {"type": "string", "contentEncoding": "base64"},
+    },
+    required=["specversion", "id", "source", "type"],
+    description=(
+        "A CloudEvents 1.0 event in structured mode. Binary mode (ce-* headers, the data as the body) is also "
+        "accepted. Extension attributes are 1-20 lower-case letters or digits with string, integer or "
+        "boolean values; data and data_base64 exclude each other."
+    ),
+    additionalProperties={"type": ["string", "integer", "boolean"]},
+)
+ERROR = _object(
+    {
+        "error": _object(
+            {"code": {"type": "string"}, "message": {"type": "string"}},
+            additionalProperties=False,
+        )
+    },
+    additionalProperties=False,
+)
+
+SCHEMAS: dict[str, JSONSchema] = {
+    "Error": ERROR,
+    "CloudEvent": CLOUD_EVENT,
+    "EventAccepted": EVENT_ACCEPTED,
+    "RunSummary": RUN_SUMMARY,
+    "RunDetail": RUN_DETAIL,
+    "RunPage": _page("RunSummary"),
+    "PendingInput": PENDING,
+    "Capabilities": CAPABILITIES,
+    "Transition": TRANSITION,
+    "ReviewSummary": REVIEW_SUMMARY,
+    "ReviewDetail": REVIEW_DETAIL,
+    "ReviewPage": _page("ReviewSummary"),
+    "Decision": _object({"input": {"description": "What the paused run asks for (see asks_for)"}}),
+    "Delivery": DELIVERY,
+    "DeliveryPage": _page("Delivery"),
+    "Notification": _object(
+        {
+            "event": {"type": "string"},
+            "flowRunId": {"type": "string"},
+            "status": {"type": "string"},
+            "stateId": {"type": "string"},
+        },
+        required=["event", "flowRunId"],
+        description="A provider's status notification (Sohar: flow.updated), signed over the raw body",
+    ),
+}
+
+ERRORS = {
+    "400": "The request is malformed (bad JSON, bad query value, malformed signature headers)",
+    "401": "Missing or invalid credentials or signature",
+    "404": "No such object, source or provider",
+    "409": "The object is not in a state that allows this",
+    "413": "The body is larger than this endpoint accepts",
+    "422": "Well-formed input that does not fit what is asked for",
+    "429": "Too many requests or failed authentications; see Retry-After",
+}
+
+
+def _error_responses(*codes: str) -> dict[str, Any]:
+    responses: dict[str, Any] = {}
+    for code in codes:
+        response: dict[str, Any] = {
+            "description": ERRORS[code],
+            "content": {"application/json": {"schema": _ref("Error")}},
+        }
+        if code == "429":
+            response["headers"] = {"Retry-After": {"schema": {"type": "integer", "minimum": 1}}}
+        responses[code] = response
+    return responses
+
+
+def _ok(status: str, description: str, schema: JSONSchema) -> dict[str, Any]:
+    return {status: {"description": description, "content": {"application/json": {"schema": schema}}}}
+
+
+def _path_param(name: str, description: str) -> JSONSchema:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "description": description,
+        "schema": {"type": "string", "pattern": ID_PATTERN},
+    }
+
+
+def _query(name: str, schema: JSONSchema, description: str) -> JSONSchema:
+    return {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
+
+
+def _text_query(name: str, description: str) -> JSONSchema:
+    return _query(name, {"type": "string", "minLength": 1, "maxLength": 200}, description)
+
+
+LIMIT = _query("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}, "Page size")
+BEFORE = _text_query("before", "Return items older than this id (next_before of the previous page)")
+OPERATOR: list[dict[str, list[str]]] = [{"operatorToken": []}]
+SOURCE: list[dict[str, list[str]]] = [{"sourceToken": []}]
+
+EVENT_BODY = {
+    "required": True,
+    "description": "At most 1 MiB",
+    "content": {
+        "application/cloudevents+json": {"schema": _ref("CloudEvent")},
+        "application/json": {"schema": _ref("CloudEvent")},
+    },
+}
+EVENT_RESPONSES = {
+    **_ok("202", "Stored; one queued run per matching route", _ref("EventAccepted")),
+    **_ok(
+        "200", "This (source, id) was seen before; the first answer again, nothing new started", _ref("EventAccepted")
+    ),
+    **_error_responses("400", "401", "404", "413", "429"),
+}
+
+
+def _operation(
+    op_id: str, summary: str, responses: dict[str, Any], *, security: Any = OPERATOR, **extra: Any
+) -> dict[str, Any]:
+    return {"operationId": op_id, "summary": summary, "security": security, "responses": responses, **extra}
+
+
+def _operator_get(op_id: str, summary: str, schema: str, params: list[JSONSchema], not_found: bool) -> dict[str, Any]:
+    codes = ("401", "404", "429") if not_found else ("400", "401", "429")
+    return {
+        "get": _operation(op_id, summary, {**_ok("200", summary, _ref(schema)), **_error_responses(*codes)}),
+        **({"parameters": params} if params else {}),
+    }
+
+
+def _retry(op_id: str, summary: str, param: JSONSchema, schema: str) -> dict[str, Any]:
+    responses = {**_ok("202", "Queued again", _ref(schema)), **_error_responses("401", "404", "409", "429")}
+    return {"post": _operation(op_id, summary, responses), "parameters": [param]}
+
+
+RUN_ID = _path_param("run_id", "A run id (run_...)")
+REVIEW_ID = _path_param("review_id", "A review id (rev_...)")
+DELIVERY_ID = _path_param("delivery_id", "A delivery id (dlv_...)")
+
+PATHS: dict[str, Any] = {
+    "/healthz": {
+        "get": _operation(
+            "healthz",
+            "The process answers",
+            _ok("200", "Alive", _object({"status": {"type": "string", "const": "ok"}})),
+            security=[],
+        )
+    },
+    "/readyz": {
+        "get": _operation(
+            "readyz",
+            "The store answers and every migration is applied",
+            {
+                **_ok(
+                    "200",
+                    "Ready",
+                    _object(
+                        {
+                            "status": {"type": "string", "const": "ready"},
+                            "store": {"type": "string"},
+                            "pending_migrations": {"type": "array", "maxItems": 0},
+                        },
+                        required=["status"],
+                    ),
+                ),
+                **_ok(
+                    "503",
+                    "Not ready",
+                    _object({"status": {"type": "string", "const": "unavailable"}}, required=["status"]),
+                ),
+            },
+            security=[],
+        )
+    },
+    "/openapi.json": {
+        "get": _operation(
+            "openapi", "This document", _ok("200", "The OpenAPI 3.1 document", {"type": "object"}), security=[]
+        )
+    },
+    "/v1/events": {
+        "post": _operation(
+            "submitEvent",
+            "Submit a CloudEvent from an internal system (bearer token names the source)",
+            EVENT_RESPONSES,
+            security=SOURCE,
+            requestBody=EVENT_BODY,
+        )
+    },
+    "/v1/events/{source}": {
+        "post": _operation(
+            "submitEventForSource",
+            "Submit a CloudEvent for a named source (bearer token or Standard Webhooks signature)",
+            EVENT_RESPONSES,
+            security=[{"sourceToken": []}, {"webhookSignature": []}],
+            requestBody=EVENT_BODY,
+        ),
+        "parameters": [
+            {
+                "name": "source",
+                "in": "path",
+                "required": True,
+                "description": "A source name from the configuration",
+                "schema": {"type": "string", "pattern": ID_PATTERN},
+            }
+        ],
+    },
+    "/v1/webhooks/{provider}": {
+        "post": _operation(
+            "receiveNotification",
+            "A provider's signed status notification",
+            {
+                **_ok(
+                    "202",
+                    "Verified and recorded",
+                    _object({"status": {"type": "string", "const": "accepted"}, "run_id": TEXT_OR_NULL}),
+                ),
+                **_ok(
+                    "200",
+                    "This message id was seen before",
+                    _object({"status": {"type": "string", "const": "duplicate"}}),
+                ),
+                **_error_responses("400", "401", "404", "413", "429"),
+            },
+            security=[{"webhookSignature": []}],
+            requestBody={
+                "required": True,
+                "description": "At most 256 KiB; verified over the raw bytes",
+                "content": {"application/json": {"schema": _ref("Notification")}},
+            },
+        ),
+        "parameters": [
+            {
+                "name": "provider",
+                "in": "path",
+                "required": True,
+                "description": "A provider name from the configuration",
+                "schema": {"type": "string", "pattern": ID_PATTERN},
+            }
+        ],
+    },
+    "/v1/runs": _operator_get(
+        "listRuns",
+        "Runs, newest first",
+        "RunPage",
+        [
+            _query("status", {"type": "string", "enum": [s.value for s in RunStatus]}, "Only runs in this status"),
+            _text_query("flow", "Only runs of this flow"),
+            _text_query("route", "Only runs started by this route"),
+            _text_query("provider", "Only runs on this provider"),
+            _text_query("event_id", "Only runs started by this event"),
+            BEFORE,
+            LIMIT,
+        ],
+        not_found=False,
+    ),
+    "/v1/runs/{run_id}": _operator_get("getRun", "One run with its timeline", "RunDetail", [RUN_ID], True),
+    "/v1/runs/{run_id}/retry": _retry("retryRun", "Start a FAILED_TO_START run again", RUN_ID, "RunSummary"),
+    "/v1/reviews": _operator_get(
+        "listReviews",
+        "Review items, newest first",
+        "ReviewPage",
+        [
+            _query("state", {"type": "string", "enum": [s.value for s in ReviewState]}, "Review state (default OPEN)"),
+            _text_query("flow", "Only reviews of this flow"),
+            BEFORE,
+            LIMIT,
+        ],
+        not_found=False,
+    ),
+    "/v1/reviews/{review_id}": _operator_get("getReview", "One review item", "ReviewDetail", [REVIEW_ID], True),
+    "/v1/reviews/{review_id}/decision": {
+        "post": _operation(
+            "decideReview",
+            "Decide an OPEN review; the run is resumed with the input",
+            {
+                **_ok("202", "Decided; the resume is queued", _ref("ReviewSummary")),
+                **_error_responses("400", "401", "404", "409", "413", "422", "429"),
+            },
+            requestBody={
+                "required": True,
+                "description": "At most 64 KiB",
+                "content": {"application/json": {"schema": _ref("Decision")}},
+            },
+        ),
+        "parameters": [REVIEW_ID],
+    },
+    "/v1/deliveries": _operator_get(
+        "listDeliveries",
+        "Sink deliveries, newest first",
+        "DeliveryPage",
+        [
+            _query(
+                "state", {"type": "string", "enum": [s.value for s in DeliveryState]}, "Only deliveries in this state"
+            ),
+            _text_query("run_id", "Only deliveries of this run"),
+            _text_query("sink", "Only deliveries to this sink"),
+            BEFORE,
+            LIMIT,
+        ],
+        not_found=False,
+    ),
+    "/v1/deliveries/{delivery_id}": _operator_get("getDelivery", "One delivery", "Delivery", [DELIVERY_ID], True),
+    "/v1/deliveries/{delivery_id}/retry": _retry(
+        "retryDelivery", "Send a delivery again with the same delivery id", DELIVERY_ID, "Delivery"
+    ),
+}
+
+DOCUMENT: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "gateway",
+        "version": __version__,
+        "description": (
+            "Webhook-driven integration gateway for hosted flow APIs. Every error answer is "
+            '{"error": {"code", "message"}}. Routes under /v1/ answer 429 with Retry-After after repeated '
+            "failed authentication from one address."
+        ),
+    },
+    "paths": PATHS,
+    "components": {
+        "schemas": SCHEMAS,
+        "securitySchemes": {
+            "operatorToken": {"type": "http", "scheme": "bearer", "description": "An operator token"},
+            "sourceToken": {"type": "http", "scheme": "bearer", "description": "A bearer source's token"},
+            "webhookSignature": {
+                "type": "apiKey",
+                "in": "header",
+                "name": "webhook-signature",
+                "description": (
+                    "Standard Webhooks: webhook-id, webhook-timestamp and webhook-signature headers "
+                    "(svix-* accepted too), signed over the raw body"
+                ),
+            },
+        },
+    },
+}
+
+
+async def openapi_json(request: Request) -> Response:
+    return JSONResponse(DOCUMENT)

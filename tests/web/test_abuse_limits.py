@@ -1,0 +1,115 @@
+"""A14: per-source event rate limits and failed-auth throttling per client address, on a frozen clock."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.support import OPERATOR, SOURCE, FrozenClock, example_settings, running_gateway
+
+EVENT = json.loads((Path(__file__).resolve().parents[2] / "examples" / "event.json").read_text())
+CE = {"Content-Type": "application/cloudevents+json"}
+BAD = {"Authorization": "Bearer not-the-token"}
+
+
+def event(n: int) -> dict[str, object]:
+    return {**EVENT, "id": f"evt-{n}"}
+
+
+async def count_events(running: object) -> int:
+    async with running.services.store.db.read() as tx:  # type: ignore[attr-defined]
+        rows = await tx.fetchall("SELECT COUNT(*) AS n FROM events")
+    return int(rows[0]["n"])
+
+
+async def test_repeated_bad_tokens_get_429_with_retry_after(tmp_path: Path) -> None:
+    clock = FrozenClock()
+    settings = example_settings(tmp_path, limits={"failed_auth": {"per_second": 0.1, "burst": 3}})
+    async with running_gateway(settings, clock=clock) as gw:
+        paths = [("GET", "/v1/runs"), ("POST", "/v1/events"), ("POST", "/v1/reviews/rev_x/decision")]
+        statuses = [(await gw.client.request(m, p, headers=BAD, json={})).status_code for m, p in paths]
+        assert statuses == [401, 401, 401]
+        blocked = await gw.client.get("/v1/runs", headers=OPERATOR)
+        assert blocked.status_code == 429
+        assert blocked.headers["retry-after"] == "10"
+        assert blocked.json()["error"]["code"] == "rate_limited"
+        webhook = await gw.client.post("/v1/webhooks/sohar", content=b"{}")
+        assert webhook.status_code == 429
+        assert (await gw.client.get("/healthz")).status_code == 200  # only /v1/ is guarded
+        clock.advance(9)
+        assert (await gw.client.get("/v1/runs", headers=OPERATOR)).headers["retry-after"] == "1"
+        clock.advance(1)
+        assert (await gw.client.get("/v1/runs", headers=OPERATOR)).status_code == 200
+        assert (await gw.client.get("/v1/runs", headers=BAD)).status_code == 401
+        assert (await gw.client.get("/v1/runs", headers=BAD)).status_code == 429
+
+
+async def test_bad_webhook_signatures_count_as_failed_auth(tmp_path: Path) -> None:
+    clock = FrozenClock()
+    settings = example_settings(tmp_path, limits={"failed_auth": {"per_second": 0.5, "burst": 2}})
+    ts = str(int(clock.now().timestamp()))
+    headers = {"webhook-id": "msg_1", "webhook-timestamp": ts, "webhook-signature": "v1,AAAA"}
+    async with running_gateway(settings, clock=clock) as gw:
+        codes = [
+            (await gw.client.post("/v1/webhooks/sohar", content=b"{}", headers=headers)).status_code for _ in range(3)
+        ]
+        assert codes == [401, 401, 429]
+
+
+async def test_good_requests_are_not_throttled(tmp_path: Path) -> None:
+    settings = example_settings(tmp_path, limits={"failed_auth": {"per_second": 0.1, "burst": 1}})
+    async with running_gateway(settings, clock=FrozenClock()) as gw:
+        for _ in range(30):
+            assert (await gw.client.get("/v1/runs", headers=OPERATOR)).status_code == 200
+
+
+async def test_per_source_rate_limit(tmp_path: Path) -> None:
+    clock = FrozenClock()
+    data_sources = {
+        "demo": {
+            "auth": "bearer",
+            "token_env": "GATEWAY_DEMO_SOURCE_TOKEN",
+            "rate_limit": {"per_second": 1, "burst": 2},
+        }
+    }
+    settings = example_settings(tmp_path, sources=data_sources)
+    async with running_gateway(settings, clock=clock) as gw:
+        codes = [
+            (await gw.client.post("/v1/events", json=event(n), headers={**SOURCE, **CE})).status_code for n in range(3)
+        ]
+        assert codes == [202, 202, 429]
+        limited = await gw.client.post("/v1/events", json=event(9), headers={**SOURCE, **CE})
+        assert limited.headers["retry-after"] == "1"
+        assert await count_events(gw) == 2
+        clock.advance(1)
+        assert (await gw.client.post("/v1/events", json=event(3), headers={**SOURCE, **CE})).status_code == 202
+        assert await count_events(gw) == 3
+        # rate-limited requests are not failed authentication: other callers are unaffected
+        assert (await gw.client.get("/v1/runs", headers=OPERATOR)).status_code == 200
+
+
+async def test_per_source_rate_limit_on_a_signed_source(tmp_path: Path) -> None:
+    from gateway.core import signing
+    from gateway.settings import parse_settings
+    from tests.support import example_data
+
+    clock = FrozenClock()
+    secret = signing.generate_secret(b"k" * 32)
+    data = example_data(tmp_path)
+    data["sources"]["signed"] = {
+        "auth": "standard-webhooks",
+        "secrets_env": ["SIGNED"],
+        "rate_limit": {"per_second": 0.5, "burst": 1},
+    }
+    async with running_gateway(parse_settings(data, {"SIGNED": secret}), clock=clock) as gw:
+
+        async def send(n: int) -> int:
+            body = json.dumps(event(n)).encode()
+            ts = int(clock.now().timestamp())
+            headers = {**CE, **signing.sign_headers(signing.parse_signing_key(secret), f"m{n}", ts, body)}
+            return (await gw.client.post("/v1/events/signed", content=body, headers=headers)).status_code
+
+        assert [await send(1), await send(2)] == [202, 429]
+        clock.advance(2)
+        assert await send(3) == 202
+        assert await count_events(gw) == 2
