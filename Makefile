@@ -18,8 +18,8 @@ run: $(BIN)/gateway
 	$(BIN)/gateway serve --config $(CONFIG) --port $(PORT)
 
 lint: $(BIN)/gateway
-	$(BIN)/ruff check gateway tests
-	$(BIN)/ruff format --check gateway tests
+	$(BIN)/ruff check gateway tests bench
+	$(BIN)/ruff format --check gateway tests bench
 
 typecheck: $(BIN)/gateway
 	$(BIN)/mypy --strict gateway
@@ -28,6 +28,9 @@ unit: $(BIN)/gateway
 	$(BIN)/pytest -q
 
 test: lint typecheck unit
+
+bench: $(BIN)/gateway
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache
