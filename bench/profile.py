@@ -55,8 +55,9 @@ def main(kind: str, seconds: int) -> None:
     gw = Process("bench.serve", ["gateway", str(port), str(config), *extra], port=port, log=WORK / f"{kind}.log")
     raw = WORK / f"{kind}.raw"
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    command = [spy, "record", "-r", "250", "-d", str(seconds), "--nonblocking", "-f", "raw", "-o", str(raw)]
     recorder = subprocess.Popen(
-        [spy, "record", "-r", "250", "-d", str(seconds), "--nonblocking", "-f", "raw", "-o", str(raw), "--pid", str(gw.proc.pid)],
+        [*command, "--pid", str(gw.proc.pid)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
