@@ -18,6 +18,8 @@ from collections.abc import AsyncIterator, Iterable
 
 from gateway.store.db import Params, Row
 
+MAX_GATHER_ROUNDS = 16
+
 
 class SyncTx:
     """The ``Tx`` interface over a plain sqlite3 connection; each call completes without suspending."""
@@ -68,6 +70,7 @@ class GroupWriter:
         self.conn = conn
         self._lock = asyncio.Lock()
         self._batch: _Batch | None = None
+        self._queued = 0  # writers waiting for the connection
         self._kick = asyncio.Event()
         self._committer: asyncio.Task[None] | None = None
 
@@ -77,7 +80,12 @@ class GroupWriter:
 
     @contextlib.asynccontextmanager
     async def write(self) -> AsyncIterator[SyncTx]:
-        async with self._lock:
+        self._queued += 1
+        try:
+            await self._lock.acquire()
+        finally:
+            self._queued -= 1
+        try:
             batch = await self._begin()
             self.conn.execute("SAVEPOINT w")
             try:
@@ -88,6 +96,8 @@ class GroupWriter:
             self.conn.execute("RELEASE w")
             batch.members += 1
             self._kick.set()
+        finally:
+            self._lock.release()
         await asyncio.shield(batch.committed)
 
     async def run(self, sql: str) -> None:
@@ -117,26 +127,45 @@ class GroupWriter:
         while True:
             await self._kick.wait()
             self._kick.clear()
+            await self._gather()
             async with self._lock:  # FIFO: the writers already queued run their bodies first
                 with contextlib.suppress(Exception):  # the batch's writers get the error
                     await self._flush()
 
+    async def _gather(self) -> None:
+        """Let the writes already on their way join the batch: yield to the loop while the batch keeps growing
+        (at most ``MAX_GATHER_ROUNDS`` turns of the loop, a fraction of one fsync)."""
+        for _ in range(MAX_GATHER_ROUNDS):
+            size = self._size()
+            await asyncio.sleep(0)
+            if self._size() == size:
+                return
+
+    def _size(self) -> int:
+        return self._queued + (self._batch.members if self._batch is not None else 0)
+
     async def _flush(self) -> None:
         batch, self._batch = self._batch, None
         if batch is None:
+            if self.conn.in_transaction:  # begun for writers that went away before writing
+                await self._in_thread("COMMIT")
             return
+        begin_next = self._queued > 0  # writers are waiting: open their transaction in the same thread hop
         try:
-            await self._in_thread("COMMIT")
+            await self._in_thread("COMMIT", "BEGIN IMMEDIATE" if begin_next else None)
         except BaseException as exc:
             with contextlib.suppress(sqlite3.Error):
                 await self._in_thread("ROLLBACK")
             _fail(batch, exc)
             raise
         batch.committed.set_result(None)
+        if begin_next:
+            self._kick.set()  # commits the begun transaction even if its writers go away
 
-    async def _in_thread(self, sql: str) -> None:
-        """Run in a thread; a cancelled caller still waits for the statement, so the connection stays in step."""
-        work = asyncio.ensure_future(asyncio.to_thread(self._execute, sql))
+    async def _in_thread(self, sql: str, then: str | None = None) -> None:
+        """Run in a thread; a cancelled caller still waits for the statement, so the connection stays in step.
+        ``then`` runs after ``sql`` in the same hop when ``sql`` succeeded (its own failure is left for later)."""
+        work = asyncio.ensure_future(asyncio.to_thread(self._execute, sql, then))
         try:
             await asyncio.shield(work)
         except asyncio.CancelledError:
@@ -144,10 +173,13 @@ class GroupWriter:
                 await work
             raise
 
-    def _execute(self, sql: str) -> None:
+    def _execute(self, sql: str, then: str | None = None) -> None:
         if sql == "ROLLBACK" and not self.conn.in_transaction:
             return
         self.conn.execute(sql).close()
+        if then is not None:
+            with contextlib.suppress(sqlite3.Error):  # _begin sees no transaction and begins again
+                self.conn.execute(then).close()
 
     async def aclose(self) -> None:
         task, self._committer = self._committer, None
