@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from gateway.core import ids
 
 
-@given(st.integers(min_value=0, max_value=2**50 - 1), st.integers(min_value=0, max_value=2**80 - 1))
+@given(st.integers(min_value=0, max_value=253_402_300_799_000), st.integers(min_value=0, max_value=2**80 - 1))
 def test_new_id_is_the_time_then_the_random_bits_in_crockford_base32(millis: int, bits: int) -> None:
     class Fixed(random.Random):
         def getrandbits(self, k: int) -> int:
