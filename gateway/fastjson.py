@@ -4,9 +4,12 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import orjson
+
+_LONG_DIGITS = re.compile(rb"\d{19}")
 
 
 def dumps(value: Any, *, sort_keys: bool = False) -> bytes:
@@ -18,7 +21,10 @@ def dumps(value: Any, *, sort_keys: bool = False) -> bytes:
 
 
 def loads(data: bytes | str) -> Any:
-    """Parse JSON this service wrote (or any valid JSON); what orjson refuses goes to the standard parser."""
+    """Parse JSON this service wrote (or any valid JSON); what orjson refuses goes to the standard parser, and
+    so does text with a 19+ digit run (orjson reads integers beyond 64 bits as floats)."""
+    if _LONG_DIGITS.search(data if isinstance(data, bytes) else data.encode()):
+        return json.loads(data)
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError:

@@ -31,6 +31,8 @@ def test_sorted_output_matches_the_standard_library_byte_for_byte_on_plain_data(
 def test_values_orjson_refuses_still_encode() -> None:
     huge = 2**70
     assert json.loads(fastjson.dumps({"n": huge})) == {"n": huge}
+    for big in (huge, -(2**63) - 1, 2**64):
+        assert fastjson.loads(fastjson.dumps([big])) == [big]  # not read back as a float
     assert fastjson.dumps({1: "x"}) == b'{"1":"x"}'
     assert fastjson.loads(b'{"n": NaN}')["n"] != 0  # the standard parser's extensions stay readable
 
