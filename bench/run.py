@@ -254,7 +254,12 @@ def main() -> None:
     from bench import report
 
     bench = Bench(args)
-    print(f"bench: load generator {'wrk' if bench.wrk else 'python'}, {os.cpu_count()} cores", flush=True)
+    load = os.getloadavg()[0]
+    print(
+        f"bench: load generator {'wrk' if bench.wrk else 'python'}, {os.cpu_count()} cores, load {load:.2f}", flush=True
+    )
+    if load > 0.5:
+        print("  warning: the machine is busy; figures will be low and noisy (compare ratios)", flush=True)
     bench.baseline()
     bench.ingest()
     e2e_db = bench.end_to_end()
@@ -262,7 +267,13 @@ def main() -> None:
     if not args.no_scale:
         bench.scale()
     doc = report.document(bench.figures, bench.rss, args, loadgen="wrk" if bench.wrk else "python")
-    doc["machine"] = {"cores": os.cpu_count(), "python": platform.python_version(), "system": platform.platform()}
+    doc["machine"] = {
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "system": platform.platform(),
+        "loadavg_at_start": round(load, 2),
+        "loadavg_at_end": round(os.getloadavg()[0], 2),
+    }
     print(report.table(doc))
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"{args.label}-{time.strftime('%Y%m%dT%H%M%S')}.json"
