@@ -18,8 +18,8 @@ run: $(BIN)/gateway
 	$(BIN)/gateway serve --config $(CONFIG) --port $(PORT)
 
 lint: $(BIN)/gateway
-	$(BIN)/ruff check gateway tests
-	$(BIN)/ruff format --check gateway tests
+	$(BIN)/ruff check gateway tests bench
+	$(BIN)/ruff format --check gateway tests bench
 
 typecheck: $(BIN)/gateway
 	$(BIN)/mypy --strict gateway
@@ -40,6 +40,9 @@ screenshots: $(BIN)/gateway browsers
 # The long crash soak (RELIABILITY.md T1): 100 SIGKILLs of the real server under load; prints the numbers.
 soak: $(BIN)/gateway
 	$(BIN)/python -m tests.crash.harness --kills $(or $(KILLS),100)
+
+bench: $(BIN)/gateway
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

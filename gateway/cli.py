@@ -116,29 +116,11 @@ def serve(settings: Settings, *, host: str | None = None) -> int:
             "development secrets in use; never run this way in production",
             extra={"variables": ",".join(settings.dev_secrets_used)},
         )
-    asyncio.run(_serve(settings, host or settings.server.host))
+    from gateway import serving
+
+    log.info("serving", extra={"host": host or settings.server.host, "port": settings.server.port})
+    serving.run(serving.serve_gateway(settings, host or settings.server.host))
     return 0
-
-
-async def _serve(settings: Settings, host: str) -> None:
-    import uvicorn
-
-    from gateway.web.app import create_app
-    from gateway.wiring import open_services
-
-    async with open_services(settings) as services:
-        app = create_app(services)
-        config = uvicorn.Config(
-            app,
-            host=host,
-            port=settings.server.port,
-            log_config=None,
-            access_log=False,
-            lifespan="on",
-            timeout_graceful_shutdown=10,
-        )
-        log.info("serving", extra={"host": host, "port": settings.server.port})
-        await uvicorn.Server(config).serve()
 
 
 if __name__ == "__main__":

@@ -65,10 +65,9 @@ class Gateway:
     # events ---------------------------------------------------------------------------------------
 
     async def submit_event(self, source: str, event: CloudEvent) -> Submitted:
-        """Store the event and one queued run per matching route; the same (source, id) again starts nothing."""
-        known = await self.store.find_event(source, event.source, event.id)
-        if known is not None:
-            return Submitted(record=known, created=False)
+        """Store the event and one queued run per matching route; the same (source, id) again starts nothing.
+
+        No read first: ``insert_event`` returns the stored first answer when (source, id) is known."""
         now = self.clock.now()
         event_id = new_id("evt", now, self.rng)
         document = routing.event_document(event)

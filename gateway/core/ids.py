@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import random
 from datetime import datetime
 
@@ -16,7 +17,15 @@ def _encode(value: int, length: int) -> str:
     return "".join(reversed(chars))
 
 
+_FROM_RFC4648 = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _ALPHABET.encode())
+
+
+def _encode80(value: int) -> str:
+    """``_encode(value, 16)`` for ``value < 2**80``, done by the C base32 encoder."""
+    return base64.b32encode(value.to_bytes(10, "big")).translate(_FROM_RFC4648).decode()
+
+
 def new_id(prefix: str, now: datetime, rng: random.Random) -> str:
     """``prefix_`` + 10 chars of millisecond time + 16 random chars; sorts by creation time."""
     millis = int(now.timestamp() * 1000)
-    return f"{prefix}_{_encode(millis, 10)}{_encode(rng.getrandbits(80), 16)}"
+    return f"{prefix}_{_encode80(millis)[-10:]}{_encode80(rng.getrandbits(80))}"

@@ -8,7 +8,6 @@ read only up to ``max_response_bytes``.
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 
-from gateway import errors
+from gateway import errors, fastjson
 from gateway.config_types import ParseContext, Secret
 from gateway.core import signing
 from gateway.model import DeliveryEnvelope
@@ -143,7 +142,7 @@ class HttpSink:
         self._timeout = httpx.Timeout(settings.timeout, connect=min(5.0, settings.timeout))
 
     async def deliver(self, envelope: DeliveryEnvelope) -> DeliveryReceipt:
-        body = json.dumps(envelope.body(), separators=(",", ":")).encode()
+        body = fastjson.dumps(envelope.body())
         label = f"sink {self.name}: delivery {envelope.delivery_id}"
         try:
             async with asyncio.timeout(self._settings.timeout):

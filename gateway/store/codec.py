@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from gateway import fastjson
 from gateway.model import (
     Delivery,
     DeliveryState,
@@ -53,7 +54,7 @@ def need_dt(value: int) -> datetime:
 
 
 def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+    return fastjson.dumps(value, sort_keys=True).decode()
 
 
 def pending_to_text(pending: PendingInput | None) -> str | None:
@@ -76,12 +77,12 @@ class Payloads:
     def seal(self, table: str, row_id: str, column: str, value: Any) -> bytes | None:
         if value is None:
             return None
-        return self.sealer.seal(f"{table}/{row_id}/{column}", dumps(value).encode())
+        return self.sealer.seal(f"{table}/{row_id}/{column}", fastjson.dumps(value, sort_keys=True))
 
     def open(self, table: str, row_id: str, column: str, stored: bytes | None) -> Any:
         if stored is None:
             return None
-        return json.loads(self.sealer.open(f"{table}/{row_id}/{column}", bytes(stored)))
+        return fastjson.loads(self.sealer.open(f"{table}/{row_id}/{column}", bytes(stored)))
 
 
 def run_from_row(row: Row, payloads: Payloads) -> Run:

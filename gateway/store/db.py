@@ -5,14 +5,16 @@ SQL is written once with ``?`` placeholders; a dialect that needs ``$1`` placeho
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import aiosqlite
+
+if TYPE_CHECKING:
+    from gateway.store.groupcommit import GroupWriter
 
 Row = Mapping[str, Any]
 Params = Sequence[Any]
@@ -76,15 +78,21 @@ class SqliteDatabase:
     def __init__(self, path: str, *, busy_timeout_ms: int = 5000) -> None:
         self.path = path
         self.busy_timeout_ms = busy_timeout_ms
-        self._writer: aiosqlite.Connection | None = None
+        self._writer: GroupWriter | None = None
         self._reader: aiosqlite.Connection | None = None
-        self._write_lock = asyncio.Lock()
 
     async def open(self) -> None:
+        from gateway.store.groupcommit import GroupWriter
+
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._writer = await self._connect()
-        await _run(self._writer, "PRAGMA journal_mode=WAL")
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        self._writer = GroupWriter(conn)
+        for pragma in (f"busy_timeout={int(self.busy_timeout_ms)}", "synchronous=FULL", "foreign_keys=ON"):
+            await self._writer.run(f"PRAGMA {pragma}")
+        await self._writer.run("PRAGMA journal_mode=WAL")
+        self._writer.start()
         self._reader = await self._connect()
         await _run(self._reader, "PRAGMA query_only=ON")
 
@@ -95,17 +103,10 @@ class SqliteDatabase:
             await _run(conn, f"PRAGMA {pragma}")
         return conn
 
-    @asynccontextmanager
-    async def write(self) -> AsyncIterator[SqliteTx]:
+    def write(self) -> Any:
+        """One transaction, committed together with the writes that arrive with it (``groupcommit``)."""
         assert self._writer is not None, "database is not open"
-        async with self._write_lock:
-            await _run(self._writer, "BEGIN IMMEDIATE")
-            try:
-                yield SqliteTx(self._writer)
-            except BaseException:
-                await _run(self._writer, "ROLLBACK")
-                raise
-            await _run(self._writer, "COMMIT")
+        return self._writer.write()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[SqliteTx]:
@@ -119,15 +120,15 @@ class SqliteDatabase:
         assert self._writer is not None
         out = {}
         for name in ("journal_mode", "synchronous", "busy_timeout", "foreign_keys"):
-            async with self._writer.execute(f"PRAGMA {name}") as cursor:
-                row = await cursor.fetchone()
+            row = self._writer.conn.execute(f"PRAGMA {name}").fetchone()
             out[name] = row[0] if row else None
         return out
 
     async def aclose(self) -> None:
-        for conn in (self._reader, self._writer):
-            if conn is not None:
-                await conn.close()
+        if self._reader is not None:
+            await self._reader.close()
+        if self._writer is not None:
+            await self._writer.aclose()
         self._reader = self._writer = None
 
 

@@ -306,9 +306,12 @@ def urgent_cursor(item: Item) -> str:
 def _urgent_cursor(text: str) -> tuple[int, int, str]:
     try:
         priority, due, review_id = text.split(".", 2)
-        return int(priority), int(due), review_id
+        parsed = int(priority), int(due), review_id
     except ValueError:
         raise errors.BadRequest("after is not a cursor this list gave out") from None
+    if not all(-(2**63) <= number < 2**63 for number in parsed[:2]):  # a database integer is 64 bits
+        raise errors.BadRequest("after is not a cursor this list gave out")
+    return parsed
 
 
 class _Lost(Exception):

@@ -531,8 +531,9 @@ class SqlStore:
         expires = to_us(now + timedelta(seconds=lease_seconds))
         async with self.db.write() as tx:
             rows = await tx.fetchall(
-                "SELECT id FROM jobs WHERE due_at <= ? AND (state = 'queued' OR"
-                " (state = 'running' AND lease_expires_at < ?)) ORDER BY due_at LIMIT ?" + self.sql.claim_suffix,
+                "SELECT id FROM jobs WHERE due_at <= ? AND state IN ('queued', 'running') AND (state = 'queued' OR"
+                " (state = 'running' AND lease_expires_at < ?)) ORDER BY due_at LIMIT ?"  # jobs_due is partial
+                + self.sql.claim_suffix,
                 (now_us, now_us, limit),
             )
             if not rows:

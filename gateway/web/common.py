@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from gateway import errors
+from gateway import errors, fastjson
 from gateway.wiring import Services
 
 E = TypeVar("E", bound=enum.Enum)
@@ -21,8 +21,15 @@ def services(request: Request) -> Services:
     return found
 
 
+class FastJSONResponse(JSONResponse):
+    """JSONResponse rendered with orjson."""
+
+    def render(self, content: Any) -> bytes:
+        return fastjson.dumps(content)
+
+
 def json(data: Any, status: int = 200) -> JSONResponse:
-    return JSONResponse(data, status_code=status)
+    return FastJSONResponse(data, status_code=status)
 
 
 def query_limit(request: Request, default: int = 50, maximum: int = 500) -> int:

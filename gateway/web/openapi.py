@@ -13,8 +13,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from gateway import __version__
+from gateway.core.breaker import BreakerState
+from gateway.desk.model import Order, SlaState
 from gateway.model import DeliveryState, ReviewState, RunStatus
 from gateway.ports import PushKind
+from gateway.stuck import FINISHED_WITHOUT_DELIVERIES, PENDING_WITHOUT_REVIEW, QUEUED_WITHOUT_START
 
 JSONSchema = dict[str, Any]
 
@@ -107,19 +110,129 @@ REVIEW_SUMMARY = _object(
         "flow": {"type": "string"},
         "state": {"type": "string", "enum": [s.value for s in ReviewState]},
         "waiting_in": TEXT_OR_NULL,
+        "age_seconds": {"type": "integer", "minimum": 0},
         "created_at": TIME,
-        "updated_at": TIME,
+        "priority": {"type": "integer"},
+        "escalated_to": TEXT_OR_NULL,
+        "sla_state": {"type": "string", "enum": [s.value for s in SlaState]},
+        "claim_due_at": TIME,
+        "decide_due_at": TIME,
+        "expires_at": TIME,
+        "claimed_by": {"type": ["string", "null"], "description": "Who holds a live claim"},
+        "claim_expires_at": TIME,
+        "approvals_needed": {"type": "integer", "minimum": 0},
+        "awaiting_approval": {"type": "boolean"},
         "decided_by": TEXT_OR_NULL,
         "decided_at": TIME,
-        "version": {"type": "integer"},
-    }
+    },
+    description="A queue item without its payload",
 )
 REVIEW_DETAIL = {
     "allOf": [
         _ref("ReviewSummary"),
-        _object({"template": TEXT_OR_NULL, "asks_for": _ref("PendingInput"), "gathered": {}, "decision": {}}),
+        _object(
+            {
+                "run_status": {"type": ["string", "null"], "enum": [*(s.value for s in RunStatus), None]},
+                "template": TEXT_OR_NULL,
+                "asks_for": _ref("PendingInput"),
+                "proposal_digest": TEXT_OR_NULL,
+                "proposed_by": TEXT_OR_NULL,
+                "approvals": {"type": "array", "items": {"type": "string"}},
+                "gathered": {"description": "Only for roles that may see payloads"},
+                "decision": {"description": "Only for roles that may see payloads"},
+                "proposal": {"description": "Only for roles that may see payloads"},
+            },
+            required=["run_status", "template", "asks_for", "proposal_digest", "proposed_by", "approvals"],
+        ),
     ]
 }
+DECIDED = _object(
+    {
+        "id": {"type": "string"},
+        "state": {"type": "string", "const": ReviewState.DECIDED.value},
+        "decided_by": {"type": "string"},
+        "decided_at": {"type": "string", "format": "date-time"},
+        "input_digest": {"type": "string"},
+    },
+    description="Decided; the resume is queued",
+)
+PROPOSED = _object(
+    {
+        "id": {"type": "string"},
+        "state": {"type": "string", "const": ReviewState.OPEN.value},
+        "awaiting_approvals": {"type": "integer", "minimum": 1},
+        "proposal_digest": {"type": "string"},
+        "proposed_by": {"type": "string"},
+    },
+    description="Four-eyes: the decision is a proposal awaiting approval",
+)
+APPROVED = _object(
+    {
+        "id": {"type": "string"},
+        "state": {"type": "string", "enum": [ReviewState.OPEN.value, ReviewState.DECIDED.value]},
+        "approvals": {"type": "integer", "minimum": 1},
+    },
+    description="The approval is recorded; DECIDED once enough approvers agreed (the resume is then queued)",
+)
+AUDIT_RECORD = _object(
+    {
+        "seq": {"type": "integer", "minimum": 1},
+        "at": {"type": "string", "format": "date-time"},
+        "at_us": {"type": "integer"},
+        "actor": {"type": "string"},
+        "action": {"type": "string"},
+        "object": {"type": "string"},
+        "details": {"type": "object"},
+        "prev_hash": {"type": "string"},
+        "hash": {"type": "string"},
+    }
+)
+AUDIT_VERDICT = _object(
+    {
+        "ok": {"type": "boolean"},
+        "checked": {"type": "integer", "minimum": 0},
+        "broken_at": {"type": ["integer", "null"], "description": "The seq of the first row that does not verify"},
+        "reason": TEXT_OR_NULL,
+    }
+)
+BREAKER = _object(
+    {
+        "state": {"type": "string", "enum": [s.value for s in BreakerState]},
+        "consecutive_failures": {"type": "integer", "minimum": 0},
+        "recent_failures": {"type": "integer", "minimum": 0},
+        "recent_calls": {"type": "integer", "minimum": 0},
+        "opened_at": TIME,
+    }
+)
+STUCK_RUN = _object(
+    {
+        "run_id": {"type": "string"},
+        "problem": {
+            "type": "string",
+            "enum": [PENDING_WITHOUT_REVIEW, FINISHED_WITHOUT_DELIVERIES, QUEUED_WITHOUT_START],
+        },
+        "status": {"type": "string", "enum": [s.value for s in RunStatus]},
+        "flow": {"type": "string"},
+        "provider": {"type": "string"},
+        "sinks": {"type": "array", "items": {"type": "string"}},
+    }
+)
+REPLAY_QUERY = _object(
+    {
+        "sink": {"type": "string", "minLength": 1, "maxLength": 200},
+        "state": {
+            "type": "string",
+            "enum": [DeliveryState.DEAD.value, DeliveryState.DELIVERED.value],
+            "default": DeliveryState.DEAD.value,
+        },
+        "created_after": {"type": "string", "format": "date-time", "maxLength": 64},
+        "created_before": {"type": "string", "format": "date-time", "maxLength": 64},
+        "limit": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+    },
+    required=[],
+    additionalProperties=False,
+    description="Which finished deliveries to send again; times are ISO 8601 with an offset",
+)
 DELIVERY = _object(
     {
         "id": {"type": "string"},
@@ -186,14 +299,50 @@ SCHEMAS: dict[str, JSONSchema] = {
     "EventAccepted": EVENT_ACCEPTED,
     "RunSummary": RUN_SUMMARY,
     "RunDetail": RUN_DETAIL,
-    "RunPage": _page("RunSummary"),
+    "RunListItem": {
+        "allOf": [_ref("RunSummary"), _object({"capabilities": {"oneOf": [_ref("Capabilities"), {"type": "null"}]}})]
+    },
+    "RunPage": _page("RunListItem"),
+    "CancelRequested": {"allOf": [_ref("RunSummary"), _object({"cancel": {"type": "string", "const": "requested"}})]},
     "PendingInput": PENDING,
     "Capabilities": CAPABILITIES,
     "Transition": TRANSITION,
     "ReviewSummary": REVIEW_SUMMARY,
     "ReviewDetail": REVIEW_DETAIL,
-    "ReviewPage": _page("ReviewSummary"),
+    "ReviewPage": _object(
+        {"items": {"type": "array", "items": _ref("ReviewSummary")}, "next_after": TEXT_OR_NULL},
+        description="One page; pass next_after as after= for the next page",
+    ),
     "Decision": _object({"input": {"description": "What the paused run asks for (see asks_for)"}}),
+    "Decided": DECIDED,
+    "Proposed": PROPOSED,
+    "Reassign": _object(
+        {
+            "to": {"type": "string", "description": "An operator who may decide reviews"},
+            "reason": {"type": "string", "description": "1 to 500 characters"},
+        }
+    ),
+    "Approve": _object(
+        {"proposal_digest": {"type": "string", "description": "The proposal looked at; 409 if it changed"}},
+        required=[],
+    ),
+    "Reject": _object({"reason": {"type": "string", "description": "1 to 500 characters"}}),
+    "Approved": APPROVED,
+    "AuditRecord": AUDIT_RECORD,
+    "AuditTrail": _object({"items": {"type": "array", "items": _ref("AuditRecord")}}),
+    "AuditVerdict": AUDIT_VERDICT,
+    "Breaker": BREAKER,
+    "Breakers": _object(
+        {"breakers": {"type": "object", "additionalProperties": _ref("Breaker")}},
+        description="One circuit breaker per sink and provider that has been called",
+    ),
+    "StuckRun": STUCK_RUN,
+    "StuckRuns": _object({"items": {"type": "array", "items": _ref("StuckRun")}}),
+    "RepairedRuns": _object({"repaired": {"type": "array", "items": _ref("StuckRun")}}),
+    "ReplayQuery": REPLAY_QUERY,
+    "Replayed": _object(
+        {"replayed": {"type": "integer", "minimum": 0}, "items": {"type": "array", "items": _ref("Delivery")}}
+    ),
     "Delivery": DELIVERY,
     "DeliveryPage": _page("Delivery"),
     "Notification": _object(
@@ -211,6 +360,7 @@ SCHEMAS: dict[str, JSONSchema] = {
 ERRORS = {
     "400": "The request is malformed (bad JSON, bad query value, malformed signature headers)",
     "401": "Missing or invalid credentials or signature",
+    "403": "The credentials lack the scope or role this needs",
     "404": "No such object, source or provider",
     "409": "The object is not in a state that allows this",
     "413": "The body is larger than this endpoint accepts",
@@ -256,6 +406,7 @@ def _text_query(name: str, description: str) -> JSONSchema:
 
 LIMIT = _query("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}, "Page size")
 BEFORE = _text_query("before", "Return items older than this id (next_before of the previous page)")
+STUCK_LIMIT = _query("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 100}, "At most this many")
 OPERATOR: list[dict[str, list[str]]] = [{"operatorToken": []}]
 SOURCE: list[dict[str, list[str]]] = [{"sourceToken": []}]
 
@@ -282,17 +433,45 @@ def _operation(
     return {"operationId": op_id, "summary": summary, "security": security, "responses": responses, **extra}
 
 
+OPERATOR_ERRORS = ("401", "403", "429")  # the guard (bearer credentials, scope) and the failed-auth throttle
+
+
+def _operator(
+    method: str,
+    op_id: str,
+    summary: str,
+    ok: dict[str, Any],
+    errors: tuple[str, ...],
+    params: list[JSONSchema],
+    **extra: Any,
+) -> dict[str, Any]:
+    """One operator operation: guarded by bearer credentials with a scope (401, 403) on a /v1/ path (429)."""
+    codes = sorted(set(errors) | set(OPERATOR_ERRORS))
+    responses = {**ok, **_error_responses(*codes)}
+    return {method: _operation(op_id, summary, responses, **extra), **({"parameters": params} if params else {})}
+
+
 def _operator_get(op_id: str, summary: str, schema: str, params: list[JSONSchema], not_found: bool) -> dict[str, Any]:
-    codes = ("401", "404", "429") if not_found else ("400", "401", "429")
-    return {
-        "get": _operation(op_id, summary, {**_ok("200", summary, _ref(schema)), **_error_responses(*codes)}),
-        **({"parameters": params} if params else {}),
-    }
+    codes = ("404",) if not_found else ("400",)
+    return _operator("get", op_id, summary, _ok("200", summary, _ref(schema)), codes, params)
 
 
 def _retry(op_id: str, summary: str, param: JSONSchema, schema: str) -> dict[str, Any]:
-    responses = {**_ok("202", "Queued again", _ref(schema)), **_error_responses("401", "404", "409", "429")}
-    return {"post": _operation(op_id, summary, responses), "parameters": [param]}
+    return _operator("post", op_id, summary, _ok("202", "Queued again", _ref(schema)), ("404", "409"), [param])
+
+
+def _json_body(schema: str, description: str, *, required: bool = True) -> dict[str, Any]:
+    return {
+        "required": required,
+        "description": description,
+        "content": {"application/json": {"schema": _ref(schema)}},
+    }
+
+
+def _review_action(
+    op_id: str, summary: str, ok: dict[str, Any], errors: tuple[str, ...], **extra: Any
+) -> dict[str, Any]:
+    return _operator("post", op_id, summary, ok, ("404", "409", *errors), [REVIEW_ID], **extra)
 
 
 RUN_ID = _path_param("run_id", "A run id (run_...)")
@@ -378,8 +557,8 @@ PATHS: dict[str, Any] = {
                 ),
                 **_ok(
                     "200",
-                    "This message id was seen before",
-                    _object({"status": {"type": "string", "const": "duplicate"}}),
+                    "This message id was seen before (duplicate), or it is about nothing the gateway follows",
+                    _object({"status": {"type": "string", "enum": ["duplicate", "ignored"]}}),
                 ),
                 **_error_responses("400", "401", "404", "413", "429"),
             },
@@ -415,37 +594,135 @@ PATHS: dict[str, Any] = {
         ],
         not_found=False,
     ),
+    "/v1/runs/stuck": _operator(
+        "get",
+        "listStuckRuns",
+        "Runs in a state the pipeline should never leave them in",
+        _ok("200", "What is stuck", _ref("StuckRuns")),
+        ("400", "404"),
+        [STUCK_LIMIT],
+    ),
+    "/v1/runs/stuck/repair": _operator(
+        "post",
+        "repairStuckRuns",
+        "Repair the stuck runs that are safe to repair (a run that moved meanwhile is skipped)",
+        _ok("200", "The runs repaired", _ref("RepairedRuns")),
+        ("400", "404"),
+        [STUCK_LIMIT],
+    ),
     "/v1/runs/{run_id}": _operator_get("getRun", "One run with its timeline", "RunDetail", [RUN_ID], True),
     "/v1/runs/{run_id}/retry": _retry("retryRun", "Start a FAILED_TO_START run again", RUN_ID, "RunSummary"),
+    "/v1/runs/{run_id}/cancel": _operator(
+        "post",
+        "cancelRun",
+        "Queue a cancel of a live run",
+        _ok("202", "The cancel is queued", _ref("CancelRequested")),
+        ("404", "409"),
+        [RUN_ID],
+        description=(
+            "409 with code conflict when the run has finished, unsupported_operation when its provider cannot cancel"
+        ),
+    ),
     "/v1/reviews": _operator_get(
         "listReviews",
-        "Review items, newest first",
+        "Review items, newest or most urgent first",
         "ReviewPage",
         [
-            _query("state", {"type": "string", "enum": [s.value for s in ReviewState]}, "Review state (default OPEN)"),
+            _query(
+                "state",
+                {"type": "string", "enum": [*(s.value for s in ReviewState), "any"]},
+                "Review state (default OPEN; any for every state)",
+            ),
             _text_query("flow", "Only reviews of this flow"),
-            BEFORE,
+            _text_query("assignee", "Only items claimed by this operator (me: the caller; none: unclaimed)"),
+            _query(
+                "older_than",
+                {"type": "string", "pattern": "^[0-9]{1,9}$"},
+                "Only items opened at least this many seconds ago",
+            ),
+            _query("sla", {"type": "string", "enum": [s.value for s in SlaState]}, "Only items in this SLA state"),
+            _query("order", {"type": "string", "enum": [o.value for o in Order], "default": "newest"}, "Sort order"),
+            _text_query("after", "Return items after this cursor (next_after of the previous page)"),
             LIMIT,
         ],
         not_found=False,
     ),
-    "/v1/reviews/{review_id}": _operator_get("getReview", "One review item", "ReviewDetail", [REVIEW_ID], True),
-    "/v1/reviews/{review_id}/decision": {
-        "post": _operation(
-            "decideReview",
-            "Decide an OPEN review; the run is resumed with the input",
+    "/v1/reviews/{review_id}": _operator_get(
+        "getReview", "One review item (the payload only for roles that may see it)", "ReviewDetail", [REVIEW_ID], True
+    ),
+    "/v1/reviews/{review_id}/audit": _operator_get(
+        "getReviewAudit", "The audit trail of one review item", "AuditTrail", [REVIEW_ID], True
+    ),
+    "/v1/reviews/{review_id}/decision": _review_action(
+        "decideReview",
+        "Decide an OPEN review; the run is resumed with the input (with four-eyes: a proposal to approve)",
+        {
+            "202": {
+                "description": "Decided (the resume is queued), or proposed when the flow needs approvals",
+                "content": {"application/json": {"schema": {"oneOf": [_ref("Decided"), _ref("Proposed")]}}},
+            }
+        },
+        ("400", "413", "422"),
+        requestBody=_json_body("Decision", "At most 64 KiB"),
+        parameters=[
             {
-                **_ok("202", "Decided; the resume is queued", _ref("ReviewSummary")),
-                **_error_responses("400", "401", "404", "409", "413", "422", "429"),
-            },
-            requestBody={
-                "required": True,
-                "description": "At most 64 KiB",
-                "content": {"application/json": {"schema": _ref("Decision")}},
-            },
-        ),
-        "parameters": [REVIEW_ID],
-    },
+                "name": "Idempotency-Key",
+                "in": "header",
+                "required": False,
+                "description": "The same key with the same input answers the first answer again",
+                "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+            }
+        ],
+    ),
+    "/v1/reviews/{review_id}/claim": _review_action(
+        "claimReview",
+        "Claim an OPEN review (or renew one's own claim)",
+        _ok("200", "Claimed", _ref("ReviewSummary")),
+        (),
+    ),
+    "/v1/reviews/{review_id}/release": _review_action(
+        "releaseReview",
+        "Release one's own claim on an OPEN review",
+        _ok("200", "Released", _ref("ReviewSummary")),
+        (),
+    ),
+    "/v1/reviews/{review_id}/reassign": _review_action(
+        "reassignReview",
+        "Hand an OPEN review to another operator (the claimer or an approver)",
+        _ok("200", "Reassigned", _ref("ReviewSummary")),
+        ("400", "413", "422"),
+        requestBody=_json_body("Reassign", "At most 64 KiB"),
+    ),
+    "/v1/reviews/{review_id}/approve": _review_action(
+        "approveReview",
+        "Four-eyes: approve the decision proposed on an OPEN review (approver role)",
+        _ok("202", "Approved", _ref("Approved")),
+        ("400", "413"),
+        requestBody=_json_body("Approve", "At most 64 KiB; may be empty", required=False),
+    ),
+    "/v1/reviews/{review_id}/reject": _review_action(
+        "rejectReview",
+        "Four-eyes: reject the decision proposed on an OPEN review (approver role)",
+        _ok("200", "The proposal is withdrawn; the item stays OPEN", _ref("ReviewSummary")),
+        ("400", "413", "422"),
+        requestBody=_json_body("Reject", "At most 64 KiB"),
+    ),
+    "/v1/audit/verify": _operator(
+        "get",
+        "verifyAudit",
+        "Walk the audit chain and name the first broken link (admin scope)",
+        _ok("200", "The verdict", _ref("AuditVerdict")),
+        (),
+        [],
+    ),
+    "/v1/health/breakers": _operator(
+        "get",
+        "listBreakers",
+        "The circuit breaker of every sink and provider that has been called",
+        _ok("200", "The breakers", _ref("Breakers")),
+        (),
+        [],
+    ),
     "/v1/deliveries": _operator_get(
         "listDeliveries",
         "Sink deliveries, newest first",
@@ -460,6 +737,15 @@ PATHS: dict[str, Any] = {
             LIMIT,
         ],
         not_found=False,
+    ),
+    "/v1/deliveries/replay": _operator(
+        "post",
+        "replayDeliveries",
+        "Send finished deliveries again, filtered by sink, state and creation time; each keeps its id",
+        _ok("202", "Queued again", _ref("Replayed")),
+        ("400", "413", "422"),
+        [],
+        requestBody=_json_body("ReplayQuery", "At most 64 KiB"),
     ),
     "/v1/deliveries/{delivery_id}": _operator_get("getDelivery", "One delivery", "Delivery", [DELIVERY_ID], True),
     "/v1/deliveries/{delivery_id}/retry": _retry(

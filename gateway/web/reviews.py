@@ -8,6 +8,7 @@ for roles that may see it; audited), GET /v1/reviews/{id}/audit, POST .../decisi
 from __future__ import annotations
 
 import json as json_module
+import re
 from typing import Any
 
 from starlette.requests import Request
@@ -24,6 +25,8 @@ from gateway.web.body import read_limited
 from gateway.web.common import json, query_enum, query_limit, query_text, services
 from gateway.web.guard import principal
 
+_SECONDS = re.compile(r"[0-9]{1,9}")  # ASCII digits, at most ~31 years: str.isdigit() also takes "²"
+
 
 def desk(request: Request) -> Desk:
     parts = services(request).desk
@@ -35,8 +38,8 @@ def queue_filter(request: Request, me: str) -> QueueFilter:
     """The queue's filters from the query string (shared by the JSON API and the UI)."""
     raw_state = request.query_params.get("state", ReviewState.OPEN.value)
     older = request.query_params.get("older_than")
-    if older is not None and not older.isdigit():
-        raise errors.BadRequest("older_than must be a whole number of seconds")
+    if older is not None and not _SECONDS.fullmatch(older):
+        raise errors.BadRequest("older_than must be a whole number of seconds (at most 9 digits)")
     assignee = query_text(request, "assignee")
     return QueueFilter(
         state=None if raw_state == "any" else (query_enum(request, "state", ReviewState) or ReviewState.OPEN),

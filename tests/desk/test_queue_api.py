@@ -229,3 +229,17 @@ async def test_queue_filters_and_keyset_pages(tmp_path: Path) -> None:
         assert sorted(i["id"] for i in urgent["items"] + rest["items"]) == sorted(ids)
         bad = await gw.client.get("/v1/reviews?order=urgent&after=nonsense", headers=OPERATOR)
         assert bad.status_code == 400
+
+
+async def test_out_of_range_queue_filters_are_400_not_500(tmp_path: Path) -> None:
+    async with running_gateway(desk_settings(tmp_path)) as gw:
+        for query in (
+            "older_than=%C2%B2",  # "²": str.isdigit() takes it, float() does not
+            "older_than=99999999999",  # further back than a datetime goes
+            "order=urgent&after=99999999999999999999.1.rev_x",  # wider than a 64-bit database integer
+            "order=urgent&after=1.-99999999999999999999.rev_x",
+        ):
+            answer = await gw.client.get(f"/v1/reviews?{query}", headers=OPERATOR)
+            assert answer.status_code == 400, query
+            assert answer.json()["error"]["code"] == "bad_request"
+        assert (await gw.client.get("/v1/reviews?older_than=999999999", headers=OPERATOR)).status_code == 200

@@ -52,7 +52,9 @@ async def test_replicas_starting_together_apply_each_migration_once() -> None:
         stores = [await open_store(url) for _ in range(3)]
         try:
             applied = await asyncio.gather(*(s.migrate() for s in stores))
-            assert sorted(applied) == [0, 0, len(migrate.migrations("postgres"))]
+            # each migration runs under the lock exactly once, whichever replica gets to it first
+            assert sum(applied) == len(migrate.migrations("postgres"))
+            assert await migrate.pending(stores[0].db) == []
         finally:
             for store in stores:
                 await store.aclose()

@@ -1,0 +1,1 @@
+"""Side-by-side benchmark of the gateway against a bare Starlette baseline (``make bench``)."""

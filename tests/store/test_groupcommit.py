@@ -1,0 +1,100 @@
+"""Group commit: writes that arrive together share one COMMIT, each returns only once it is durable, and a
+write that fails inside a batch fails alone."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from gateway.store.db import SqliteDatabase
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[SqliteDatabase]:
+    database = SqliteDatabase(str(tmp_path / "g.db"))
+    await database.open()
+    async with database.write() as tx:
+        await tx.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE)")
+    yield database
+    await database.aclose()
+
+
+def _commits(db: SqliteDatabase) -> list[str]:
+    seen: list[str] = []
+    assert db._writer is not None
+    db._writer.conn.set_trace_callback(lambda sql: seen.append(sql) if sql.strip().upper() == "COMMIT" else None)
+    return seen
+
+
+def _names_on_disk(path: str) -> set[str]:
+    """What another connection reads: only committed rows."""
+    conn = sqlite3.connect(path)
+    try:
+        return {row[0] for row in conn.execute("SELECT name FROM items")}
+    finally:
+        conn.close()
+
+
+async def test_concurrent_writes_share_commits_and_are_durable_when_they_return(db: SqliteDatabase) -> None:
+    commits = _commits(db)
+
+    async def insert(n: int) -> None:
+        async with db.write() as tx:
+            await tx.execute("INSERT INTO items (name) VALUES (?)", (f"item-{n}",))
+        assert f"item-{n}" in _names_on_disk(db.path)  # acknowledged only after its commit
+
+    await asyncio.gather(*(insert(n) for n in range(200)))
+
+    assert _names_on_disk(db.path) == {f"item-{n}" for n in range(200)}
+    assert 1 <= len(commits) < 200
+
+
+async def test_a_failing_write_in_a_batch_fails_alone(db: SqliteDatabase) -> None:
+    async with db.write() as tx:
+        await tx.execute("INSERT INTO items (name) VALUES ('taken')")
+
+    async def insert(name: str) -> None:
+        async with db.write() as tx:
+            await tx.execute("INSERT INTO items (name) VALUES (?)", (f"{name}-first",))
+            await tx.execute("INSERT INTO items (name) VALUES (?)", (name,))
+
+    outcomes = await asyncio.gather(*(insert(n) for n in ("a", "taken", "b", "c")), return_exceptions=True)
+
+    assert [type(o).__name__ for o in outcomes] == ["NoneType", "IntegrityError", "NoneType", "NoneType"]
+    assert _names_on_disk(db.path) == {"taken", "a-first", "a", "b-first", "b", "c-first", "c"}
+
+
+async def test_an_exception_raised_by_the_caller_rolls_back_only_its_own_writes(db: SqliteDatabase) -> None:
+    class Lost(Exception):
+        pass
+
+    async def insert(name: str, fail: bool) -> None:
+        async with db.write() as tx:
+            await tx.execute("INSERT INTO items (name) VALUES (?)", (name,))
+            if fail:
+                raise Lost
+
+    outcomes = await asyncio.gather(insert("kept", False), insert("gone", True), return_exceptions=True)
+
+    assert outcomes[0] is None and isinstance(outcomes[1], Lost)
+    assert _names_on_disk(db.path) == {"kept"}
+
+
+async def test_reads_inside_a_write_see_that_write(db: SqliteDatabase) -> None:
+    async with db.write() as tx:
+        await tx.execute("INSERT INTO items (name) VALUES ('x')")
+        row = await tx.fetchone("SELECT COUNT(*) AS n FROM items")
+        rows = await tx.fetchall("SELECT name FROM items")
+    assert row is not None and row["n"] == 1
+    assert [r["name"] for r in rows] == ["x"]
+
+
+async def test_the_durability_pragmas_hold(db: SqliteDatabase) -> None:
+    pragmas = await db.pragmas()
+    assert pragmas["journal_mode"] == "wal"
+    assert pragmas["synchronous"] == 2  # FULL
+    assert pragmas["foreign_keys"] == 1
