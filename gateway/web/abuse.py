@@ -1,8 +1,8 @@
 """Abuse limits (A14): failed-auth throttling per client address and per-source event rate limits.
 
-``AuthThrottle`` is ASGI middleware over the ``/v1/`` routes: every 401 spends a token from the caller's
-address bucket, and an address whose bucket is empty gets 429 with ``Retry-After`` before its request is
-looked at. ``SourceLimits`` holds one bucket per source that has a ``rate_limit``.
+``AuthThrottle`` is ASGI middleware over the ``/v1/`` routes and the operator login form: every 401 spends a
+token from the caller's address bucket, and an address whose bucket is empty gets 429 with ``Retry-After``
+before its request is looked at. ``SourceLimits`` holds one bucket per source that has a ``rate_limit``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from gateway.core.ratelimit import RateLimit, TokenBuckets
 from gateway.ports import Clock
 from gateway.settings import SourceSettings
 
-GUARDED_PREFIX = "/v1/"
+GUARDED_PREFIX = ("/v1/", "/ui/login")  # the JSON API and the operator login form
 
 
 def retry_after_seconds(wait: float) -> int:

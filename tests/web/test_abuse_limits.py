@@ -113,3 +113,14 @@ async def test_per_source_rate_limit_on_a_signed_source(tmp_path: Path) -> None:
         clock.advance(2)
         assert await send(3) == 202
         assert await count_events(gw) == 2
+
+
+async def test_failed_operator_logins_are_throttled(tmp_path: Path) -> None:
+    clock = FrozenClock()
+    settings = example_settings(tmp_path, limits={"failed_auth": {"per_second": 0.1, "burst": 2}})
+    async with running_gateway(settings, clock=clock) as gw:
+        page = await gw.client.get("/ui/login")
+        csrf = page.cookies.get("gw_login_csrf") or next(iter(page.cookies.values()), "")
+        form = {"name": "mallory", "password": "guess-guess-guess", "login_csrf": csrf}
+        codes = [(await gw.client.post("/ui/login", data=form)).status_code for _ in range(3)]
+        assert codes == [401, 401, 429]
