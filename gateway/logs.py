@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from datetime import UTC, datetime
@@ -24,7 +25,12 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value if isinstance(value, str | int | float | bool) or value is None else str(value)
         if record.exc_info and record.exc_info[0] is not None:
             entry["exception"] = record.exc_info[0].__name__  # the type only: messages may quote payloads
-        return fastjson.dumps(entry).decode()
+        text = fastjson.dumps(entry).decode()
+        if text.isascii():
+            return text
+        # orjson writes non-ASCII raw, and U+0085/U+2028/U+2029 (say in a request path) end a line for many
+        # readers: escape it all, so one record stays one line whatever the client sent
+        return json.dumps(entry, separators=(",", ":"))
 
 
 def configure(level: str = "INFO") -> None:
