@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -157,3 +158,19 @@ async def send_any(
         raise errors.PermanentProviderError(f"{where(request)} answered an undecodable body") from None
     kept = [(k, v) for k, v in response.headers.multi_items() if k.lower() not in _DROPPED_HEADERS]
     return httpx.Response(response.status_code, headers=kept, content=body, request=request)
+
+
+def segment(value: str) -> str:
+    """An id as one URL path segment: ``/``, ``?``, ``#`` and ``..`` cannot change the path."""
+    if value in {"", ".", ".."}:
+        raise errors.PermanentProviderError("an empty or dot-only id cannot name a provider resource")
+    return quote(value, safe="")
+
+
+def json_object(response: httpx.Response) -> dict[str, Any] | None:
+    """The response body as a JSON object, or None when it is not one."""
+    try:
+        data = response.json()
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return data if isinstance(data, dict) else None

@@ -24,7 +24,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 
@@ -141,13 +140,13 @@ class InferenceShProvider:
         return snapshot
 
     async def get_run(self, provider_run_id: str, *, state_hint: str | None = None) -> RunSnapshot:
-        return _snapshot(provider_run_id, await self._call("GET", f"/flowruns/{_segment(provider_run_id)}"))
+        return _snapshot(provider_run_id, await self._call("GET", f"/flowruns/{_http.segment(provider_run_id)}"))
 
     async def resume_run(self, provider_run_id: str, pending: PendingInput | None, input: JSON) -> RunSnapshot | None:
         raise errors.UnsupportedOperation("inference.sh flow runs take no input after they start")
 
     async def cancel_run(self, provider_run_id: str) -> None:
-        await self._call("POST", f"/flowruns/{_segment(provider_run_id)}/cancel", expect_body=False)
+        await self._call("POST", f"/flowruns/{_http.segment(provider_run_id)}/cancel", expect_body=False)
 
     async def parse_notification(self, body: bytes, headers: Mapping[str, str], now: datetime) -> Notification:
         raise errors.NotFound("inference.sh sends no flow-run notifications; runs are streamed and polled")
@@ -161,7 +160,7 @@ class InferenceShProvider:
         """Follow ``GET /flowruns/{id}/stream``: one snapshot per message that carries a status."""
         await self._pass_gate()
         headers = {**self._headers(), "Accept": "text/event-stream"}
-        url = f"{self._settings.base_url}/flowruns/{_segment(provider_run_id)}/stream"
+        url = f"{self._settings.base_url}/flowruns/{_http.segment(provider_run_id)}/stream"
         limit = self._settings.timeout
         timeout = httpx.Timeout(limit, read=self._settings.stream_idle_timeout)
         request = self._http.build_request("GET", url, headers=headers, timeout=timeout)
@@ -348,9 +347,3 @@ def _loads(body: bytes) -> Any:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError):
         return None
-
-
-def _segment(value: str) -> str:
-    if value in {"", ".", ".."}:
-        raise errors.PermanentProviderError("an empty or dot-only id cannot name an inference.sh resource")
-    return quote(value, safe="")

@@ -17,7 +17,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 
@@ -118,18 +117,18 @@ class ReminixProvider:
         return _required_snapshot(response, None, f"start of agent {template}")
 
     async def get_run(self, provider_run_id: str, *, state_hint: str | None = None) -> RunSnapshot:
-        response = await self._call("GET", f"/v1/workflow-runs/{_segment(provider_run_id)}")
+        response = await self._call("GET", f"/v1/workflow-runs/{_http.segment(provider_run_id)}")
         return _required_snapshot(response, provider_run_id, f"get of run {provider_run_id}")
 
     async def resume_run(self, provider_run_id: str, pending: PendingInput | None, input: JSON) -> RunSnapshot | None:
         """Send the decision; None when the 2xx answer carries no readable status."""
         body = resume_body(self._settings.resume_body, pending, input)
-        response = await self._call("POST", f"/v1/workflow-runs/{_segment(provider_run_id)}/resume", body)
-        data = _json_object(response)
+        response = await self._call("POST", f"/v1/workflow-runs/{_http.segment(provider_run_id)}/resume", body)
+        data = _http.json_object(response)
         return snapshot(data, provider_run_id) if data is not None else None
 
     async def cancel_run(self, provider_run_id: str) -> None:
-        await self._call("DELETE", f"/v1/workflow-runs/{_segment(provider_run_id)}")
+        await self._call("DELETE", f"/v1/workflow-runs/{_http.segment(provider_run_id)}")
 
     async def parse_notification(self, body: bytes, headers: Mapping[str, str], now: datetime) -> Notification:
         raise errors.NotFound(f"provider {self.name!r} has no webhooks (Reminix runs are polled)")
@@ -278,27 +277,13 @@ def _failure(container: JSON, state: JSON) -> JSON:
 
 
 def _required_snapshot(response: httpx.Response, fallback_id: str | None, what: str) -> RunSnapshot:
-    data = _json_object(response)
+    data = _http.json_object(response)
     if data is None:
         raise errors.PermanentProviderError(f"Reminix {what} answered an unreadable body")
     found = snapshot(data, fallback_id)
     if not found.provider_run_id:
         raise errors.PermanentProviderError(f"Reminix {what} answered without a run id")
     return found
-
-
-def _json_object(response: httpx.Response) -> JSON | None:
-    try:
-        data = response.json()
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _segment(value: str) -> str:
-    if value in {"", ".", ".."}:
-        raise errors.PermanentProviderError("an empty or dot-only id cannot name a Reminix run")
-    return quote(value, safe="")
 
 
 def _text(value: Any) -> str | None:

@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 
@@ -111,25 +110,25 @@ class SoharProvider:
         self._token_lock = asyncio.Lock()
 
     async def create_run(self, template: str, input: JSON, *, idempotency_key: str) -> RunSnapshot:
-        path = f"/v1/flows/{_segment(template)}/runs"
+        path = f"/v1/flows/{_http.segment(template)}/runs"
         response = await self._call("POST", path, {"inputData": input}, {"Idempotency-Key": idempotency_key})
-        body = _json_object(response) or {}
+        body = _http.json_object(response) or {}
         run_id = body.get("flowRunId")
         if not isinstance(run_id, str) or not run_id:
             raise errors.PermanentProviderError(f"Create Run for template {template} answered without a flowRunId")
         return RunSnapshot(provider_run_id=run_id, status=RunStatus.CREATED, provider_status="CREATED")
 
     async def get_run(self, provider_run_id: str, *, state_hint: str | None = None) -> RunSnapshot:
-        response = await self._call("GET", f"/v1/flow-runs/{_segment(provider_run_id)}")
-        body = _json_object(response)
+        response = await self._call("GET", f"/v1/flow-runs/{_http.segment(provider_run_id)}")
+        body = _http.json_object(response)
         if body is None:
             raise errors.PermanentProviderError(f"Get Run for run {provider_run_id} answered an unreadable body")
         return _snapshot(provider_run_id, body, state_hint)
 
     async def resume_run(self, provider_run_id: str, pending: PendingInput | None, input: JSON) -> RunSnapshot | None:
         """Submit callback input. None when the 2xx answer carries no readable status."""
-        response = await self._call("PUT", f"/v1/flow-runs/{_segment(provider_run_id)}", {"input": input})
-        body = _json_object(response)
+        response = await self._call("PUT", f"/v1/flow-runs/{_http.segment(provider_run_id)}", {"input": input})
+        body = _http.json_object(response)
         if body is None or not isinstance(body.get("status"), str):
             return None
         return _snapshot(provider_run_id, body, None)
@@ -196,7 +195,7 @@ class SoharProvider:
             "client_secret": self._settings.client_secret.reveal(),
         }
         requested_at = self._clock.now()
-        body = _json_object(await self._send("POST", "/oauth/token", credentials, {}))
+        body = _http.json_object(await self._send("POST", "/oauth/token", credentials, {}))
         value = body.get("access_token") if body else None
         if not isinstance(value, str) or not value:
             raise errors.PermanentProviderError("POST /oauth/token answered without an access_token")
@@ -231,21 +230,6 @@ def _snapshot(provider_run_id: str, body: JSON, state_hint: str | None) -> RunSn
         error={"errors": errors_list} if isinstance(errors_list, list) and errors_list else None,
         pending=PendingInput(key=state_hint, kind="callback") if status == RunStatus.PENDING else None,
     )
-
-
-def _json_object(response: httpx.Response) -> JSON | None:
-    try:
-        data = response.json()
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _segment(value: str) -> str:
-    """An id as one URL path segment: ``/``, ``?``, ``#`` and ``..`` cannot change the path."""
-    if value in {"", ".", ".."}:
-        raise errors.PermanentProviderError("an empty or dot-only id cannot name a Sohar resource")
-    return quote(value, safe="")
 
 
 def _str_or_none(value: Any) -> str | None:

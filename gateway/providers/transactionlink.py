@@ -19,7 +19,6 @@ import json
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 
@@ -101,7 +100,7 @@ class TransactionLinkProvider:
         return _object(await self._call("POST", "/workflows/run", run))
 
     async def get_run(self, provider_run_id: str, *, state_hint: str | None = None) -> RunSnapshot:
-        body = _object(await self._call("GET", f"/workflows/{_segment(provider_run_id)}"))
+        body = _object(await self._call("GET", f"/workflows/{_http.segment(provider_run_id)}"))
         return await self._snapshot(provider_run_id, body)
 
     async def _snapshot(self, provider_run_id: str, body: JSON) -> RunSnapshot:
@@ -123,7 +122,7 @@ class TransactionLinkProvider:
         """``GET /workflows/{id}/result``; the execution object itself when there is no such endpoint."""
         if self._settings.fetch_result:
             try:
-                response = await self._call("GET", f"/workflows/{_segment(run_id)}/result")
+                response = await self._call("GET", f"/workflows/{_http.segment(run_id)}/result")
             except errors.PermanentProviderError as exc:
                 if exc.status_code not in RESULT_FALLBACK_STATUSES:
                     raise
@@ -175,7 +174,7 @@ class TransactionLinkProvider:
         if self._settings.key_auth:
             headers["Authorization"] = await self._auth.header()
         try:
-            response = await self._send("GET", f"/auth/webhooks/key/{_segment(kid)}?pem=true", None, headers)
+            response = await self._send("GET", f"/auth/webhooks/key/{_http.segment(kid)}?pem=true", None, headers)
         except errors.PermanentProviderError as exc:
             if exc.status_code == 404:
                 return None
@@ -285,10 +284,3 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
         return value
     lowered = name.lower()
     return next((v for k, v in headers.items() if k.lower() == lowered), None)
-
-
-def _segment(value: str) -> str:
-    """An id as one URL path segment: ``/``, ``?``, ``#`` and ``..`` cannot change the path."""
-    if value in {"", ".", ".."}:
-        raise errors.PermanentProviderError("an empty or dot-only id cannot name a TransactionLink resource")
-    return quote(value, safe="")
