@@ -15,6 +15,8 @@ EVENT_TYPE = "com.example.patient.checked"  # the route whose template has no re
 EVENT_HEADERS = {"Authorization": f"Bearer {SOURCE_TOKEN}", "Content-Type": "application/cloudevents+json"}
 
 CONFIG = """
+mode = "demo"  # the demo config: development secrets and the sample data key (payloads are still encrypted)
+
 [server]
 host = "127.0.0.1"
 port = 8000
@@ -27,7 +29,14 @@ concurrency = 16
 poll_interval = 0.5
 lease_seconds = 120
 
+[encryption]
+key_env = "GATEWAY_DATA_KEY"
+
+[outbound]
+allow = ["127.0.0.1"]
+
 [dev_secrets]
+GATEWAY_DATA_KEY = "demo:c2FtcGxlLWtleS1mb3ItdGhlLWRlbW8tb25seS0wMDE="
 GATEWAY_DEMO_SOURCE_TOKEN = "demo-token"
 GATEWAY_DEMO_OPERATOR_TOKEN = "demo-operator-token"
 GATEWAY_SOHAR_CLIENT_ID = "sandbox-client"
@@ -78,6 +87,7 @@ input = {{ patientId = "$.data.patient.id", payerId = "$.data.coverage.payerId" 
 [sinks.results]
 kind = "http"
 url = "http://127.0.0.1:{fake_port}/sink"
+internal = true
 secret_env = "GATEWAY_DEMO_SINK_SECRET"
 on = ["COMPLETE", "ERROR", "FAILED_TO_START"]
 flows = ["*"]
