@@ -19,6 +19,7 @@ import time
 from gateway.store.codec import dumps
 from gateway.store.db import SqliteDatabase
 from gateway.store.migrate import migrate
+from gateway.store.sealing import AesGcmSealer, parse_data_key
 
 OPEN_REVIEWS = 10_000
 CHUNK = 50_000
@@ -52,6 +53,15 @@ _PENDING = dumps({"key": "await-decision", "kind": "callback"})
 _DECISION = dumps({"decision": "approve"}).encode()
 
 
+# The bench config's data key (the demo key): payloads are stored sealed, as the gateway itself writes them.
+DATA_KEY = "demo:c2FtcGxlLWtleS1mb3ItdGhlLWRlbW8tb25seS0wMDE="
+_SEALER = AesGcmSealer(parse_data_key(DATA_KEY))
+
+
+def sealed(table: str, row_id: str, column: str, plain: bytes | None) -> bytes | None:
+    return None if plain is None else _SEALER.seal(f"{table}/{row_id}/{column}", plain)
+
+
 def rows(bounds: tuple[int, int, int]) -> dict[str, list[tuple[object, ...]]]:
     first, last, total = bounds
     out: dict[str, list[tuple[object, ...]]] = {k: [] for k in INSERTS}
@@ -69,7 +79,16 @@ def rows(bounds: tuple[int, int, int]) -> dict[str, list[tuple[object, ...]]]:
         )
         response = f'{{"event_id":"{evt}","runs":[{{"id":"{run}","route":"{route}","status":"QUEUED"}}]}}'
         out["events"].append(
-            (evt, "demo", "/ehr/load", ce_id, "com.example.patient.checked", at, body.encode(), response)
+            (
+                evt,
+                "demo",
+                "/ehr/load",
+                ce_id,
+                "com.example.patient.checked",
+                at,
+                sealed("events", evt, "body", body.encode()),
+                response,
+            )
         )
         key = "gw-" + hashlib.sha256(f"demo\x1f{ce_id}\x1f{route}".encode()).hexdigest()[:40]
         done = None if pending else at + 900_000
@@ -87,8 +106,8 @@ def rows(bounds: tuple[int, int, int]) -> dict[str, list[tuple[object, ...]]]:
                 status,
                 provider_run_id(i),
                 key,
-                f'{{"patientId":"P-{i}","payerId":"PAYER-42"}}'.encode(),
-                output,
+                sealed("runs", run, "input", f'{{"patientId":"P-{i}","payerId":"PAYER-42"}}'.encode()),
+                sealed("runs", run, "output", output),
                 None,
                 _PENDING if pending else None,
                 at,
@@ -104,15 +123,16 @@ def rows(bounds: tuple[int, int, int]) -> dict[str, list[tuple[object, ...]]]:
             out["trans"].append((run, at + 800_000, "PENDING", status, "review:resume", None))
         out["notes"].append(("sohar", f"msg_load_{i}", provider_run_id(i), run, status, "done", "flow.updated", at))
         if reviewed:
+            rev = ident("rev", at + 200_000, i)
             out["revs"].append(
                 (
-                    ident("rev", at + 200_000, i),
+                    rev,
                     run,
                     "eligibility",
                     "OPEN" if pending else "RESUMED",
                     _REQUEST,
-                    output,
-                    None if pending else _DECISION,
+                    sealed("reviews", rev, "gathered", output),
+                    None if pending else sealed("reviews", rev, "decision", _DECISION),
                     None if pending else "loader",
                     None if pending else at + 800_000,
                     at + 200_000,
