@@ -161,21 +161,16 @@ class SqlStore:
         return codec.run_from_row(row, self.payloads) if row else None
 
     async def list_runs(self, flt: RunFilter) -> list[Run]:
-        clauses, params = [], []
-        for column, value in (
-            ("status", flt.status.value if flt.status else None),
-            ("flow", flt.flow),
-            ("route", flt.route),
-            ("provider", flt.provider),
-            ("event_id", flt.event_id),
-        ):
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                params.append(value)
-        if flt.before:
-            clauses.append("id < ?")
-            params.append(flt.before)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        where, params = _where(
+            (
+                ("status", flt.status.value if flt.status else None),
+                ("flow", flt.flow),
+                ("route", flt.route),
+                ("provider", flt.provider),
+                ("event_id", flt.event_id),
+            ),
+            before=flt.before,
+        )
         async with self.db.read() as tx:
             rows = await tx.fetchall(
                 f"SELECT {_RUN_COLUMNS} FROM runs {where} ORDER BY id DESC LIMIT ?", (*params, flt.limit)
@@ -365,15 +360,7 @@ class SqlStore:
     async def list_reviews(
         self, *, state: str | None, flow: str | None, limit: int, before: str | None
     ) -> list[Review]:
-        clauses, params = [], []
-        for column, value in (("state", state), ("flow", flow)):
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                params.append(value)
-        if before:
-            clauses.append("id < ?")
-            params.append(before)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        where, params = _where((("state", state), ("flow", flow)), before=before)
         async with self.db.read() as tx:
             rows = await tx.fetchall(f"SELECT * FROM reviews {where} ORDER BY id DESC LIMIT ?", (*params, limit))
         return [codec.review_from_row(row, self.payloads) for row in rows]
@@ -417,15 +404,9 @@ class SqlStore:
         limit: int,
         before: str | None,
     ) -> list[Delivery]:
-        clauses, params = [], []
-        for column, value in (("state", state.value if state else None), ("run_id", run_id), ("sink", sink)):
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                params.append(value)
-        if before:
-            clauses.append("id < ?")
-            params.append(before)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        where, params = _where(
+            (("state", state.value if state else None), ("run_id", run_id), ("sink", sink)), before=before
+        )
         async with self.db.read() as tx:
             rows = await tx.fetchall(f"SELECT * FROM deliveries {where} ORDER BY id DESC LIMIT ?", (*params, limit))
         return [codec.delivery_from_row(row) for row in rows]
@@ -611,15 +592,7 @@ class SqlStore:
     async def list_jobs(
         self, *, state: JobState | None = None, kind: JobKind | None = None, limit: int = 100
     ) -> list[Job]:
-        clauses, params = [], []
-        for column, value in (
-            ("state", state.value if state else None),
-            ("kind", kind.value if kind else None),
-        ):
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                params.append(value)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        where, params = _where((("state", state.value if state else None), ("kind", kind.value if kind else None)))
         async with self.db.read() as tx:
             rows = await tx.fetchall(f"SELECT * FROM jobs {where} ORDER BY id LIMIT ?", (*params, limit))
         return [codec.job_from_row(row) for row in rows]
@@ -717,3 +690,13 @@ def _event_record(row: Any) -> EventRecord:
         received_at=codec.need_dt(row["received_at"]),
         response=json.loads(row["response"]),
     )
+
+
+def _where(filters: Sequence[tuple[str, object]], *, before: str | None = None) -> tuple[str, list[object]]:
+    """``WHERE column = ? AND ...`` for the filters that are set, plus the ``id < before`` page cursor."""
+    clauses = [f"{column} = ?" for column, value in filters if value is not None]
+    params: list[object] = [value for _, value in filters if value is not None]
+    if before:
+        clauses.append("id < ?")
+        params.append(before)
+    return (f"WHERE {' AND '.join(clauses)}" if clauses else ""), params
