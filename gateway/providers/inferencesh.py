@@ -245,7 +245,10 @@ def failure(response: httpx.Response, body: bytes, now: datetime) -> errors.Prov
     message = f"{where} answered {status}" + (f" ({code})" if code else "")
     if status in _http.TRANSIENT_STATUSES or status >= 500:
         return errors.TransientProviderError(
-            message, status_code=status, retry_after=_http.retry_delay(response.headers, now)
+            message,
+            status_code=status,
+            retry_after=_http.retry_delay(response.headers, now, status=status),
+            maybe_applied=status >= 500,
         )
     return errors.PermanentProviderError(message, status_code=status)
 

@@ -159,10 +159,8 @@ class ReminixProvider:
         try:
             async with asyncio.timeout(self._settings.timeout):
                 response = await self._exchange(request)
-        except (TimeoutError, httpx.TimeoutException):
-            raise errors.TransientProviderError(f"{_http.where(request)} timed out") from None
-        except httpx.TransportError as exc:
-            raise errors.TransientProviderError(f"{_http.where(request)} failed: {type(exc).__name__}") from None
+        except (TimeoutError, httpx.TransportError) as exc:
+            raise _http.lost(request, exc) from None
         self._gate.observe(response.headers, self._clock.now())
         return response
 
@@ -258,7 +256,12 @@ def _with_code(exc: errors.ProviderError, body: bytes) -> errors.ProviderError:
     code = error_code(body)
     if code is None:
         return exc
-    return type(exc)(f"{exc.message} ({code})", status_code=exc.status_code, retry_after=exc.retry_after)
+    return type(exc)(
+        f"{exc.message} ({code})",
+        status_code=exc.status_code,
+        retry_after=exc.retry_after,
+        maybe_applied=exc.maybe_applied,
+    )
 
 
 def _output(container: JSON, state: JSON) -> JSON | None:
