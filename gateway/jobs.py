@@ -131,8 +131,8 @@ class Handlers:
         if not await self._breaker_admits(job, f"provider:{run.provider}"):
             return
         try:
-            snapshot = hinted(
-                await self._through(f"provider:{run.provider}", provider.get_run(run.provider_run_id)), job.data
+            snapshot = await self._named(
+                run, await self._through(f"provider:{run.provider}", provider.get_run(run.provider_run_id))
             )
         except errors.TransientProviderError as exc:
             await self._retry_or(job, exc, self.settings.worker.fetch_backoff, lambda e: self._bury(job, e))
@@ -305,6 +305,13 @@ class Handlers:
 
     # shared ---------------------------------------------------------------------------------------
 
+    async def _named(self, run: Run, snapshot: RunSnapshot) -> RunSnapshot:
+        """Name an unnamed pause from what the store kept: the notifications seen with that status.
+        A hint carried by the fetch job could be overwritten by a later, stale notification; the store cannot."""
+        if not unnamed_pause(snapshot):
+            return snapshot
+        return named(snapshot, await self.store.pause_state(run.id, snapshot.provider_status))
+
     async def _apply(self, run: Run, job: Job, update: lifecycle.RunUpdate, *, attach_orphans: bool = False) -> None:
         change = replace(
             self._consequences(update, run, self.clock.now()), finish_job=job, attach_orphans=attach_orphans
@@ -412,16 +419,15 @@ class Handlers:
         await self.store.bury_job(job, f"{exc.code} status={exc.status_code}", self.clock.now())
 
 
-def hinted(snapshot: RunSnapshot, hint: Mapping[str, object]) -> RunSnapshot:
-    """Name the pause point from the notification that triggered the fetch, when it saw the same status.
+def unnamed_pause(snapshot: RunSnapshot) -> bool:
+    """A PENDING snapshot that does not say where the run waits (Sohar's Get Run never does)."""
+    return snapshot.status == RunStatus.PENDING and (snapshot.pending is None or snapshot.pending.key is None)
 
-    Some providers (Sohar) say which state a run waits in only in their notifications; a notification
-    about an older status must not lend its state to a newer one.
-    """
-    state, status = hint.get("state_hint"), hint.get("status_hint")
-    if snapshot.status != RunStatus.PENDING or not isinstance(state, str) or status != snapshot.provider_status:
-        return snapshot
-    if snapshot.pending is not None and snapshot.pending.key is not None:
+
+def named(snapshot: RunSnapshot, state: str | None) -> RunSnapshot:
+    """The snapshot with its pause point named ``state`` (the latest one stored for its status), when it
+    does not name one itself."""
+    if state is None or not unnamed_pause(snapshot):
         return snapshot
     pending = replace(snapshot.pending, key=state) if snapshot.pending else PendingInput(key=state)
     return replace(snapshot, pending=pending)

@@ -94,9 +94,7 @@ class Reconciler:
     async def _fetch(self, runs: list[Run], cause: str) -> int:
         now = self.clock.now()
         for run in runs:
-            hint = run.pending.key if run.pending else None  # keeps the pause point the run is known to be at
-            data = {"cause": cause, "state_hint": hint}
-            await self.store.enqueue(NewJob(kind=JobKind.FETCH_RUN, ref=run.id, due_at=now, data=data), now)
+            await self.store.enqueue(NewJob(kind=JobKind.FETCH_RUN, ref=run.id, due_at=now, data={"cause": cause}), now)
         return len(runs)
 
     def start(self) -> None:

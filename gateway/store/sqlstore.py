@@ -292,20 +292,12 @@ class SqlStore:
 
     async def _attach_orphans(self, tx: Tx, run: Run, now: datetime) -> None:
         await self._lock(tx, f"notifications/{run.provider}/{run.provider_run_id}")
-        rows = await tx.fetchall(
-            "SELECT status, state_id FROM notifications WHERE provider = ? AND provider_run_id = ? AND run_id IS NULL"
-            " ORDER BY received_at",
-            (run.provider, run.provider_run_id),
-        )
-        if not rows:
-            return
-        await tx.execute(
+        attached = await tx.execute(
             "UPDATE notifications SET run_id = ? WHERE provider = ? AND provider_run_id = ? AND run_id IS NULL",
             (run.id, run.provider, run.provider_run_id),
         )
-        latest = rows[-1]
-        hint = {"state_hint": latest["state_id"], "status_hint": latest["status"]}
-        await self._upsert_job(tx, NewJob(kind=JobKind.FETCH_RUN, ref=run.id, due_at=now, data=hint), now)
+        if attached:
+            await self._upsert_job(tx, NewJob(kind=JobKind.FETCH_RUN, ref=run.id, due_at=now), now)
 
     # notifications ------------------------------------------------------------------------------
 
@@ -338,17 +330,22 @@ class SqlStore:
                 "UPDATE notifications SET run_id = ? WHERE provider = ? AND message_id = ?",
                 (row["id"], notification.provider, notification.message_id),
             )
-            await self._upsert_job(
-                tx,
-                NewJob(
-                    kind=JobKind.FETCH_RUN,
-                    ref=row["id"],
-                    due_at=received_at,
-                    data={"state_hint": notification.state_id, "status_hint": notification.status},
-                ),
-                received_at,
-            )
+            await self._upsert_job(tx, NewJob(kind=JobKind.FETCH_RUN, ref=row["id"], due_at=received_at), received_at)
         return NotificationOutcome(duplicate=False, run_id=row["id"])
+
+    async def pause_state(self, run_id: str, provider_status: str) -> str | None:
+        """The state id of the run's latest notification with ``provider_status`` received since the run last
+        left a pause: where a provider (Sohar) names the pause point only in its notifications, this is the
+        point, whatever notifications arrived after it about other statuses."""
+        async with self.db.read() as tx:
+            row = await tx.fetchone(
+                "SELECT state_id FROM notifications WHERE run_id = ? AND status = ? AND state_id IS NOT NULL"
+                " AND received_at >= COALESCE((SELECT MAX(t.at) FROM run_transitions t"
+                " WHERE t.run_id = ? AND t.from_status = 'PENDING'), 0)"
+                " ORDER BY received_at DESC LIMIT 1",
+                (run_id, provider_status, run_id),
+            )
+        return str(row["state_id"]) if row else None
 
     # reviews ------------------------------------------------------------------------------------
 
