@@ -13,12 +13,13 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from gateway import errors
+from gateway import errors, outcomes
 from gateway.breakers import BreakerBoard
 from gateway.core import lifecycle
 from gateway.core import review as review_rules
 from gateway.core.ids import new_id
 from gateway.core.retry import BackoffPolicy, backoff_delay, next_attempt_at, schedule_delay
+from gateway.desk.alerts import run_alert_jobs
 from gateway.model import (
     Delivery,
     DeliveryEnvelope,
@@ -138,7 +139,7 @@ class Handlers:
             await self._retry_or(job, exc, self.settings.worker.fetch_backoff, lambda e: self._bury(job, e))
             return
         except errors.ProviderError as exc:
-            await self._bury(job, exc)
+            await (self._missing(run, job) if outcomes.is_missing(exc) else self._bury(job, exc))
             return
         now = self.clock.now()
         await self._apply(
@@ -146,6 +147,33 @@ class Handlers:
             job,
             lifecycle.apply(run, snapshot, cause=f"provider:{job.data.get('cause', 'fetch')}", now=now),
         )
+
+    async def _missing(self, run: Run, job: Job) -> None:
+        """The provider answered 404 for the run: the same job checks again later, and after
+        ``missing_run_confirmations`` 404s the run ends as ERROR, its reviews closed, an alert sent."""
+        seen = outcomes.missing_count(job) + 1
+        now = self.clock.now()
+        worker = self.settings.worker
+        if seen < worker.missing_run_confirmations:
+            due = now + timedelta(seconds=worker.missing_run_interval)
+            again = NewJob(kind=job.kind, ref=job.ref, due_at=due, data={**job.data, outcomes.MISSING_KEY: seen})
+            await self._commit(RunChange(run=None, finish_job=job, jobs=[again]), job)
+            return
+        moved, step = outcomes.ended_missing(run, now, seen)
+        log.warning(
+            "provider run missing: run ended",
+            extra={"run_id": run.id, "provider": run.provider, "provider_run_id": run.provider_run_id, "seen": seen},
+        )
+        change = RunChange(
+            run=moved,
+            expected_version=run.version,
+            finish_job=job,
+            transitions=[step],
+            drop_reviews=f"{outcomes.MISSING_RUN}: the provider no longer knows the run",
+            deliveries=self._deliveries(moved, now),
+            jobs=run_alert_jobs(self.settings.desk.alerts, "run.provider_run_missing", moved, now, self.rng),
+        )
+        await self._commit(change, job)
 
     # resume ---------------------------------------------------------------------------------------
 
@@ -163,12 +191,12 @@ class Handlers:
                 f"provider:{run.provider}",
                 provider.resume_run(run.provider_run_id, review.request, review.decision or {}),
             )
-        except errors.TransientProviderError as exc:
-            await self._retry_or(job, exc, self.settings.worker.resume_backoff, lambda e: self._reopen(review, job, e))
-            return
         except errors.ProviderError as exc:
-            await self._reopen(review, job, exc)
+            await self._resume_failed(review, run, job, exc)
             return
+        await self._resumed(review, run, job, snapshot)
+
+    async def _resumed(self, review: Review, run: Run, job: Job, snapshot: RunSnapshot | None) -> None:
         now = self.clock.now()
         update = (
             lifecycle.apply(run, snapshot, cause=f"review:{review.id}", now=now, after_resume=True)
@@ -179,6 +207,44 @@ class Handlers:
         change = replace(change, finish_job=job, resolve_review=(review.id, ReviewState.RESUMED, None))
         change = replace(change, jobs=[*change.jobs, *self._polls(update.run if update else run, now)])
         await self._commit(change, job)
+
+    async def _resume_failed(self, review: Review, run: Run, job: Job, exc: errors.ProviderError) -> None:
+        """The resume failed, but it may have been applied (or an earlier attempt was): fetch the run at once
+        and act on what the provider says, instead of resending blindly or reopening the review."""
+        if not outcomes.worth_a_look(exc):
+            await self._resend_or_reopen(review, job, exc)
+            return
+        assert run.provider_run_id is not None
+        try:
+            seen = await self._named(
+                run,
+                await self._through(
+                    f"provider:{run.provider}", self.providers[run.provider].get_run(run.provider_run_id)
+                ),
+            )
+        except errors.ProviderError as looked:
+            if outcomes.is_missing(looked):
+                await self._missing(run, job)
+            else:  # cannot tell now: the next attempt resends and looks again
+                await self._retry_or(
+                    job, exc, self.settings.worker.resume_backoff, lambda e: self._reopen(review, job, e)
+                )
+            return
+        fate = lifecycle.pause_fate(run, seen)
+        log.info("resume outcome looked up", extra={"review_id": review.id, "fate": fate.value, "code": exc.code})
+        if fate is lifecycle.PauseFate.LEFT:
+            await self._resumed(review, run, job, seen)
+        elif fate is lifecycle.PauseFate.STILL:
+            await self._resend_or_reopen(review, job, exc)
+        else:
+            await self._retry_or(job, exc, self.settings.worker.resume_backoff, lambda e: self._reopen(review, job, e))
+
+    async def _resend_or_reopen(self, review: Review, job: Job, exc: errors.ProviderError) -> None:
+        """The resume was not applied: send it again later if that may help, else the operator decides anew."""
+        if isinstance(exc, errors.TransientProviderError):
+            await self._retry_or(job, exc, self.settings.worker.resume_backoff, lambda e: self._reopen(review, job, e))
+        else:
+            await self._reopen(review, job, exc)
 
     async def _reopen(self, review: Review, job: Job, exc: errors.ProviderError) -> None:
         """The provider refused the resume: the review opens again so an operator can decide anew."""

@@ -159,6 +159,7 @@ class RunChange:
     open_review: Review | None = None
     refine_review: PendingInput | None = None  # the open review's pause point became known
     close_reviews: bool = False  # the run left its pause: DECIDED -> RESUMED, OPEN -> CLOSED
+    drop_reviews: str | None = None  # the run ended without its reviews: OPEN and DECIDED -> CLOSED, with this error
     resolve_review: tuple[str, ReviewState, str | None] | None = None
     deliveries: Sequence[Delivery] = ()
     jobs: Sequence[NewJob] = ()

@@ -75,6 +75,9 @@ class WorkerSettings:
     reconcile_every: float = 30.0  # how often the reconciler looks (shorter when a polled provider needs it)
     repair_stuck: bool = True  # the reconciler repairs stuck runs where that is safe
     breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
+    missing_run_confirmations: int = 3  # 404s for a run, missing_run_interval apart, before it ends as ERROR
+    missing_run_interval: float = 60.0
+    startup_sweep_rate: float = 20.0  # fetches per second for the runs in flight when a worker starts; 0 = off
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -273,6 +276,9 @@ def _worker(data: Mapping[str, Any], ctx: ParseContext) -> WorkerSettings:
         "reconcile_every",
         "repair_stuck",
         "breaker",
+        "missing_run_confirmations",
+        "missing_run_interval",
+        "startup_sweep_rate",
     }
     ctx.unknown_keys("worker", data, known)
     base = WorkerSettings()
@@ -321,6 +327,15 @@ def _worker(data: Mapping[str, Any], ctx: ParseContext) -> WorkerSettings:
         ),
         repair_stuck=ctx.boolean("worker.repair_stuck", data.get("repair_stuck"), default=True),
         breaker=_breaker(ctx.table("worker.breaker", data.get("breaker")), ctx),
+        missing_run_confirmations=ctx.integer(
+            "worker.missing_run_confirmations", data.get("missing_run_confirmations"), default=3, minimum=1, maximum=100
+        ),
+        missing_run_interval=ctx.number(
+            "worker.missing_run_interval", data.get("missing_run_interval"), default=60.0, minimum=0, maximum=86400
+        ),
+        startup_sweep_rate=ctx.number(
+            "worker.startup_sweep_rate", data.get("startup_sweep_rate"), default=20.0, minimum=0, maximum=10000
+        ),
     )
 
 

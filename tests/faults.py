@@ -151,7 +151,9 @@ class FakeSohar:
 
     def _update(self, request: httpx.Request) -> httpx.Response:
         run_id = request.url.path.rsplit("/", 1)[-1]
-        if self.runs.get(run_id) != "PENDING":
+        if run_id not in self.runs:
+            return httpx.Response(404, json={"error": "not_found"})
+        if self.runs[run_id] != "PENDING":
             return httpx.Response(400, json={"error": "invalid_request_error", "message": "run is not paused"})
         self.runs[run_id] = "IN_PROGRESS"
         return httpx.Response(200, json={"flowRunId": run_id, "status": "IN_PROGRESS"})

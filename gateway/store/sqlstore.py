@@ -246,6 +246,12 @@ class SqlStore:
                 " updated_at = ?, version = version + 1 WHERE run_id = ? AND state IN ('OPEN', 'DECIDED')",
                 (to_us(now), change.run.id),
             )
+        if change.drop_reviews is not None and change.run is not None:
+            await tx.execute(
+                "UPDATE reviews SET state = 'CLOSED', last_error = ?, updated_at = ?, version = version + 1"
+                " WHERE run_id = ? AND state IN ('OPEN', 'DECIDED')",
+                (change.drop_reviews, to_us(now), change.run.id),
+            )
         if change.open_review is not None:
             await self._insert_review(tx, change.open_review)
         if change.refine_review is not None and change.run is not None:
