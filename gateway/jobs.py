@@ -13,7 +13,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from gateway import errors, outcomes
+from gateway import errors, outcomes, starts
 from gateway.breakers import BreakerBoard
 from gateway.core import lifecycle
 from gateway.core import review as review_rules
@@ -82,16 +82,16 @@ class Handlers:
         provider = self.providers[run.provider]
         if not await self._breaker_admits(job, f"provider:{run.provider}"):
             return
+        progress = starts.StoredProgress(self.store, run.id, self.clock.now())
         try:
             snapshot = await self._through(
                 f"provider:{run.provider}",
-                provider.create_run(run.template, run.input or {}, idempotency_key=run.idempotency_key),
+                provider.create_run(
+                    run.template, run.input or {}, idempotency_key=run.idempotency_key, progress=progress
+                ),
             )
-        except errors.TransientProviderError as exc:
-            await self._retry_or(job, exc, self.settings.worker.start_backoff, lambda e: self._fail_start(run, job, e))
-            return
         except errors.ProviderError as exc:
-            await self._fail_start(run, job, exc)
+            await self._start_failed(run, job, exc)
             return
         now = self.clock.now()
         started = replace(run, provider_run_id=snapshot.provider_run_id)
@@ -101,6 +101,27 @@ class Handlers:
             lifecycle.apply(started, snapshot, cause="provider:create", now=now),
             attach_orphans=True,
         )
+
+    async def _start_failed(self, run: Run, job: Job, exc: errors.ProviderError) -> None:
+        """The provider may have started the run (its answer was lost): hold it or retry, as configured
+        (gateway.starts). Otherwise retry what may pass later, and fail what will not."""
+        if exc.maybe_applied and starts.policy(self.settings, self.providers[run.provider], run) == starts.HOLD:
+            await self._hold(run, job, exc)
+        elif isinstance(exc, errors.TransientProviderError):
+            await self._retry_or(job, exc, self.settings.worker.start_backoff, lambda e: self._fail_start(run, job, e))
+        else:
+            await self._fail_start(run, job, exc)
+
+    async def _hold(self, run: Run, job: Job, exc: errors.ProviderError) -> None:
+        now = self.clock.now()
+        moved, step = starts.held(run, exc, now)
+        log.warning(
+            "start held: the provider may have started the run",
+            extra={"run_id": run.id, "provider": run.provider, "code": exc.code, "status_code": exc.status_code},
+        )
+        alert = run_alert_jobs(self.settings.desk.alerts, "run.start_held", moved, now, self.rng)
+        change = RunChange(run=moved, expected_version=run.version, finish_job=job, transitions=[step], jobs=alert)
+        await self._commit(change, job)
 
     async def _fail_start(self, run: Run, job: Job, exc: errors.ProviderError) -> None:
         now = self.clock.now()
@@ -434,18 +455,7 @@ class Handlers:
         return review_rules.merge_request(run.pending, configured)
 
     def _deliveries(self, run: Run, now: datetime) -> list[Delivery]:
-        return [
-            Delivery(
-                id=new_id("dlv", now, self.rng),
-                run_id=run.id,
-                sink=sink.name,
-                state=DeliveryState.PENDING,
-                created_at=now,
-                updated_at=now,
-            )
-            for sink in self.settings.sinks.values()
-            if sink.wants(run.flow, run.status)
-        ]
+        return deliveries_for(self.settings, run, now, self.rng)
 
     async def _commit(self, change: RunChange, job: Job) -> None:
         now = self.clock.now()
@@ -483,6 +493,22 @@ class Handlers:
 
     async def _bury(self, job: Job, exc: errors.ProviderError) -> None:
         await self.store.bury_job(job, f"{exc.code} status={exc.status_code}", self.clock.now())
+
+
+def deliveries_for(settings: Settings, run: Run, now: datetime, rng: random.Random) -> list[Delivery]:
+    """One delivery per configured sink that wants the run in its status."""
+    return [
+        Delivery(
+            id=new_id("dlv", now, rng),
+            run_id=run.id,
+            sink=sink.name,
+            state=DeliveryState.PENDING,
+            created_at=now,
+            updated_at=now,
+        )
+        for sink in settings.sinks.values()
+        if sink.wants(run.flow, run.status)
+    ]
 
 
 def unnamed_pause(snapshot: RunSnapshot) -> bool:

@@ -104,11 +104,15 @@ class SourceSettings:
     rate_limit: RateLimit | None = None
 
 
+AMBIGUOUS_START = ("retry", "hold")
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ProviderConfig:
     name: str
     kind: str
     settings: Any
+    ambiguous_start: str | None = None  # "retry" | "hold"; None: retry only with an idempotency key (gateway.starts)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -118,6 +122,7 @@ class FlowSettings:
     template: str
     inputs: Mapping[str, PendingInput] = field(default_factory=dict)
     default_input: PendingInput | None = None
+    ambiguous_start: str | None = None  # overrides the provider's
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -504,9 +509,20 @@ def _providers(data: Mapping[str, Any], ctx: ParseContext) -> dict[str, Provider
         if kind not in PROVIDERS:
             ctx.problem(f"providers.{name}.kind", f"unknown provider kind {kind!r} (known: {', '.join(PROVIDERS)})")
             continue
-        parsed = provider_module(kind).parse_settings(name, item, ctx)
-        providers[name] = ProviderConfig(name=name, kind=kind, settings=parsed)
+        own = {k: v for k, v in item.items() if k != "ambiguous_start"}
+        parsed = provider_module(kind).parse_settings(name, own, ctx)
+        ambiguous = _ambiguous_start(f"providers.{name}", item, ctx)
+        providers[name] = ProviderConfig(name=name, kind=kind, settings=parsed, ambiguous_start=ambiguous)
     return providers
+
+
+def _ambiguous_start(key: str, item: Mapping[str, Any], ctx: ParseContext) -> str | None:
+    """What a start whose answer was lost does: "retry" it or "hold" the run for an operator (gateway.starts)."""
+    value = ctx.string(f"{key}.ambiguous_start", item.get("ambiguous_start"), required=False)
+    if value is not None and value not in AMBIGUOUS_START:
+        ctx.problem(f"{key}.ambiguous_start", f"must be one of {', '.join(AMBIGUOUS_START)}")
+        return None
+    return value
 
 
 def _pending_input(key: str, state: str, item: Mapping[str, Any], ctx: ParseContext) -> PendingInput:
@@ -535,7 +551,7 @@ def _flows(
     for name, raw in data.items():
         key = f"flows.{name}"
         item = ctx.table(key, raw)
-        ctx.unknown_keys(key, item, {"provider", "template", "inputs", "review"})
+        ctx.unknown_keys(key, item, {"provider", "template", "inputs", "review", "ambiguous_start"})
         provider = ctx.string(f"{key}.provider", item.get("provider")) or ""
         if provider and provider not in providers:
             ctx.problem(f"{key}.provider", f"no provider named {provider!r}")
@@ -545,7 +561,12 @@ def _flows(
             for state, spec in ctx.table(f"{key}.inputs", item.get("inputs")).items()
         }
         flows[name] = FlowSettings(
-            name=name, provider=provider, template=template, inputs=inputs, default_input=inputs.get("*")
+            name=name,
+            provider=provider,
+            template=template,
+            inputs=inputs,
+            default_input=inputs.get("*"),
+            ambiguous_start=_ambiguous_start(key, item, ctx),
         )
     return flows
 

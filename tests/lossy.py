@@ -31,12 +31,18 @@ class LossyTransport(SelfTransport):
         super().__init__()
         self.losses: list[Loss] = []
         self.lost: list[httpx.Request] = []  # the requests whose answers were lost
+        self.seen: list[httpx.Request] = []  # every request
+
+    def calls(self, method: str, path: str) -> int:
+        """How many requests of ``method`` on a path matching the regex ``path`` were sent."""
+        return sum(1 for r in self.seen if r.method == method and re.search(path, r.url.path))
 
     def lose(self, method: str, path: str, fault: Fault, *, times: int = 1, applied: bool = True) -> None:
         """The next ``times`` calls of ``method`` on a path matching the regex ``path`` (searched) get ``fault``."""
         self.losses.append(Loss(method=method, path=re.compile(path), fault=fault, times=times, applied=applied))
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.seen.append(request)
         loss = next((x for x in self.losses if x.times > 0 and self._matches(x, request)), None)
         if loss is None:
             return await super().handle_async_request(request)

@@ -13,7 +13,8 @@ S = RunStatus
 _LIVE_TARGETS = frozenset({S.IN_PROGRESS, S.PENDING, *TERMINAL_RUN_STATUSES, S.UNKNOWN}) - {S.FAILED_TO_START}
 
 ALLOWED: dict[RunStatus, frozenset[RunStatus]] = {
-    S.QUEUED: _LIVE_TARGETS | {S.CREATED, S.FAILED_TO_START},
+    S.QUEUED: _LIVE_TARGETS | {S.CREATED, S.FAILED_TO_START, S.HELD},
+    S.HELD: _LIVE_TARGETS | {S.CREATED, S.FAILED_TO_START, S.QUEUED},  # adopt, give up, or retry the start
     S.CREATED: _LIVE_TARGETS,
     S.IN_PROGRESS: _LIVE_TARGETS - {S.IN_PROGRESS},
     S.PENDING: _LIVE_TARGETS,  # PENDING -> PENDING only when the pause point changes

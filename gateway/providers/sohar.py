@@ -22,7 +22,7 @@ from gateway import errors
 from gateway.config_types import ParseContext, Secret
 from gateway.core import signing
 from gateway.model import JSON, Notification, PendingInput, RunSnapshot, RunStatus
-from gateway.ports import Capabilities, Clock, PushKind
+from gateway.ports import Capabilities, Clock, PushKind, StartProgress
 from gateway.providers import _http
 
 DEFAULT_BASE_URL = "https://api.soharhealth.com"
@@ -116,7 +116,9 @@ class SoharProvider:
         self._token: _Token | None = None
         self._token_lock = asyncio.Lock()
 
-    async def create_run(self, template: str, input: JSON, *, idempotency_key: str) -> RunSnapshot:
+    async def create_run(
+        self, template: str, input: JSON, *, idempotency_key: str, progress: StartProgress | None = None
+    ) -> RunSnapshot:
         path = f"/v1/flows/{_http.segment(template)}/runs"
         header = self._settings.idempotency_header
         response = await self._call("POST", path, {"inputData": input}, {header: idempotency_key} if header else {})

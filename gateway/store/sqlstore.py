@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import json
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,7 +22,16 @@ from gateway.model import (
     RunStatus,
     Transition,
 )
-from gateway.ports import EventRecord, NewJob, NewRun, NotificationOutcome, ReplayQuery, RunChange, RunFilter
+from gateway.ports import (
+    EventRecord,
+    NewJob,
+    NewRun,
+    NotificationOutcome,
+    OrphanRun,
+    ReplayQuery,
+    RunChange,
+    RunFilter,
+)
 from gateway.store import codec, migrate
 from gateway.store.codec import Payloads, Sealer, dumps, to_us
 from gateway.store.db import Database, Tx
@@ -352,6 +362,50 @@ class SqlStore:
                 (run_id, provider_status, run_id),
             )
         return str(row["state_id"]) if row else None
+
+    async def orphan_runs(self, *, provider: str | None, limit: int) -> list[OrphanRun]:
+        """Provider runs seen only in notifications, the most recently heard from first."""
+        where, params = ("AND provider = ?", [provider]) if provider else ("", [])
+        async with self.db.read() as tx:
+            rows = await tx.fetchall(
+                "SELECT provider, provider_run_id, COUNT(*) AS n, MIN(received_at) AS first_at,"
+                " MAX(received_at) AS last_at FROM notifications WHERE run_id IS NULL "
+                + where
+                + " GROUP BY provider, provider_run_id ORDER BY last_at DESC, provider_run_id LIMIT ?",
+                (*params, limit),
+            )
+            found = []
+            for row in rows:
+                last = await tx.fetchone(
+                    "SELECT status, state_id FROM notifications WHERE provider = ? AND provider_run_id = ?"
+                    " AND run_id IS NULL ORDER BY received_at DESC LIMIT 1",
+                    (row["provider"], row["provider_run_id"]),
+                )
+                found.append(
+                    OrphanRun(
+                        provider=row["provider"],
+                        provider_run_id=row["provider_run_id"],
+                        notifications=int(row["n"]),
+                        first_received_at=codec.need_dt(row["first_at"]),
+                        last_received_at=codec.need_dt(row["last_at"]),
+                        last_status=last["status"] if last else None,
+                        last_state_id=last["state_id"] if last else None,
+                    )
+                )
+        return found
+
+    async def start_progress(self, run_id: str) -> dict[str, str]:
+        async with self.db.read() as tx:
+            row = await tx.fetchone("SELECT data FROM start_progress WHERE run_id = ?", (run_id,))
+        return {str(k): str(v) for k, v in json.loads(row["data"]).items()} if row else {}
+
+    async def save_start_progress(self, run_id: str, done: Mapping[str, str], now: datetime) -> None:
+        async with self.db.write() as tx:
+            await tx.execute(
+                "INSERT INTO start_progress (run_id, data, updated_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (run_id) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at",
+                (run_id, dumps(dict(done)), to_us(now)),
+            )
 
     # reviews ------------------------------------------------------------------------------------
 
@@ -684,8 +738,6 @@ class _Lost(Exception):
 
 
 def _event_record(row: Any) -> EventRecord:
-    import json
-
     return EventRecord(
         id=row["id"],
         source=row["source"],
