@@ -82,7 +82,13 @@ class Handlers:
         provider = self.providers[run.provider]
         if not await self._breaker_admits(job, f"provider:{run.provider}"):
             return
-        progress = starts.StoredProgress(self.store, run.id, self.clock.now())
+        hold = starts.policy(self.settings, provider, run) == starts.HOLD
+        claim = starts.claim_mark(job) if hold else None
+        progress = starts.StoredProgress(self.store, run.id, self.clock.now(), claim=claim)
+        if await progress.sent_before():
+            await self._hold(run, job, starts.UNRECORDED_SEND)
+            return
+        await progress.sending()
         try:
             snapshot = await self._through(
                 f"provider:{run.provider}",
@@ -91,7 +97,7 @@ class Handlers:
                 ),
             )
         except errors.ProviderError as exc:
-            await self._start_failed(run, job, exc)
+            await self._start_failed(run, job, exc, progress, hold=hold)
             return
         now = self.clock.now()
         started = replace(run, provider_run_id=snapshot.provider_run_id)
@@ -102,12 +108,17 @@ class Handlers:
             attach_orphans=True,
         )
 
-    async def _start_failed(self, run: Run, job: Job, exc: errors.ProviderError) -> None:
+    async def _start_failed(
+        self, run: Run, job: Job, exc: errors.ProviderError, progress: starts.StoredProgress, *, hold: bool
+    ) -> None:
         """The provider may have started the run (its answer was lost): hold it or retry, as configured
         (gateway.starts). Otherwise retry what may pass later, and fail what will not."""
-        if exc.maybe_applied and starts.policy(self.settings, self.providers[run.provider], run) == starts.HOLD:
+        if exc.maybe_applied and hold:
             await self._hold(run, job, exc)
-        elif isinstance(exc, errors.TransientProviderError):
+            return
+        if not exc.maybe_applied:
+            await progress.not_sent()
+        if isinstance(exc, errors.TransientProviderError):
             await self._retry_or(job, exc, self.settings.worker.start_backoff, lambda e: self._fail_start(run, job, e))
         else:
             await self._fail_start(run, job, exc)

@@ -145,16 +145,15 @@ class Gateway:
             raise errors.Conflict(
                 f"run {run_id} is {run.status}; only FAILED_TO_START or HELD runs can be retried"
             ) from None
+        if run.status == RunStatus.HELD:
+            await starts.forget_sending(self.store, run.id, now)
         change = RunChange(
             run=moved,
             expected_version=run.version,
             transitions=[step],
             jobs=[NewJob(kind=JobKind.START_RUN, ref=run.id, due_at=now)],
         )
-        if not await self.store.apply_run_change(change, now):
-            raise errors.Conflict(f"run {run_id} changed; try again")
-        self.wake()
-        return await self.get_run(run_id)
+        return await self._change(run_id, change, now)
 
     async def abandon_start(self, run_id: str, who: str) -> Run:
         """Give up on a held start: the run ends FAILED_TO_START (sinks that want that status are told)."""
@@ -199,6 +198,8 @@ class Gateway:
         run = await self.get_run(run_id)
         if run.is_terminal:
             raise errors.Conflict(f"run {run_id} is {run.status}; only live runs can be cancelled")
+        if run.status == RunStatus.HELD:  # the provider run, if any, is not known: cancelling it is not possible
+            raise errors.Conflict(f"run {run_id} is HELD; adopt it first, or abandon it")
         provider = self.providers.get(run.provider)
         if provider is None or not provider.capabilities.can_cancel:
             raise errors.UnsupportedOperation(f"provider {run.provider!r} has no cancel operation")

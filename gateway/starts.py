@@ -15,6 +15,10 @@ Reminix: documented for invoke, only inferred for workflow starts). So the choic
 The default is "retry" where the adapter sends an idempotency key the provider honours (``idempotent_start``:
 Sohar or inference.sh with ``idempotency_header`` set, e.g. for the embedded sandbox) and "hold" everywhere else:
 in health care a second eligibility check or prior authorization is worse than a run waiting for a person.
+
+A worker killed (or whose lease ran out) after sending the create is the same case: under "hold" each attempt
+records which claim is sending before it sends (``StoredProgress.sending``) and clears it when the provider
+certainly did nothing; the next claim that finds another claim's mark holds the run instead of sending again.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from datetime import datetime
 
 from gateway import errors
 from gateway.core import lifecycle
-from gateway.model import Run, RunStatus, Transition
+from gateway.model import Job, Run, RunStatus, Transition
 from gateway.ports import Provider, Store
 from gateway.settings import Settings
 
@@ -33,6 +37,10 @@ RETRY = "retry"
 HOLD = "hold"
 START_UNKNOWN = "start_outcome_unknown"
 ABANDONED = "start_abandoned"
+SENDING = "sending"  # start progress: the claim that sent the create and has not recorded what came of it
+UNRECORDED_SEND = errors.TransientProviderError(
+    "an earlier attempt sent the start and stopped before recording its outcome", maybe_applied=True
+)
 
 
 def policy(settings: Settings, provider: Provider, run: Run) -> str:
@@ -65,14 +73,44 @@ def adopted(run: Run, provider_run_id: str, who: str, now: datetime) -> tuple[Ru
     return replace(moved, provider_run_id=provider_run_id, error=None), step
 
 
-class StoredProgress:
-    """StartProgress kept in the store, read at most once per attempt."""
+def claim_mark(job: Job) -> str:
+    """Names one claim of one start job (job ids are never reused; each claim bumps the fence)."""
+    return f"{job.id}:{job.fence}"
 
-    def __init__(self, store: Store, run_id: str, now: datetime) -> None:
+
+async def forget_sending(store: Store, run_id: str, now: datetime) -> None:
+    """An operator retries a held start: a new claim may send it."""
+    done = await store.start_progress(run_id)
+    if done.get(SENDING):
+        await store.save_start_progress(run_id, {**done, SENDING: ""}, now)
+
+
+class StoredProgress:
+    """StartProgress kept in the store, read at most once per attempt. With a ``claim`` (under "hold") it also
+    keeps which claim is sending the create."""
+
+    def __init__(self, store: Store, run_id: str, now: datetime, *, claim: str | None = None) -> None:
         self._store = store
         self._run_id = run_id
         self._now = now
+        self._claim = claim
         self._done: dict[str, str] | None = None
+
+    async def sent_before(self) -> bool:
+        """Another claim sent the create and never recorded what came of it."""
+        if self._claim is None:
+            return False
+        sending = (await self.done()).get(SENDING)
+        return bool(sending) and sending != self._claim
+
+    async def sending(self) -> None:
+        if self._claim is not None:
+            await self.record(SENDING, self._claim)
+
+    async def not_sent(self) -> None:
+        """The provider certainly did nothing with this attempt."""
+        if self._claim is not None:
+            await self.record(SENDING, "")
 
     async def done(self) -> Mapping[str, str]:
         if self._done is None:

@@ -11,6 +11,7 @@ inference.sh and Reminix emulators, each creating the run and then losing the an
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,30 @@ async def test_a_start_whose_answer_is_lost_is_held_and_the_provider_has_one_run
         assert (alert["type"], alert["data"]["run_id"], alert["data"]["status"]) == ("run.start_held", run_id, "HELD")
 
 
+class WorkerKilled(Exception):
+    """Stands for a kill -9 of the worker while the create is in flight."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KilledWhileSending(faults.Fault):
+    async def answer(self, request: httpx.Request) -> httpx.Response:
+        raise WorkerKilled
+
+
+async def test_a_worker_stopped_after_sending_the_start_leaves_it_held_not_sent_twice(tmp_path: Path) -> None:
+    async with rig(tmp_path, edit=undocumented_key) as r:
+        r.sohar.creates.script = [KilledWhileSending(applied=True)]
+        run_id = await r.submit("evt-1")
+        await r.drain()  # the create is applied, the worker never records anything
+        (job,) = await r.services.store.list_jobs(kind=JobKind.START_RUN)
+        assert (job.attempts, (await run_of(r, run_id)).status) == (1, RunStatus.QUEUED)
+        r.clock.current = job.due_at  # the next claim (after a restart, the lease would have run out)
+        await r.drain()
+        run = await run_of(r, run_id)
+        assert run.status == RunStatus.HELD
+        assert r.sohar.created == ["fr_1"] and len(r.sohar.creates.requests) == 1
+
+
 async def test_a_held_run_is_adopted_from_its_orphan_notification_and_carries_on(tmp_path: Path) -> None:
     async with rig(tmp_path, edit=undocumented_key) as r:
         r.sohar.creates.script = [faults.after_applying(faults.status(500))]
@@ -134,6 +159,8 @@ async def test_adopting_refuses_what_it_cannot_do(tmp_path: Path) -> None:
             await r.client.post("/v1/runs/run_nope/adopt", json={"provider_run_id": "x"}, headers=OPERATOR)
         ).status_code == 404
         assert (await r.client.post(url, json={"provider_run_id": "fr_1"})).status_code == 401
+        cancel = await r.client.post(f"/v1/runs/{held}/cancel", headers=OPERATOR)
+        assert (cancel.status_code, cancel.json()["error"]["code"]) == (409, "conflict")
         assert (await run_of(r, held)).status == RunStatus.HELD
 
 
