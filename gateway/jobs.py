@@ -160,13 +160,10 @@ class Handlers:
         if run is None or run.provider_run_id is None or run.is_terminal:
             await self.store.finish_job(job, self.clock.now())
             return
-        provider = self.providers[run.provider]
         if not await self._breaker_admits(job, f"provider:{run.provider}"):
             return
         try:
-            snapshot = await self._named(
-                run, await self._through(f"provider:{run.provider}", provider.get_run(run.provider_run_id))
-            )
+            snapshot = await self._look(run, run.provider_run_id)
         except errors.TransientProviderError as exc:
             await self._retry_or(job, exc, self.settings.worker.fetch_backoff, lambda e: self._bury(job, e))
             return
@@ -248,19 +245,12 @@ class Handlers:
             return
         assert run.provider_run_id is not None
         try:
-            seen = await self._named(
-                run,
-                await self._through(
-                    f"provider:{run.provider}", self.providers[run.provider].get_run(run.provider_run_id)
-                ),
-            )
+            seen = await self._look(run, run.provider_run_id)
         except errors.ProviderError as looked:
             if outcomes.is_missing(looked):
                 await self._missing(run, job)
             else:  # cannot tell now: the next attempt resends and looks again
-                await self._retry_or(
-                    job, exc, self.settings.worker.resume_backoff, lambda e: self._reopen(review, job, e)
-                )
+                await self._resend_later(review, job, exc)
             return
         fate = lifecycle.pause_fate(run, seen)
         log.info("resume outcome looked up", extra={"review_id": review.id, "fate": fate.value, "code": exc.code})
@@ -269,14 +259,18 @@ class Handlers:
         elif fate is lifecycle.PauseFate.STILL:
             await self._resend_or_reopen(review, job, exc)
         else:
-            await self._retry_or(job, exc, self.settings.worker.resume_backoff, lambda e: self._reopen(review, job, e))
+            await self._resend_later(review, job, exc)
 
     async def _resend_or_reopen(self, review: Review, job: Job, exc: errors.ProviderError) -> None:
         """The resume was not applied: send it again later if that may help, else the operator decides anew."""
         if isinstance(exc, errors.TransientProviderError):
-            await self._retry_or(job, exc, self.settings.worker.resume_backoff, lambda e: self._reopen(review, job, e))
+            await self._resend_later(review, job, exc)
         else:
             await self._reopen(review, job, exc)
+
+    async def _resend_later(self, review: Review, job: Job, exc: errors.ProviderError) -> None:
+        """Send the resume again after the backoff; once the attempts are used up the operator decides anew."""
+        await self._retry_or(job, exc, self.settings.worker.resume_backoff, lambda e: self._reopen(review, job, e))
 
     async def _reopen(self, review: Review, job: Job, exc: errors.ProviderError) -> None:
         """The provider refused the resume: the review opens again so an operator can decide anew."""
@@ -402,6 +396,13 @@ class Handlers:
         return result
 
     # shared ---------------------------------------------------------------------------------------
+
+    async def _look(self, run: Run, provider_run_id: str) -> RunSnapshot:
+        """Get the run from its provider, its pause point named from the store where the provider does not."""
+        snapshot = await self._through(
+            f"provider:{run.provider}", self.providers[run.provider].get_run(provider_run_id)
+        )
+        return await self._named(run, snapshot)
 
     async def _named(self, run: Run, snapshot: RunSnapshot) -> RunSnapshot:
         """Name an unnamed pause from what the store kept: the notifications seen with that status.
