@@ -40,6 +40,12 @@ def retrying(config: dict[str, Any]) -> None:
     config["providers"]["sohar"]["ambiguous_start"] = "retry"
 
 
+async def start_again_when_due(r: Rig) -> None:
+    (job,) = await r.services.store.list_jobs(kind=JobKind.START_RUN)
+    r.clock.current = job.due_at
+    await r.drain()
+
+
 async def run_of(r: Rig, run_id: str) -> Any:
     run = await r.services.store.get_run(run_id)
     assert run is not None
@@ -100,8 +106,7 @@ async def test_a_worker_stopped_after_sending_the_start_leaves_it_held_not_sent_
         await r.drain()  # the create is applied, the worker never records anything
         (job,) = await r.services.store.list_jobs(kind=JobKind.START_RUN)
         assert (job.attempts, (await run_of(r, run_id)).status) == (1, RunStatus.QUEUED)
-        r.clock.current = job.due_at  # the next claim (after a restart, the lease would have run out)
-        await r.drain()
+        await start_again_when_due(r)  # the next claim (after a restart, the lease would have run out)
         run = await run_of(r, run_id)
         assert run.status == RunStatus.HELD
         assert r.sohar.created == ["fr_1"] and len(r.sohar.creates.requests) == 1
@@ -192,9 +197,7 @@ async def test_with_retry_the_duplicate_is_visible_as_an_orphan(tmp_path: Path) 
         r.sohar.creates.script = [faults.after_applying(faults.RESET)]
         run_id = await r.submit("evt-1")
         await r.drain()
-        (job,) = await r.services.store.list_jobs(kind=JobKind.START_RUN)
-        r.clock.current = job.due_at
-        await r.drain()
+        await start_again_when_due(r)
         run = await run_of(r, run_id)
         assert (run.status, run.provider_run_id) == (RunStatus.CREATED, "fr_2")
         assert r.sohar.created == ["fr_1", "fr_2"]  # Sohar takes no key: the retry made a second run
@@ -221,9 +224,7 @@ async def test_with_an_honoured_idempotency_key_the_retry_finds_the_same_run(tmp
         r.sohar.creates.script = [faults.after_applying(faults.status(500))]
         run_id = await r.submit("evt-1")
         await r.drain()
-        (job,) = await r.services.store.list_jobs(kind=JobKind.START_RUN)
-        r.clock.current = job.due_at
-        await r.drain()
+        await start_again_when_due(r)
         run = await run_of(r, run_id)
         assert (run.status, run.provider_run_id) == (RunStatus.CREATED, "fr_1")
         assert r.sohar.created == ["fr_1"] and len(r.sohar.creates.requests) == 2
@@ -233,11 +234,9 @@ async def test_a_start_refused_before_it_was_sent_is_retried_even_when_holding(t
     async with rig(tmp_path, edit=undocumented_key) as r:
         r.sohar.creates.script = [faults.CONNECT_REFUSED, faults.throttled("5")]
         run_id = await r.submit("evt-1")
-        for _ in range(2):
-            await r.drain()
-            (job,) = await r.services.store.list_jobs(kind=JobKind.START_RUN)
-            r.clock.current = job.due_at
         await r.drain()
+        await start_again_when_due(r)
+        await start_again_when_due(r)
         assert (await run_of(r, run_id)).status == RunStatus.CREATED
         assert r.sohar.created == ["fr_1"]
 
