@@ -57,6 +57,7 @@ base_url = "http://127.0.0.1:{fake_port}"
 client_id_env = "GATEWAY_SOHAR_CLIENT_ID"
 client_secret_env = "GATEWAY_SOHAR_CLIENT_SECRET"
 webhook_secrets_env = ["GATEWAY_SOHAR_WEBHOOK_SECRET"]
+idempotency_header = "Idempotency-Key"
 
 [flows.eligibility]
 provider = "sohar"

@@ -120,7 +120,12 @@ class InvalidTransition(GatewayError):
 
 
 class ProviderError(GatewayError):
-    """The flow API call failed."""
+    """The flow API call failed.
+
+    ``maybe_applied``: the request reached the provider and its answer was lost or was a 5xx, so the provider
+    may have done the work (an ambiguous outcome). False when the call certainly had no effect (refused,
+    throttled, never sent).
+    """
 
     code = "provider_error"
 
@@ -130,9 +135,11 @@ class ProviderError(GatewayError):
         *,
         status_code: int | None = None,
         retry_after: float | None = None,
+        maybe_applied: bool = False,
     ) -> None:
         self.status_code = status_code
         self.retry_after = retry_after
+        self.maybe_applied = maybe_applied
         super().__init__(message)
 
 

@@ -13,12 +13,13 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from gateway import errors
+from gateway import errors, outcomes, starts
 from gateway.breakers import BreakerBoard
 from gateway.core import lifecycle
 from gateway.core import review as review_rules
 from gateway.core.ids import new_id
 from gateway.core.retry import BackoffPolicy, backoff_delay, next_attempt_at, schedule_delay
+from gateway.desk.alerts import run_alert_jobs
 from gateway.model import (
     Delivery,
     DeliveryEnvelope,
@@ -81,16 +82,22 @@ class Handlers:
         provider = self.providers[run.provider]
         if not await self._breaker_admits(job, f"provider:{run.provider}"):
             return
+        hold = starts.policy(self.settings, provider, run) == starts.HOLD
+        claim = starts.claim_mark(job) if hold else None
+        progress = starts.StoredProgress(self.store, run.id, self.clock.now(), claim=claim)
+        if await progress.sent_before():
+            await self._hold(run, job, starts.UNRECORDED_SEND)
+            return
+        await progress.sending()
         try:
             snapshot = await self._through(
                 f"provider:{run.provider}",
-                provider.create_run(run.template, run.input or {}, idempotency_key=run.idempotency_key),
+                provider.create_run(
+                    run.template, run.input or {}, idempotency_key=run.idempotency_key, progress=progress
+                ),
             )
-        except errors.TransientProviderError as exc:
-            await self._retry_or(job, exc, self.settings.worker.start_backoff, lambda e: self._fail_start(run, job, e))
-            return
         except errors.ProviderError as exc:
-            await self._fail_start(run, job, exc)
+            await self._start_failed(run, job, exc, progress, hold=hold)
             return
         now = self.clock.now()
         started = replace(run, provider_run_id=snapshot.provider_run_id)
@@ -100,6 +107,32 @@ class Handlers:
             lifecycle.apply(started, snapshot, cause="provider:create", now=now),
             attach_orphans=True,
         )
+
+    async def _start_failed(
+        self, run: Run, job: Job, exc: errors.ProviderError, progress: starts.StoredProgress, *, hold: bool
+    ) -> None:
+        """The provider may have started the run (its answer was lost): hold it or retry, as configured
+        (gateway.starts). Otherwise retry what may pass later, and fail what will not."""
+        if exc.maybe_applied and hold:
+            await self._hold(run, job, exc)
+            return
+        if not exc.maybe_applied:
+            await progress.not_sent()
+        if isinstance(exc, errors.TransientProviderError):
+            await self._retry_or(job, exc, self.settings.worker.start_backoff, lambda e: self._fail_start(run, job, e))
+        else:
+            await self._fail_start(run, job, exc)
+
+    async def _hold(self, run: Run, job: Job, exc: errors.ProviderError) -> None:
+        now = self.clock.now()
+        moved, step = starts.held(run, exc, now)
+        log.warning(
+            "start held: the provider may have started the run",
+            extra={"run_id": run.id, "provider": run.provider, "code": exc.code, "status_code": exc.status_code},
+        )
+        alert = run_alert_jobs(self.settings.desk.alerts, "run.start_held", moved, now, self.rng)
+        change = RunChange(run=moved, expected_version=run.version, finish_job=job, transitions=[step], jobs=alert)
+        await self._commit(change, job)
 
     async def _fail_start(self, run: Run, job: Job, exc: errors.ProviderError) -> None:
         now = self.clock.now()
@@ -127,18 +160,15 @@ class Handlers:
         if run is None or run.provider_run_id is None or run.is_terminal:
             await self.store.finish_job(job, self.clock.now())
             return
-        provider = self.providers[run.provider]
         if not await self._breaker_admits(job, f"provider:{run.provider}"):
             return
         try:
-            snapshot = hinted(
-                await self._through(f"provider:{run.provider}", provider.get_run(run.provider_run_id)), job.data
-            )
+            snapshot = await self._look(run, run.provider_run_id)
         except errors.TransientProviderError as exc:
             await self._retry_or(job, exc, self.settings.worker.fetch_backoff, lambda e: self._bury(job, e))
             return
         except errors.ProviderError as exc:
-            await self._bury(job, exc)
+            await (self._missing(run, job) if outcomes.is_missing(exc) else self._bury(job, exc))
             return
         now = self.clock.now()
         await self._apply(
@@ -146,6 +176,33 @@ class Handlers:
             job,
             lifecycle.apply(run, snapshot, cause=f"provider:{job.data.get('cause', 'fetch')}", now=now),
         )
+
+    async def _missing(self, run: Run, job: Job) -> None:
+        """The provider answered 404 for the run: the same job checks again later, and after
+        ``missing_run_confirmations`` 404s the run ends as ERROR, its reviews closed, an alert sent."""
+        seen = outcomes.missing_count(job) + 1
+        now = self.clock.now()
+        worker = self.settings.worker
+        if seen < worker.missing_run_confirmations:
+            due = now + timedelta(seconds=worker.missing_run_interval)
+            again = NewJob(kind=job.kind, ref=job.ref, due_at=due, data={**job.data, outcomes.MISSING_KEY: seen})
+            await self._commit(RunChange(run=None, finish_job=job, jobs=[again]), job)
+            return
+        moved, step = outcomes.ended_missing(run, now, seen)
+        log.warning(
+            "provider run missing: run ended",
+            extra={"run_id": run.id, "provider": run.provider, "provider_run_id": run.provider_run_id, "seen": seen},
+        )
+        change = RunChange(
+            run=moved,
+            expected_version=run.version,
+            finish_job=job,
+            transitions=[step],
+            drop_reviews=f"{outcomes.MISSING_RUN}: the provider no longer knows the run",
+            deliveries=self._deliveries(moved, now),
+            jobs=run_alert_jobs(self.settings.desk.alerts, "run.provider_run_missing", moved, now, self.rng),
+        )
+        await self._commit(change, job)
 
     # resume ---------------------------------------------------------------------------------------
 
@@ -163,12 +220,12 @@ class Handlers:
                 f"provider:{run.provider}",
                 provider.resume_run(run.provider_run_id, review.request, review.decision or {}),
             )
-        except errors.TransientProviderError as exc:
-            await self._retry_or(job, exc, self.settings.worker.resume_backoff, lambda e: self._reopen(review, job, e))
-            return
         except errors.ProviderError as exc:
-            await self._reopen(review, job, exc)
+            await self._resume_failed(review, run, job, exc)
             return
+        await self._resumed(review, run, job, snapshot)
+
+    async def _resumed(self, review: Review, run: Run, job: Job, snapshot: RunSnapshot | None) -> None:
         now = self.clock.now()
         update = (
             lifecycle.apply(run, snapshot, cause=f"review:{review.id}", now=now, after_resume=True)
@@ -179,6 +236,41 @@ class Handlers:
         change = replace(change, finish_job=job, resolve_review=(review.id, ReviewState.RESUMED, None))
         change = replace(change, jobs=[*change.jobs, *self._polls(update.run if update else run, now)])
         await self._commit(change, job)
+
+    async def _resume_failed(self, review: Review, run: Run, job: Job, exc: errors.ProviderError) -> None:
+        """The resume failed, but it may have been applied (or an earlier attempt was): fetch the run at once
+        and act on what the provider says, instead of resending blindly or reopening the review."""
+        if not outcomes.worth_a_look(exc):
+            await self._resend_or_reopen(review, job, exc)
+            return
+        assert run.provider_run_id is not None
+        try:
+            seen = await self._look(run, run.provider_run_id)
+        except errors.ProviderError as looked:
+            if outcomes.is_missing(looked):
+                await self._missing(run, job)
+            else:  # cannot tell now: the next attempt resends and looks again
+                await self._resend_later(review, job, exc)
+            return
+        fate = lifecycle.pause_fate(run, seen)
+        log.info("resume outcome looked up", extra={"review_id": review.id, "fate": fate.value, "code": exc.code})
+        if fate is lifecycle.PauseFate.LEFT:
+            await self._resumed(review, run, job, seen)
+        elif fate is lifecycle.PauseFate.STILL:
+            await self._resend_or_reopen(review, job, exc)
+        else:
+            await self._resend_later(review, job, exc)
+
+    async def _resend_or_reopen(self, review: Review, job: Job, exc: errors.ProviderError) -> None:
+        """The resume was not applied: send it again later if that may help, else the operator decides anew."""
+        if isinstance(exc, errors.TransientProviderError):
+            await self._resend_later(review, job, exc)
+        else:
+            await self._reopen(review, job, exc)
+
+    async def _resend_later(self, review: Review, job: Job, exc: errors.ProviderError) -> None:
+        """Send the resume again after the backoff; once the attempts are used up the operator decides anew."""
+        await self._retry_or(job, exc, self.settings.worker.resume_backoff, lambda e: self._reopen(review, job, e))
 
     async def _reopen(self, review: Review, job: Job, exc: errors.ProviderError) -> None:
         """The provider refused the resume: the review opens again so an operator can decide anew."""
@@ -305,6 +397,20 @@ class Handlers:
 
     # shared ---------------------------------------------------------------------------------------
 
+    async def _look(self, run: Run, provider_run_id: str) -> RunSnapshot:
+        """Get the run from its provider, its pause point named from the store where the provider does not."""
+        snapshot = await self._through(
+            f"provider:{run.provider}", self.providers[run.provider].get_run(provider_run_id)
+        )
+        return await self._named(run, snapshot)
+
+    async def _named(self, run: Run, snapshot: RunSnapshot) -> RunSnapshot:
+        """Name an unnamed pause from what the store kept: the notifications seen with that status.
+        A hint carried by the fetch job could be overwritten by a later, stale notification; the store cannot."""
+        if not unnamed_pause(snapshot):
+            return snapshot
+        return named(snapshot, await self.store.pause_state(run.id, snapshot.provider_status))
+
     async def _apply(self, run: Run, job: Job, update: lifecycle.RunUpdate, *, attach_orphans: bool = False) -> None:
         change = replace(
             self._consequences(update, run, self.clock.now()), finish_job=job, attach_orphans=attach_orphans
@@ -361,18 +467,7 @@ class Handlers:
         return review_rules.merge_request(run.pending, configured)
 
     def _deliveries(self, run: Run, now: datetime) -> list[Delivery]:
-        return [
-            Delivery(
-                id=new_id("dlv", now, self.rng),
-                run_id=run.id,
-                sink=sink.name,
-                state=DeliveryState.PENDING,
-                created_at=now,
-                updated_at=now,
-            )
-            for sink in self.settings.sinks.values()
-            if sink.wants(run.flow, run.status)
-        ]
+        return deliveries_for(self.settings, run, now, self.rng)
 
     async def _commit(self, change: RunChange, job: Job) -> None:
         now = self.clock.now()
@@ -412,16 +507,31 @@ class Handlers:
         await self.store.bury_job(job, f"{exc.code} status={exc.status_code}", self.clock.now())
 
 
-def hinted(snapshot: RunSnapshot, hint: Mapping[str, object]) -> RunSnapshot:
-    """Name the pause point from the notification that triggered the fetch, when it saw the same status.
+def deliveries_for(settings: Settings, run: Run, now: datetime, rng: random.Random) -> list[Delivery]:
+    """One delivery per configured sink that wants the run in its status."""
+    return [
+        Delivery(
+            id=new_id("dlv", now, rng),
+            run_id=run.id,
+            sink=sink.name,
+            state=DeliveryState.PENDING,
+            created_at=now,
+            updated_at=now,
+        )
+        for sink in settings.sinks.values()
+        if sink.wants(run.flow, run.status)
+    ]
 
-    Some providers (Sohar) say which state a run waits in only in their notifications; a notification
-    about an older status must not lend its state to a newer one.
-    """
-    state, status = hint.get("state_hint"), hint.get("status_hint")
-    if snapshot.status != RunStatus.PENDING or not isinstance(state, str) or status != snapshot.provider_status:
-        return snapshot
-    if snapshot.pending is not None and snapshot.pending.key is not None:
+
+def unnamed_pause(snapshot: RunSnapshot) -> bool:
+    """A PENDING snapshot that does not say where the run waits (Sohar's Get Run never does)."""
+    return snapshot.status == RunStatus.PENDING and (snapshot.pending is None or snapshot.pending.key is None)
+
+
+def named(snapshot: RunSnapshot, state: str | None) -> RunSnapshot:
+    """The snapshot with its pause point named ``state`` (the latest one stored for its status), when it
+    does not name one itself."""
+    if state is None or not unnamed_pause(snapshot):
         return snapshot
     pending = replace(snapshot.pending, key=state) if snapshot.pending else PendingInput(key=state)
     return replace(snapshot, pending=pending)

@@ -12,6 +12,7 @@ JSON = dict[str, Any]
 
 class RunStatus(enum.StrEnum):
     QUEUED = "QUEUED"  # accepted by the gateway; the provider has not been asked yet
+    HELD = "HELD"  # the start's answer was lost and the provider may have started it: an operator decides
     CREATED = "CREATED"
     IN_PROGRESS = "IN_PROGRESS"
     PENDING = "PENDING"  # paused, waiting for input

@@ -53,13 +53,28 @@ class Capabilities:
         return {"can_resume": self.can_resume, "can_cancel": self.can_cancel, "push": self.push.value}
 
 
+class StartProgress(Protocol):
+    """The ids a start made of several calls got from the calls it finished, kept across attempts and restarts,
+    so a retried start reuses them instead of creating them again (TransactionLink legacy cases)."""
+
+    async def done(self) -> Mapping[str, str]: ...
+
+    async def record(self, name: str, value: str) -> None: ...
+
+
 class Provider(Protocol):
-    """One flow API. Raises TransientProviderError / PermanentProviderError / UnsupportedOperation."""
+    """One flow API. Raises TransientProviderError / PermanentProviderError / UnsupportedOperation.
+
+    ``idempotent_start``: the adapter sends an idempotency key the provider is known to honour, so a start whose
+    answer was lost can be sent again without starting a second run."""
 
     name: str
     capabilities: Capabilities
+    idempotent_start: bool
 
-    async def create_run(self, template: str, input: JSON, *, idempotency_key: str) -> RunSnapshot: ...
+    async def create_run(
+        self, template: str, input: JSON, *, idempotency_key: str, progress: StartProgress | None = None
+    ) -> RunSnapshot: ...
 
     async def get_run(self, provider_run_id: str, *, state_hint: str | None = None) -> RunSnapshot: ...
 
@@ -142,6 +157,20 @@ class NewJob:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class OrphanRun:
+    """A provider run the gateway does not know, seen in notifications (a duplicate from a lost start's answer,
+    a run started elsewhere, or one whose start has not been recorded yet)."""
+
+    provider: str
+    provider_run_id: str
+    notifications: int
+    first_received_at: datetime
+    last_received_at: datetime
+    last_status: str | None
+    last_state_id: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class NotificationOutcome:
     duplicate: bool
     run_id: str | None
@@ -159,6 +188,7 @@ class RunChange:
     open_review: Review | None = None
     refine_review: PendingInput | None = None  # the open review's pause point became known
     close_reviews: bool = False  # the run left its pause: DECIDED -> RESUMED, OPEN -> CLOSED
+    drop_reviews: str | None = None  # the run ended without its reviews: OPEN and DECIDED -> CLOSED, with this error
     resolve_review: tuple[str, ReviewState, str | None] | None = None
     deliveries: Sequence[Delivery] = ()
     jobs: Sequence[NewJob] = ()
@@ -191,6 +221,14 @@ class Store(Protocol):
     async def apply_run_change(self, change: RunChange, now: datetime) -> bool: ...
 
     async def record_notification(self, notification: Notification, received_at: datetime) -> NotificationOutcome: ...
+
+    async def pause_state(self, run_id: str, provider_status: str) -> str | None: ...
+
+    async def orphan_runs(self, *, provider: str | None, limit: int) -> list[OrphanRun]: ...
+
+    async def start_progress(self, run_id: str) -> dict[str, str]: ...
+
+    async def save_start_progress(self, run_id: str, done: Mapping[str, str], now: datetime) -> None: ...
 
     async def get_review(self, review_id: str) -> Review | None: ...
 

@@ -7,6 +7,7 @@ Each pass queues a FETCH_RUN for
   provider's ``poll_interval`` (paused runs of such providers wait for a person: they fall under the first rule).
 A run whose fetch is already queued or running is left alone, so a rate-limited fetch keeps its later due time.
 Several gateway processes may run passes at once: fetch jobs coalesce per run.
+Before its first pass it runs the startup sweep (``gateway.sweep``): every run in flight is fetched soon.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from gateway.model import JobKind, Run, RunStatus
 from gateway.ports import Clock, NewJob, Provider, PushKind, Store
 from gateway.settings import WorkerSettings
 from gateway.stuck import StuckRuns
+from gateway.sweep import startup_sweep
 
 log = logging.getLogger("gateway.reconciler")
 
@@ -94,9 +96,7 @@ class Reconciler:
     async def _fetch(self, runs: list[Run], cause: str) -> int:
         now = self.clock.now()
         for run in runs:
-            hint = run.pending.key if run.pending else None  # keeps the pause point the run is known to be at
-            data = {"cause": cause, "state_hint": hint}
-            await self.store.enqueue(NewJob(kind=JobKind.FETCH_RUN, ref=run.id, due_at=now, data=data), now)
+            await self.store.enqueue(NewJob(kind=JobKind.FETCH_RUN, ref=run.id, due_at=now, data={"cause": cause}), now)
         return len(runs)
 
     def start(self) -> None:
@@ -111,6 +111,11 @@ class Reconciler:
                 await task
 
     async def _loop(self) -> None:
+        try:
+            await startup_sweep(self.store, self.clock, self.settings.startup_sweep_rate)
+            self.wake()
+        except Exception:
+            log.exception("startup sweep failed; the reconciler still covers quiet runs")
         while True:
             try:
                 await self.run_once()

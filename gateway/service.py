@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
-from gateway import errors
+from gateway import errors, starts
 from gateway.core import lifecycle, routing
 from gateway.core.ids import new_id
+from gateway.jobs import deliveries_for
 from gateway.model import (
     JSON,
     CloudEvent,
@@ -36,6 +39,8 @@ from gateway.ports import (
     Store,
 )
 from gateway.settings import RouteSettings, Settings
+
+PROVIDER_RUN_ID = re.compile(r"[!-~]{1,200}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -131,19 +136,57 @@ class Gateway:
         return run
 
     async def retry_start(self, run_id: str) -> Run:
-        """Queue the start of a run that failed to start again, with the same idempotency key."""
+        """Queue the start of a run that failed to start, or was held, again, with the same idempotency key."""
         run = await self.get_run(run_id)
         now = self.clock.now()
         try:
             moved, step = lifecycle.transition(run, RunStatus.QUEUED, cause="operator:retry", now=now)
         except errors.InvalidTransition:
-            raise errors.Conflict(f"run {run_id} is {run.status}; only FAILED_TO_START runs can be retried") from None
+            raise errors.Conflict(
+                f"run {run_id} is {run.status}; only FAILED_TO_START or HELD runs can be retried"
+            ) from None
+        if run.status == RunStatus.HELD:
+            await starts.forget_sending(self.store, run.id, now)
         change = RunChange(
             run=moved,
             expected_version=run.version,
             transitions=[step],
             jobs=[NewJob(kind=JobKind.START_RUN, ref=run.id, due_at=now)],
         )
+        return await self._change(run_id, change, now)
+
+    async def abandon_start(self, run_id: str, who: str) -> Run:
+        """Give up on a held start: the run ends FAILED_TO_START (sinks that want that status are told)."""
+        run = await self._held(run_id)
+        now = self.clock.now()
+        moved, step = starts.abandoned(run, who, now)
+        deliveries = deliveries_for(self.settings, moved, now, self.rng)
+        change = RunChange(run=moved, expected_version=run.version, transitions=[step], deliveries=deliveries)
+        return await self._change(run_id, change, now)
+
+    async def adopt_start(self, run_id: str, provider_run_id: str, who: str) -> Run:
+        """A held run is the provider run an operator found (in GET /v1/notifications/orphans, or at the
+        provider): record its id, attach the notifications kept for it, and fetch it."""
+        if not PROVIDER_RUN_ID.fullmatch(provider_run_id):
+            raise errors.InvalidInput("provider_run_id must be 1 to 200 visible ASCII characters")
+        run = await self._held(run_id)
+        if await self.store.get_run_by_provider_id(run.provider, provider_run_id) is not None:
+            raise errors.Conflict(f"provider run {provider_run_id} already belongs to another run")
+        now = self.clock.now()
+        moved, step = starts.adopted(run, provider_run_id, who, now)
+        fetch = NewJob(kind=JobKind.FETCH_RUN, ref=run.id, due_at=now, data={"cause": "adopt"})
+        change = RunChange(
+            run=moved, expected_version=run.version, transitions=[step], jobs=[fetch], attach_orphans=True
+        )
+        return await self._change(run_id, change, now)
+
+    async def _held(self, run_id: str) -> Run:
+        run = await self.get_run(run_id)
+        if run.status != RunStatus.HELD:
+            raise errors.Conflict(f"run {run_id} is {run.status}; only a HELD run can be adopted or abandoned")
+        return run
+
+    async def _change(self, run_id: str, change: RunChange, now: datetime) -> Run:
         if not await self.store.apply_run_change(change, now):
             raise errors.Conflict(f"run {run_id} changed; try again")
         self.wake()
@@ -155,6 +198,8 @@ class Gateway:
         run = await self.get_run(run_id)
         if run.is_terminal:
             raise errors.Conflict(f"run {run_id} is {run.status}; only live runs can be cancelled")
+        if run.status == RunStatus.HELD:  # the provider run, if any, is not known: cancelling it is not possible
+            raise errors.Conflict(f"run {run_id} is HELD; adopt it first, or abandon it")
         provider = self.providers.get(run.provider)
         if provider is None or not provider.capabilities.can_cancel:
             raise errors.UnsupportedOperation(f"provider {run.provider!r} has no cancel operation")

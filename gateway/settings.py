@@ -75,6 +75,9 @@ class WorkerSettings:
     reconcile_every: float = 30.0  # how often the reconciler looks (shorter when a polled provider needs it)
     repair_stuck: bool = True  # the reconciler repairs stuck runs where that is safe
     breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
+    missing_run_confirmations: int = 3  # 404s for a run, missing_run_interval apart, before it ends as ERROR
+    missing_run_interval: float = 60.0
+    startup_sweep_rate: float = 20.0  # fetches per second for the runs in flight when a worker starts; 0 = off
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -101,11 +104,15 @@ class SourceSettings:
     rate_limit: RateLimit | None = None
 
 
+AMBIGUOUS_START = ("retry", "hold")
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ProviderConfig:
     name: str
     kind: str
     settings: Any
+    ambiguous_start: str | None = None  # "retry" | "hold"; None: retry only with an idempotency key (gateway.starts)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -115,6 +122,7 @@ class FlowSettings:
     template: str
     inputs: Mapping[str, PendingInput] = field(default_factory=dict)
     default_input: PendingInput | None = None
+    ambiguous_start: str | None = None  # overrides the provider's
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -273,6 +281,9 @@ def _worker(data: Mapping[str, Any], ctx: ParseContext) -> WorkerSettings:
         "reconcile_every",
         "repair_stuck",
         "breaker",
+        "missing_run_confirmations",
+        "missing_run_interval",
+        "startup_sweep_rate",
     }
     ctx.unknown_keys("worker", data, known)
     base = WorkerSettings()
@@ -321,6 +332,15 @@ def _worker(data: Mapping[str, Any], ctx: ParseContext) -> WorkerSettings:
         ),
         repair_stuck=ctx.boolean("worker.repair_stuck", data.get("repair_stuck"), default=True),
         breaker=_breaker(ctx.table("worker.breaker", data.get("breaker")), ctx),
+        missing_run_confirmations=ctx.integer(
+            "worker.missing_run_confirmations", data.get("missing_run_confirmations"), default=3, minimum=1, maximum=100
+        ),
+        missing_run_interval=ctx.number(
+            "worker.missing_run_interval", data.get("missing_run_interval"), default=60.0, minimum=0, maximum=86400
+        ),
+        startup_sweep_rate=ctx.number(
+            "worker.startup_sweep_rate", data.get("startup_sweep_rate"), default=20.0, minimum=0, maximum=10000
+        ),
     )
 
 
@@ -489,9 +509,20 @@ def _providers(data: Mapping[str, Any], ctx: ParseContext) -> dict[str, Provider
         if kind not in PROVIDERS:
             ctx.problem(f"providers.{name}.kind", f"unknown provider kind {kind!r} (known: {', '.join(PROVIDERS)})")
             continue
-        parsed = provider_module(kind).parse_settings(name, item, ctx)
-        providers[name] = ProviderConfig(name=name, kind=kind, settings=parsed)
+        own = {k: v for k, v in item.items() if k != "ambiguous_start"}
+        parsed = provider_module(kind).parse_settings(name, own, ctx)
+        ambiguous = _ambiguous_start(f"providers.{name}", item, ctx)
+        providers[name] = ProviderConfig(name=name, kind=kind, settings=parsed, ambiguous_start=ambiguous)
     return providers
+
+
+def _ambiguous_start(key: str, item: Mapping[str, Any], ctx: ParseContext) -> str | None:
+    """What a start whose answer was lost does: "retry" it or "hold" the run for an operator (gateway.starts)."""
+    value = ctx.string(f"{key}.ambiguous_start", item.get("ambiguous_start"), required=False)
+    if value is not None and value not in AMBIGUOUS_START:
+        ctx.problem(f"{key}.ambiguous_start", f"must be one of {', '.join(AMBIGUOUS_START)}")
+        return None
+    return value
 
 
 def _pending_input(key: str, state: str, item: Mapping[str, Any], ctx: ParseContext) -> PendingInput:
@@ -520,7 +551,7 @@ def _flows(
     for name, raw in data.items():
         key = f"flows.{name}"
         item = ctx.table(key, raw)
-        ctx.unknown_keys(key, item, {"provider", "template", "inputs", "review"})
+        ctx.unknown_keys(key, item, {"provider", "template", "inputs", "review", "ambiguous_start"})
         provider = ctx.string(f"{key}.provider", item.get("provider")) or ""
         if provider and provider not in providers:
             ctx.problem(f"{key}.provider", f"no provider named {provider!r}")
@@ -530,7 +561,12 @@ def _flows(
             for state, spec in ctx.table(f"{key}.inputs", item.get("inputs")).items()
         }
         flows[name] = FlowSettings(
-            name=name, provider=provider, template=template, inputs=inputs, default_input=inputs.get("*")
+            name=name,
+            provider=provider,
+            template=template,
+            inputs=inputs,
+            default_input=inputs.get("*"),
+            ambiguous_start=_ambiguous_start(key, item, ctx),
         )
     return flows
 

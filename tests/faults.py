@@ -14,7 +14,7 @@ import json
 import random
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,7 @@ class Fault:
     delay: float = 0.0  # real seconds before answering
     error: type[httpx.TransportError] | None = None  # raised instead of answering
     body_bytes: int = 0  # a streamed body of this many bytes
+    applied: bool = False  # the upstream does the work first, then the answer is lost to this fault
 
     async def answer(self, request: httpx.Request) -> httpx.Response:
         if self.delay:
@@ -80,6 +81,11 @@ TIMEOUT = Fault(error=httpx.ReadTimeout)
 GONE = Fault(status=410)
 
 
+def after_applying(fault: Fault) -> Fault:
+    """The same fault, but only after the upstream did the work (an answer lost after the effect)."""
+    return replace(fault, applied=True)
+
+
 def huge(size: int, code: int = 200) -> Fault:
     return Fault(status=code, body_bytes=size)
 
@@ -104,35 +110,58 @@ class FakeUpstream:
     async def handle(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
         fault = self.script.pop(0) if self.script else self.always
-        if fault is not None:
-            return await fault.answer(request)
-        return self.healthy(request)
+        if fault is None:
+            return self.healthy(request)
+        if fault.applied:
+            self.healthy(request)
+        return await fault.answer(request)
 
 
 class FakeSohar:
-    """The Sohar API shape: token, create (idempotent per key), get. Faults apply to create and get only."""
+    """The Sohar API shape: token, create (idempotent per ``Idempotency-Key`` when one is sent), get, update
+    (a resume moves the run to IN_PROGRESS; 400 when it is not PENDING). Each call kind has its own faults."""
 
     def __init__(self) -> None:
         self.runs: dict[str, str] = {}  # provider run id -> status
         self.by_key: dict[str, str] = {}
+        self.created: list[str] = []  # every run created, in order
         self.creates = FakeUpstream(self._create)
         self.gets = FakeUpstream(self._get)
+        self.updates = FakeUpstream(self._update)
 
     async def handle(self, request: httpx.Request) -> httpx.Response:
         if request.url.path == "/oauth/token":
             return httpx.Response(200, json={"access_token": "tok", "expires_in": 3600})
         if request.method == "POST":
             return await self.creates.handle(request)
+        if request.method == "PUT":
+            return await self.updates.handle(request)
         return await self.gets.handle(request)
 
     def _create(self, request: httpx.Request) -> httpx.Response:
-        key = request.headers["idempotency-key"]
-        run_id = self.by_key.setdefault(key, f"fr_{len(self.by_key) + 1}")
-        self.runs.setdefault(run_id, "IN_PROGRESS")
+        key = request.headers.get("idempotency-key")
+        run_id = self.by_key.get(key) if key else None
+        if run_id is None:
+            run_id = f"fr_{len(self.created) + 1}"
+            self.created.append(run_id)
+            self.runs[run_id] = "IN_PROGRESS"
+            if key:
+                self.by_key[key] = run_id
         return httpx.Response(201, json={"flowRunId": run_id})
+
+    def _update(self, request: httpx.Request) -> httpx.Response:
+        run_id = request.url.path.rsplit("/", 1)[-1]
+        if run_id not in self.runs:
+            return httpx.Response(404, json={"error": "not_found"})
+        if self.runs[run_id] != "PENDING":
+            return httpx.Response(400, json={"error": "invalid_request_error", "message": "run is not paused"})
+        self.runs[run_id] = "IN_PROGRESS"
+        return httpx.Response(200, json={"flowRunId": run_id, "status": "IN_PROGRESS"})
 
     def _get(self, request: httpx.Request) -> httpx.Response:
         run_id = request.url.path.rsplit("/", 1)[-1]
+        if run_id not in self.runs:
+            return httpx.Response(404, json={"error": "not_found"})
         state = self.runs[run_id]
         output = {"result": "ok"} if state == "COMPLETE" else None
         return httpx.Response(200, json={"flowRunId": run_id, "status": state, "output": output})
@@ -157,6 +186,7 @@ def rig_config(tmp_path: Path, **worker: Any) -> dict[str, Any]:
                 "client_id_env": "FAULT_CLIENT_ID",
                 "client_secret_env": "FAULT_CLIENT_SECRET",
                 "webhook_secrets_env": ["FAULT_WEBHOOK_SECRET"],
+                "idempotency_header": "Idempotency-Key",  # this fake honours it
                 "timeout": 2,
             }
         },
@@ -188,10 +218,13 @@ class Rig:
         run_id: str = answer.json()["runs"][0]["id"]
         return run_id
 
-    async def notify(self, provider_run_id: str, status: str) -> None:
-        """The provider's signed flow.updated webhook."""
-        body = json.dumps({"event": "flow.updated", "flowRunId": provider_run_id, "status": status}).encode()
-        msg_id = f"msg_{provider_run_id}_{status}"
+    async def notify(self, provider_run_id: str, status: str, state_id: str | None = None) -> None:
+        """The provider's signed flow.updated webhook (with the run's ``stateId`` when given)."""
+        message: dict[str, Any] = {"event": "flow.updated", "flowRunId": provider_run_id, "status": status}
+        if state_id is not None:
+            message["stateId"] = state_id
+        body = json.dumps(message).encode()
+        msg_id = f"msg_{provider_run_id}_{status}_{state_id}"
         ts = int(self.clock.now().timestamp())
         headers = signing.sign_headers(signing.parse_signing_key(WEBHOOK_SECRET), msg_id, ts, body, prefix="svix")
         answer = await self.client.post("/v1/webhooks/sohar", content=body, headers=headers)
@@ -215,8 +248,14 @@ class Rig:
 
 
 @asynccontextmanager
-async def rig(tmp_path: Path, **worker: Any) -> AsyncIterator[Rig]:
-    settings = parse_settings(rig_config(tmp_path, **worker), ENV)
+async def rig(
+    tmp_path: Path, *, edit: Callable[[dict[str, Any]], None] | None = None, **worker: Any
+) -> AsyncIterator[Rig]:
+    """The rig; ``edit`` changes the config data before it is parsed."""
+    config = rig_config(tmp_path, **worker)
+    if edit is not None:
+        edit(config)
+    settings = parse_settings(config, ENV)
     clock = FrozenClock()
     sohar = FakeSohar()
     sink = FakeUpstream(_sink_ok)

@@ -104,9 +104,11 @@ async def running_gateway(
     clock: Any = None,
     outbound: Callable[[httpx.Request], httpx.Response] | None = None,
     background: bool = False,
+    transport: SelfTransport | None = None,
 ) -> AsyncIterator[Running]:
-    """The app with its services; background=False leaves the dispatcher idle (drive it with settle())."""
-    transport = SelfTransport(outbound)
+    """The app with its services; background=False leaves the dispatcher idle (drive it with settle()).
+    ``transport`` replaces the in-process transport (e.g. tests.lossy.LossyTransport)."""
+    transport = transport or SelfTransport(outbound)
     async with open_services(settings, clock=clock, rng=random.Random(7), transport=transport) as services:
         app = create_app(services, run_background=False)
         transport.app = app

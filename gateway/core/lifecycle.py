@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -12,7 +13,8 @@ S = RunStatus
 _LIVE_TARGETS = frozenset({S.IN_PROGRESS, S.PENDING, *TERMINAL_RUN_STATUSES, S.UNKNOWN}) - {S.FAILED_TO_START}
 
 ALLOWED: dict[RunStatus, frozenset[RunStatus]] = {
-    S.QUEUED: _LIVE_TARGETS | {S.CREATED, S.FAILED_TO_START},
+    S.QUEUED: _LIVE_TARGETS | {S.CREATED, S.FAILED_TO_START, S.HELD},
+    S.HELD: _LIVE_TARGETS | {S.CREATED, S.FAILED_TO_START, S.QUEUED},  # adopt, give up, or retry the start
     S.CREATED: _LIVE_TARGETS,
     S.IN_PROGRESS: _LIVE_TARGETS - {S.IN_PROGRESS},
     S.PENDING: _LIVE_TARGETS,  # PENDING -> PENDING only when the pause point changes
@@ -100,6 +102,25 @@ def apply(run: Run, snapshot: RunSnapshot, *, cause: str, now: datetime, after_r
         left_pause=run.status == S.PENDING,
         finished=moved.is_terminal,
     )
+
+
+class PauseFate(enum.Enum):
+    """Where a run stands against the pause it was at, judged from a later snapshot."""
+
+    LEFT = "left"  # another status, or a pause at another known point: a resume was applied (or overtaken)
+    STILL = "still"  # paused at the same point (or at a point that is not named): a resume was not applied
+    UNCLEAR = "unclear"  # a status the adapter does not know
+
+
+def pause_fate(run: Run, snapshot: RunSnapshot) -> PauseFate:
+    """After a resume whose outcome is unknown: did the run leave the pause it was at?"""
+    if snapshot.status == S.UNKNOWN:
+        return PauseFate.UNCLEAR
+    if snapshot.status != S.PENDING:
+        return PauseFate.LEFT
+    seen = snapshot.pending.key if snapshot.pending else None
+    known = _pause_key(run)
+    return PauseFate.LEFT if seen is not None and known is not None and seen != known else PauseFate.STILL
 
 
 def _detail(snapshot: RunSnapshot) -> str | None:

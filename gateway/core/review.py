@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from gateway.model import PendingInput
@@ -32,6 +32,24 @@ def merge_request(provided: PendingInput | None, configured: PendingInput | None
         schema=provided.schema if provided.schema is not None else configured.schema,
         assignee=provided.assignee or configured.assignee,
     )
+
+
+def answerable(request: PendingInput, configured: Sequence[PendingInput]) -> list[PendingInput]:
+    """What a decision on a review may answer: its own request; or, while neither the pause point nor the
+    provider says what the pause asks, any one of the flow's configured pause points (never nothing)."""
+    unknown = request.key is None and request.options is None and request.schema is None
+    return list(configured) if unknown and configured else [request]
+
+
+def validate_any(requests: Sequence[PendingInput], value: Any) -> list[str]:
+    """Problems with ``value`` as an answer to one of ``requests``; empty when it fits at least one."""
+    found = [validate_input(request, value) for request in requests]
+    if not found or not all(found):
+        return []
+    if len(found) == 1:
+        return found[0]
+    each = " | ".join(f"{r.key or '*'}: {'; '.join(p)}" for r, p in zip(requests, found, strict=True))
+    return [f"the pause point is not known yet, and the input fits none of the flow's pause points ({each})"]
 
 
 def validate_input(request: PendingInput, value: Any) -> list[str]:

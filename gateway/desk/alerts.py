@@ -1,4 +1,5 @@
-"""Signed alert notifications about the queue (``review.opened``, ``review.sla_warning``, ``review.sla_breached``).
+"""Signed alert notifications about the queue (``review.opened``, ``review.sla_warning``, ``review.sla_breached``)
+and about runs that need a person (``run.provider_run_missing``, ``run.start_held``).
 
 Alerts are queued as jobs in the same transaction as the change they announce and sent with Standard
 Webhooks headers by the dispatcher, with retries. They carry ids and states, never payload content.
@@ -18,7 +19,7 @@ from gateway.core.ids import new_id
 from gateway.core.retry import BackoffPolicy, backoff_delay
 from gateway.desk.model import Item
 from gateway.desk.settings import AlertSettings
-from gateway.model import JSON, Job, JobKind
+from gateway.model import JSON, Job, JobKind, Run
 from gateway.ports import Clock, NewJob, Store
 
 log = logging.getLogger("gateway.alerts")
@@ -46,23 +47,16 @@ class Alerts:
 
     def job(self, kind: str, item: Item, now: datetime, **extra: str) -> list[NewJob]:
         """The job that sends this alert, or nothing when alerts are off or this kind is not wanted."""
-        if self.settings is None or kind not in self.settings.events:
-            return []
         review = item.review
-        data: JSON = {
-            "type": kind,
-            "timestamp": now.isoformat().replace("+00:00", "Z"),
-            "data": {
-                "review_id": review.id,
-                "run_id": review.run_id,
-                "flow": review.flow,
-                "priority": item.priority,
-                "sla_state": item.sla_state.value,
-                "url": f"{self.public_url}/ui/reviews/{review.id}",
-                **extra,
-            },
+        about = {
+            "review_id": review.id,
+            "run_id": review.run_id,
+            "flow": review.flow,
+            "priority": item.priority,
+            "sla_state": item.sla_state.value,
+            "url": f"{self.public_url}/ui/reviews/{review.id}",
         }
-        return [NewJob(kind=JobKind.ALERT, ref=new_id("alr", now, self.rng), due_at=now, data=data)]
+        return alert_jobs(self.settings, kind, {**about, **extra}, now, self.rng)
 
     async def send(self, job: Job) -> None:
         now = self.clock.now()
@@ -88,3 +82,26 @@ class Alerts:
         else:
             due = now + timedelta(seconds=backoff_delay(job.attempts, _BACKOFF, self.rng))
             await self.store.retry_job(job, due, f"alert failed: {problem}", now)
+
+
+def run_alert_jobs(
+    settings: AlertSettings | None, kind: str, run: Run, now: datetime, rng: random.Random, **extra: str
+) -> list[NewJob]:
+    """The job that sends an alert about a run (ids and states, never payloads), or nothing."""
+    about = {
+        "run_id": run.id,
+        "flow": run.flow,
+        "provider": run.provider,
+        "provider_run_id": run.provider_run_id,
+        "status": run.status.value,
+    }
+    return alert_jobs(settings, kind, {**about, **extra}, now, rng)
+
+
+def alert_jobs(
+    settings: AlertSettings | None, kind: str, about: JSON, now: datetime, rng: random.Random
+) -> list[NewJob]:
+    if settings is None or kind not in settings.events:
+        return []
+    data: JSON = {"type": kind, "timestamp": now.isoformat().replace("+00:00", "Z"), "data": about}
+    return [NewJob(kind=JobKind.ALERT, ref=new_id("alr", now, rng), due_at=now, data=data)]

@@ -18,7 +18,7 @@ from gateway.desk.access import Principal
 from gateway.desk.alerts import Alerts
 from gateway.desk.audit import AuditEntry
 from gateway.desk.model import Item, QueueFilter
-from gateway.model import JSON, JobKind, ReviewState
+from gateway.model import JSON, JobKind, PendingInput, Review, ReviewState
 from gateway.ports import Clock, NewJob
 from gateway.settings import Settings
 from gateway.store.access_sql import AccessStore
@@ -169,7 +169,7 @@ class Desk:
             return replayed
         item = await self._open_item(review_id)
         now = self.clock.now()
-        problems = review_rules.validate_input(item.review.request, value)
+        problems = review_rules.validate_any(answerable(self.settings, item.review), value)
         if problems:
             raise errors.InvalidInput("; ".join(problems))
         holder = item.holder(now)
@@ -304,6 +304,12 @@ class Desk:
     def _lease_timer(self, item: Item, now: datetime) -> list[NewJob]:
         ref = sla.timer_ref(item.id, sla.Timer.LEASE)
         return [NewJob(kind=JobKind.REVIEW_TIMER, ref=ref, due_at=now + self.lease)]
+
+
+def answerable(settings: Settings, review: Review) -> list[PendingInput]:
+    """The requests a decision on ``review`` may answer (its flow's pause points while its own is unknown)."""
+    flow = settings.flows.get(review.flow)
+    return review_rules.answerable(review.request, list(flow.inputs.values()) if flow else [])
 
 
 def _need(who: Principal, scope: str) -> None:

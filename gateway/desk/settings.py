@@ -11,7 +11,13 @@ from gateway.core import signing
 from gateway.model import JSON
 
 BREACH_ACTIONS = ("none", "escalate", "default_decision", "fail_run")
-ALERT_TYPES = ("review.opened", "review.sla_warning", "review.sla_breached")
+ALERT_TYPES = (
+    "review.opened",
+    "review.sla_warning",
+    "review.sla_breached",
+    "run.provider_run_missing",
+    "run.start_held",
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

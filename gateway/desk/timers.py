@@ -18,7 +18,7 @@ from gateway.core import review as review_rules
 from gateway.core.ids import new_id
 from gateway.desk import audit
 from gateway.desk.model import SLA_ORDER, Item, SlaState
-from gateway.desk.service import Desk
+from gateway.desk.service import Desk, answerable
 from gateway.desk.settings import BreachAction, ReviewPolicy
 from gateway.desk.sla import BREACHES, CLAIM_TIMERS, WARNINGS, Timer, parse_ref
 from gateway.model import JSON, Delivery, DeliveryState, Job, JobKind, ReviewState, RunStatus
@@ -139,7 +139,7 @@ class DeskJobs:
         self, item: Item, action: BreachAction, entries: list[audit.AuditEntry]
     ) -> tuple[JSON, str] | None:
         value = action.input or {}
-        problems = review_rules.validate_input(item.review.request, value)
+        problems = review_rules.validate_any(answerable(self.desk.settings, item.review), value)
         obj = f"review:{item.id}"
         if problems:
             entries.append(audit.AuditEntry(actor=SYSTEM, action="default_decision_refused", object=obj))

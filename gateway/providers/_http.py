@@ -54,14 +54,28 @@ def parse_rate_limit_reset(value: str | None, now: datetime) -> float | None:
     return number
 
 
-def retry_delay(headers: Mapping[str, str], now: datetime) -> float | None:
-    """The server's requested wait, ``Retry-After`` first, capped at MAX_RETRY_AFTER."""
+def retry_delay(headers: Mapping[str, str], now: datetime, *, status: int | None = None) -> float | None:
+    """The server's requested wait, capped at MAX_RETRY_AFTER.
+
+    ``Retry-After`` always counts. ``X-RateLimit-Reset`` says when the budget refills, which is a reason to wait
+    only when the budget is spent: ``X-RateLimit-Remaining: 0``, or a 429 that does not say what remains. A 500
+    with budget left is retried on the caller's own backoff.
+    """
     delay = parse_retry_after(headers.get("retry-after"), now)
-    if delay is None:
+    if delay is None and budget_spent(headers, status=status):
         delay = parse_rate_limit_reset(headers.get("x-ratelimit-reset"), now)
     if delay is None or not math.isfinite(delay):
         return None
     return min(delay, MAX_RETRY_AFTER)
+
+
+def budget_spent(headers: Mapping[str, str], *, status: int | None = None) -> bool:
+    """``X-RateLimit-Remaining`` is 0 (or less), or the answer is a 429 without that header."""
+    remaining = headers.get("x-ratelimit-remaining")
+    if remaining is None:
+        return status == 429
+    text = remaining.strip()
+    return text.lstrip("-").isdigit() and text.isascii() and int(text) <= 0
 
 
 def where(request: httpx.Request) -> str:
@@ -76,9 +90,18 @@ def classify(response: httpx.Response, *, now: datetime) -> None:
         return
     message = f"{where(response.request)} answered {status}"
     if status in TRANSIENT_STATUSES or status >= 500:
-        delay = retry_delay(response.headers, now)
-        raise errors.TransientProviderError(message, status_code=status, retry_after=delay)
+        delay = retry_delay(response.headers, now, status=status)
+        raise errors.TransientProviderError(message, status_code=status, retry_after=delay, maybe_applied=status >= 500)
     raise errors.PermanentProviderError(message, status_code=status)
+
+
+def lost(request: httpx.Request, exc: BaseException) -> errors.TransientProviderError:
+    """The error for a call that got no answer. Only a failure to connect proves the request was not sent;
+    after a read timeout or a dropped connection the provider may have done the work."""
+    unsent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+    if isinstance(exc, TimeoutError | httpx.TimeoutException):
+        return errors.TransientProviderError(f"{where(request)} timed out", maybe_applied=not unsent)
+    return errors.TransientProviderError(f"{where(request)} failed: {type(exc).__name__}", maybe_applied=not unsent)
 
 
 async def send(
@@ -97,10 +120,8 @@ async def send(
     try:
         async with asyncio.timeout(timeout):
             return await _exchange(http, request, clock, max_bytes)
-    except (TimeoutError, httpx.TimeoutException):
-        raise errors.TransientProviderError(f"{where(request)} timed out") from None
-    except httpx.TransportError as exc:
-        raise errors.TransientProviderError(f"{where(request)} failed: {type(exc).__name__}") from None
+    except (TimeoutError, httpx.TransportError) as exc:
+        raise lost(request, exc) from None
     except httpx.DecodingError:
         raise errors.PermanentProviderError(f"{where(request)} answered an undecodable body") from None
 
@@ -150,10 +171,8 @@ async def send_any(
                 body = await _read_capped(response, max_bytes)
             finally:
                 await response.aclose()
-    except (TimeoutError, httpx.TimeoutException):
-        raise errors.TransientProviderError(f"{where(request)} timed out") from None
-    except httpx.TransportError as exc:
-        raise errors.TransientProviderError(f"{where(request)} failed: {type(exc).__name__}") from None
+    except (TimeoutError, httpx.TransportError) as exc:
+        raise lost(request, exc) from None
     except httpx.DecodingError:
         raise errors.PermanentProviderError(f"{where(request)} answered an undecodable body") from None
     kept = [(k, v) for k, v in response.headers.multi_items() if k.lower() not in _DROPPED_HEADERS]

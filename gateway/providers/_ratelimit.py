@@ -30,8 +30,7 @@ class RateGate:
 
     def observe(self, headers: Mapping[str, str], now: datetime) -> None:
         """After a 2xx: close the gate when ``X-RateLimit-Remaining`` reached 0 (until the reset)."""
-        remaining = headers.get("x-ratelimit-remaining")
-        if remaining is None or remaining.strip() != "0":
+        if not _http.budget_spent(headers):
             return
         delay = _http.parse_rate_limit_reset(headers.get("x-ratelimit-reset"), now)
         self.close(now, delay if delay is not None else 1.0)

@@ -23,8 +23,7 @@ class RateGate:
 
     def observe(self, headers: Mapping[str, str], now: datetime) -> None:
         """Close the gate when the provider says the budget is spent."""
-        remaining = (headers.get("x-ratelimit-remaining") or "").strip()
-        if not remaining.lstrip("-").isdigit() or int(remaining) > 0:
+        if not _http.budget_spent(headers):
             return
         delay = _http.parse_rate_limit_reset(headers.get("x-ratelimit-reset"), now)
         self.block(DEFAULT_WAIT if delay is None else delay, now)

@@ -10,8 +10,9 @@ v1 wraps them in ``{success, status, data | error}``. The 412 "requirements not 
 requirement *type* only (its keys and messages may name the caller's secrets). ``X-RateLimit-Remaining: 0``
 closes a gate until ``X-RateLimit-Reset``: a wait up to ``max_rate_wait`` seconds is slept through, a longer
 one reschedules the job (TransientProviderError with ``retry_after``), so runs are not failed for it.
-Unknown ([U]): flow-run rate limits, whether creates are idempotent (``idempotency_header``), the cancel
-response body (ignored).
+Unknown ([U]): flow-run rate limits, whether creates are idempotent (``idempotency_header``: set it only when
+inference.sh confirms one; then a start whose answer was lost is retried by default, see gateway.starts), the
+cancel response body (ignored).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from gateway import errors
 from gateway.config_types import ParseContext, Secret
 from gateway.core import sse
 from gateway.model import JSON, Notification, PendingInput, RunSnapshot, RunStatus
-from gateway.ports import Capabilities, Clock, PushKind
+from gateway.ports import Capabilities, Clock, PushKind, StartProgress
 from gateway.providers import _http, _ratewait
 from gateway.streaming import StreamPolicy
 
@@ -120,6 +121,7 @@ class InferenceShProvider:
         self, settings: InferenceShSettings, *, http: httpx.AsyncClient, clock: Clock, sleep: Sleep = asyncio.sleep
     ) -> None:
         self.name = settings.name
+        self.idempotent_start = settings.idempotency_header is not None
         push = PushKind.STREAM if settings.stream else PushKind.POLL
         self.capabilities = Capabilities(can_resume=False, can_cancel=True, push=push)
         self.poll_interval = settings.poll_interval or None
@@ -130,13 +132,17 @@ class InferenceShProvider:
         self._sleep = sleep
         self._gate = _ratewait.RateGate()
 
-    async def create_run(self, template: str, input: JSON, *, idempotency_key: str) -> RunSnapshot:
+    async def create_run(
+        self, template: str, input: JSON, *, idempotency_key: str, progress: StartProgress | None = None
+    ) -> RunSnapshot:
         header = self._settings.idempotency_header
         extra = {header: idempotency_key} if header else {}
         body = await self._call("POST", "/flowruns", {"flow": template, "input": input}, extra)
         snapshot = _snapshot("", body)
         if not snapshot.provider_run_id:
-            raise errors.PermanentProviderError(f"POST /flowruns for flow {template} answered without an id")
+            raise errors.PermanentProviderError(
+                f"POST /flowruns for flow {template} answered without an id", maybe_applied=True
+            )
         return snapshot
 
     async def get_run(self, provider_run_id: str, *, state_hint: str | None = None) -> RunSnapshot:
@@ -245,7 +251,10 @@ def failure(response: httpx.Response, body: bytes, now: datetime) -> errors.Prov
     message = f"{where} answered {status}" + (f" ({code})" if code else "")
     if status in _http.TRANSIENT_STATUSES or status >= 500:
         return errors.TransientProviderError(
-            message, status_code=status, retry_after=_http.retry_delay(response.headers, now)
+            message,
+            status_code=status,
+            retry_after=_http.retry_delay(response.headers, now, status=status),
+            maybe_applied=status >= 500,
         )
     return errors.PermanentProviderError(message, status_code=status)
 

@@ -23,7 +23,7 @@ import httpx
 from gateway import errors
 from gateway.config_types import ParseContext, Secret
 from gateway.model import JSON, Notification, PendingInput, RunSnapshot, RunStatus
-from gateway.ports import Capabilities, Clock, PushKind
+from gateway.ports import Capabilities, Clock, PushKind, StartProgress
 from gateway.providers import _http
 from gateway.providers._ratelimit import RateGate
 
@@ -99,6 +99,7 @@ def build(settings: ReminixSettings, *, http: httpx.AsyncClient, clock: Clock) -
 
 class ReminixProvider:
     capabilities = Capabilities(can_resume=True, can_cancel=True, push=PushKind.POLL)
+    idempotent_start = False  # Idempotency-Key is documented for invoke; for workflow starts it is only inferred
 
     def __init__(self, settings: ReminixSettings, *, http: httpx.AsyncClient, clock: Clock) -> None:
         self.name = settings.name
@@ -108,13 +109,18 @@ class ReminixProvider:
         self._clock = clock
         self._gate = RateGate(settings.name)
 
-    async def create_run(self, template: str, input: JSON, *, idempotency_key: str) -> RunSnapshot:
+    async def create_run(
+        self, template: str, input: JSON, *, idempotency_key: str, progress: StartProgress | None = None
+    ) -> RunSnapshot:
         if not _AGENT_NAME.fullmatch(template):
             raise errors.PermanentProviderError("a Reminix agent name is letters, digits, '-' and '_' only")
         extra = {"Idempotency-Key": idempotency_key} if self._settings.send_idempotency_key else {}
         body = {"input": self._start_input(template, input)}
         response = await self._call("POST", f"/v1/agents/{template}/workflow", body, extra)
-        return _required_snapshot(response, None, f"start of agent {template}")
+        try:
+            return _required_snapshot(response, None, f"start of agent {template}")
+        except errors.PermanentProviderError as exc:
+            raise errors.PermanentProviderError(exc.message, maybe_applied=True) from None  # a 2xx: it may run
 
     async def get_run(self, provider_run_id: str, *, state_hint: str | None = None) -> RunSnapshot:
         response = await self._call("GET", f"/v1/workflow-runs/{_http.segment(provider_run_id)}")
@@ -159,10 +165,8 @@ class ReminixProvider:
         try:
             async with asyncio.timeout(self._settings.timeout):
                 response = await self._exchange(request)
-        except (TimeoutError, httpx.TimeoutException):
-            raise errors.TransientProviderError(f"{_http.where(request)} timed out") from None
-        except httpx.TransportError as exc:
-            raise errors.TransientProviderError(f"{_http.where(request)} failed: {type(exc).__name__}") from None
+        except (TimeoutError, httpx.TransportError) as exc:
+            raise _http.lost(request, exc) from None
         self._gate.observe(response.headers, self._clock.now())
         return response
 
@@ -258,7 +262,12 @@ def _with_code(exc: errors.ProviderError, body: bytes) -> errors.ProviderError:
     code = error_code(body)
     if code is None:
         return exc
-    return type(exc)(f"{exc.message} ({code})", status_code=exc.status_code, retry_after=exc.retry_after)
+    return type(exc)(
+        f"{exc.message} ({code})",
+        status_code=exc.status_code,
+        retry_after=exc.retry_after,
+        maybe_applied=exc.maybe_applied,
+    )
 
 
 def _output(container: JSON, state: JSON) -> JSON | None:

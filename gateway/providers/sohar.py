@@ -2,6 +2,9 @@
 
 Reference: PROVIDERS.md §1. Runs have no cancel operation. Get Run does not say which callback state a PENDING
 run waits in; the caller passes the last ``stateId`` seen in a Notification as ``state_hint``.
+Sohar documents no idempotency key for Create Run: none is sent unless ``idempotency_header`` names one (the
+embedded sandbox honours ``Idempotency-Key``), and only then is a start whose answer was lost retried by
+default (``ambiguous_start``, see gateway.starts).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from gateway import errors
 from gateway.config_types import ParseContext, Secret
 from gateway.core import signing
 from gateway.model import JSON, Notification, PendingInput, RunSnapshot, RunStatus
-from gateway.ports import Capabilities, Clock, PushKind
+from gateway.ports import Capabilities, Clock, PushKind, StartProgress
 from gateway.providers import _http
 
 DEFAULT_BASE_URL = "https://api.soharhealth.com"
@@ -41,6 +44,7 @@ _KNOWN_KEYS = {
     "token_refresh_margin",
     "timeout",
     "tolerance",
+    "idempotency_header",
 }
 
 
@@ -54,6 +58,7 @@ class SoharSettings:
     token_refresh_margin: float = 60.0
     timeout: float = 30.0
     tolerance: int = 300
+    idempotency_header: str | None = None  # undocumented for Flows: sent only when configured
 
 
 def parse_settings(name: str, data: Mapping[str, Any], ctx: ParseContext) -> SoharSettings:
@@ -75,6 +80,7 @@ def parse_settings(name: str, data: Mapping[str, Any], ctx: ParseContext) -> Soh
         ),
         timeout=ctx.number(f"{key}.timeout", data.get("timeout"), default=30.0, minimum=0.1, maximum=600),
         tolerance=ctx.integer(f"{key}.tolerance", data.get("tolerance"), default=300, minimum=1, maximum=3600),
+        idempotency_header=ctx.string(f"{key}.idempotency_header", data.get("idempotency_header"), required=False),
     )
 
 
@@ -103,19 +109,25 @@ class SoharProvider:
 
     def __init__(self, settings: SoharSettings, *, http: httpx.AsyncClient, clock: Clock) -> None:
         self.name = settings.name
+        self.idempotent_start = settings.idempotency_header is not None
         self._settings = settings
         self._http = http
         self._clock = clock
         self._token: _Token | None = None
         self._token_lock = asyncio.Lock()
 
-    async def create_run(self, template: str, input: JSON, *, idempotency_key: str) -> RunSnapshot:
+    async def create_run(
+        self, template: str, input: JSON, *, idempotency_key: str, progress: StartProgress | None = None
+    ) -> RunSnapshot:
         path = f"/v1/flows/{_http.segment(template)}/runs"
-        response = await self._call("POST", path, {"inputData": input}, {"Idempotency-Key": idempotency_key})
+        header = self._settings.idempotency_header
+        response = await self._call("POST", path, {"inputData": input}, {header: idempotency_key} if header else {})
         body = _http.json_object(response) or {}
         run_id = body.get("flowRunId")
         if not isinstance(run_id, str) or not run_id:
-            raise errors.PermanentProviderError(f"Create Run for template {template} answered without a flowRunId")
+            raise errors.PermanentProviderError(
+                f"Create Run for template {template} answered without a flowRunId", maybe_applied=True
+            )
         return RunSnapshot(provider_run_id=run_id, status=RunStatus.CREATED, provider_status="CREATED")
 
     async def get_run(self, provider_run_id: str, *, state_hint: str | None = None) -> RunSnapshot:

@@ -26,7 +26,7 @@ from gateway import errors
 from gateway.config_types import Secret
 from gateway.core import jws
 from gateway.model import JSON, Notification, PendingInput, RunSnapshot, RunStatus
-from gateway.ports import Capabilities, Clock, PushKind
+from gateway.ports import Capabilities, Clock, PushKind, StartProgress
 from gateway.providers import _http, _tl_auth, _tl_keys
 from gateway.providers._tl_settings import DEFAULT_BASE_URL as DEFAULT_BASE_URL
 from gateway.providers._tl_settings import DEFAULT_EXTRA_STATUSES as DEFAULT_EXTRA_STATUSES
@@ -45,6 +45,7 @@ def build(settings: TransactionLinkSettings, *, http: httpx.AsyncClient, clock: 
 
 class TransactionLinkProvider:
     capabilities = Capabilities(can_resume=False, can_cancel=False, push=PushKind.WEBHOOK)
+    idempotent_start = False  # TransactionLink takes no idempotency key
 
     def __init__(self, settings: TransactionLinkSettings, *, http: httpx.AsyncClient, clock: Clock) -> None:
         self.name = settings.name
@@ -58,15 +59,19 @@ class TransactionLinkProvider:
 
     # runs -----------------------------------------------------------------------------------------
 
-    async def create_run(self, template: str, input: JSON, *, idempotency_key: str) -> RunSnapshot:
+    async def create_run(
+        self, template: str, input: JSON, *, idempotency_key: str, progress: StartProgress | None = None
+    ) -> RunSnapshot:
         """Start a workflow. TransactionLink takes no idempotency key: a retried start may start twice."""
         if self._settings.api == "cases":
-            body = await self._run_case(template, input)
+            body = await self._run_case(template, input, progress)
         else:
             body = _object(await self._call("POST", "/workflows", self._execution_body(template, input)))
         run_id = _text(body.get("id"))
         if run_id is None:
-            raise errors.PermanentProviderError(f"starting workflow {template} answered without an id")
+            raise errors.PermanentProviderError(
+                f"starting workflow {template} answered without an id", maybe_applied=True
+            )
         return await self._snapshot(run_id, body)
 
     def _execution_body(self, template: str, input: JSON) -> JSON:
@@ -81,23 +86,31 @@ class TransactionLinkProvider:
             body["expiresAt"] = expires.isoformat().replace("+00:00", "Z")
         return body
 
-    async def _run_case(self, template: str, input: JSON) -> JSON:
-        """Legacy: create a case from the case fields, parameters from the rest, then run the workflow."""
+    async def _run_case(self, template: str, input: JSON, progress: StartProgress | None) -> JSON:
+        """Legacy: create a case from the case fields, parameters from the rest, then run the workflow.
+
+        The case and parameters ids are recorded in ``progress`` as soon as they exist: a retried start (after a
+        lost answer, a refusal or a restart) runs the workflow on them instead of creating them again."""
         fields = set(self._settings.case_fields)
         case = {k: v for k, v in input.items() if k in fields}
         rest = {k: v for k, v in input.items() if k not in fields}
-        case_id = _text(_object(await self._call("POST", "/cases", case)).get("caseId"))
-        if case_id is None:
-            raise errors.PermanentProviderError("POST /cases answered without a caseId")
+        done = dict(await progress.done()) if progress else {}
+        case_id = done.get("caseId") or await self._created("/cases", case, "caseId", progress)
         run: JSON = {"caseId": case_id, "workflowDefinitionId": template}
         if rest:
             wrapper = self._settings.parameters_key
-            created = _object(await self._call("POST", "/parameters", {wrapper: rest} if wrapper else rest))
-            parameters_id = _text(created.get("parametersId"))
-            if parameters_id is None:
-                raise errors.PermanentProviderError("POST /parameters answered without a parametersId")
-            run["parametersId"] = parameters_id
+            run["parametersId"] = done.get("parametersId") or await self._created(
+                "/parameters", {wrapper: rest} if wrapper else rest, "parametersId", progress
+            )
         return _object(await self._call("POST", "/workflows/run", run))
+
+    async def _created(self, path: str, body: JSON, id_field: str, progress: StartProgress | None) -> str:
+        created = _text(_object(await self._call("POST", path, body)).get(id_field))
+        if created is None:
+            raise errors.PermanentProviderError(f"POST {path} answered without a {id_field}", maybe_applied=True)
+        if progress is not None:
+            await progress.record(id_field, created)
+        return created
 
     async def get_run(self, provider_run_id: str, *, state_hint: str | None = None) -> RunSnapshot:
         body = _object(await self._call("GET", f"/workflows/{_http.segment(provider_run_id)}"))

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import json
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,7 +22,16 @@ from gateway.model import (
     RunStatus,
     Transition,
 )
-from gateway.ports import EventRecord, NewJob, NewRun, NotificationOutcome, ReplayQuery, RunChange, RunFilter
+from gateway.ports import (
+    EventRecord,
+    NewJob,
+    NewRun,
+    NotificationOutcome,
+    OrphanRun,
+    ReplayQuery,
+    RunChange,
+    RunFilter,
+)
 from gateway.store import codec, migrate
 from gateway.store.codec import Payloads, Sealer, dumps, to_us
 from gateway.store.db import Database, Tx
@@ -246,6 +256,12 @@ class SqlStore:
                 " updated_at = ?, version = version + 1 WHERE run_id = ? AND state IN ('OPEN', 'DECIDED')",
                 (to_us(now), change.run.id),
             )
+        if change.drop_reviews is not None and change.run is not None:
+            await tx.execute(
+                "UPDATE reviews SET state = 'CLOSED', last_error = ?, updated_at = ?, version = version + 1"
+                " WHERE run_id = ? AND state IN ('OPEN', 'DECIDED')",
+                (change.drop_reviews, to_us(now), change.run.id),
+            )
         if change.open_review is not None:
             await self._insert_review(tx, change.open_review)
         if change.refine_review is not None and change.run is not None:
@@ -292,20 +308,12 @@ class SqlStore:
 
     async def _attach_orphans(self, tx: Tx, run: Run, now: datetime) -> None:
         await self._lock(tx, f"notifications/{run.provider}/{run.provider_run_id}")
-        rows = await tx.fetchall(
-            "SELECT status, state_id FROM notifications WHERE provider = ? AND provider_run_id = ? AND run_id IS NULL"
-            " ORDER BY received_at",
-            (run.provider, run.provider_run_id),
-        )
-        if not rows:
-            return
-        await tx.execute(
+        attached = await tx.execute(
             "UPDATE notifications SET run_id = ? WHERE provider = ? AND provider_run_id = ? AND run_id IS NULL",
             (run.id, run.provider, run.provider_run_id),
         )
-        latest = rows[-1]
-        hint = {"state_hint": latest["state_id"], "status_hint": latest["status"]}
-        await self._upsert_job(tx, NewJob(kind=JobKind.FETCH_RUN, ref=run.id, due_at=now, data=hint), now)
+        if attached:
+            await self._upsert_job(tx, NewJob(kind=JobKind.FETCH_RUN, ref=run.id, due_at=now), now)
 
     # notifications ------------------------------------------------------------------------------
 
@@ -338,17 +346,66 @@ class SqlStore:
                 "UPDATE notifications SET run_id = ? WHERE provider = ? AND message_id = ?",
                 (row["id"], notification.provider, notification.message_id),
             )
-            await self._upsert_job(
-                tx,
-                NewJob(
-                    kind=JobKind.FETCH_RUN,
-                    ref=row["id"],
-                    due_at=received_at,
-                    data={"state_hint": notification.state_id, "status_hint": notification.status},
-                ),
-                received_at,
-            )
+            await self._upsert_job(tx, NewJob(kind=JobKind.FETCH_RUN, ref=row["id"], due_at=received_at), received_at)
         return NotificationOutcome(duplicate=False, run_id=row["id"])
+
+    async def pause_state(self, run_id: str, provider_status: str) -> str | None:
+        """The state id of the run's latest notification with ``provider_status`` received since the run last
+        left a pause: where a provider (Sohar) names the pause point only in its notifications, this is the
+        point, whatever notifications arrived after it about other statuses."""
+        async with self.db.read() as tx:
+            row = await tx.fetchone(
+                "SELECT state_id FROM notifications WHERE run_id = ? AND status = ? AND state_id IS NOT NULL"
+                " AND received_at >= COALESCE((SELECT MAX(t.at) FROM run_transitions t"
+                " WHERE t.run_id = ? AND t.from_status = 'PENDING'), 0)"
+                " ORDER BY received_at DESC LIMIT 1",
+                (run_id, provider_status, run_id),
+            )
+        return str(row["state_id"]) if row else None
+
+    async def orphan_runs(self, *, provider: str | None, limit: int) -> list[OrphanRun]:
+        """Provider runs seen only in notifications, the most recently heard from first."""
+        where, params = ("AND provider = ?", [provider]) if provider else ("", [])
+        async with self.db.read() as tx:
+            rows = await tx.fetchall(
+                "SELECT provider, provider_run_id, COUNT(*) AS n, MIN(received_at) AS first_at,"
+                " MAX(received_at) AS last_at FROM notifications WHERE run_id IS NULL "
+                + where
+                + " GROUP BY provider, provider_run_id ORDER BY last_at DESC, provider_run_id LIMIT ?",
+                (*params, limit),
+            )
+            found = []
+            for row in rows:
+                last = await tx.fetchone(
+                    "SELECT status, state_id FROM notifications WHERE provider = ? AND provider_run_id = ?"
+                    " AND run_id IS NULL ORDER BY received_at DESC LIMIT 1",
+                    (row["provider"], row["provider_run_id"]),
+                )
+                found.append(
+                    OrphanRun(
+                        provider=row["provider"],
+                        provider_run_id=row["provider_run_id"],
+                        notifications=int(row["n"]),
+                        first_received_at=codec.need_dt(row["first_at"]),
+                        last_received_at=codec.need_dt(row["last_at"]),
+                        last_status=last["status"] if last else None,
+                        last_state_id=last["state_id"] if last else None,
+                    )
+                )
+        return found
+
+    async def start_progress(self, run_id: str) -> dict[str, str]:
+        async with self.db.read() as tx:
+            row = await tx.fetchone("SELECT data FROM start_progress WHERE run_id = ?", (run_id,))
+        return {str(k): str(v) for k, v in json.loads(row["data"]).items()} if row else {}
+
+    async def save_start_progress(self, run_id: str, done: Mapping[str, str], now: datetime) -> None:
+        async with self.db.write() as tx:
+            await tx.execute(
+                "INSERT INTO start_progress (run_id, data, updated_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (run_id) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at",
+                (run_id, dumps(dict(done)), to_us(now)),
+            )
 
     # reviews ------------------------------------------------------------------------------------
 
@@ -681,8 +738,6 @@ class _Lost(Exception):
 
 
 def _event_record(row: Any) -> EventRecord:
-    import json
-
     return EventRecord(
         id=row["id"],
         source=row["source"],

@@ -338,6 +338,19 @@ SCHEMAS: dict[str, JSONSchema] = {
     ),
     "StuckRun": STUCK_RUN,
     "StuckRuns": _object({"items": {"type": "array", "items": _ref("StuckRun")}}),
+    "Adoption": _object({"provider_run_id": {"type": "string", "pattern": "^[!-~]{1,200}$"}}, ["provider_run_id"]),
+    "OrphanRun": _object(
+        {
+            "provider": {"type": "string"},
+            "provider_run_id": {"type": "string"},
+            "notifications": {"type": "integer", "minimum": 1},
+            "first_received_at": {"type": "string", "format": "date-time"},
+            "last_received_at": {"type": "string", "format": "date-time"},
+            "last_status": TEXT_OR_NULL,
+            "last_state_id": TEXT_OR_NULL,
+        }
+    ),
+    "OrphanRuns": _object({"items": {"type": "array", "items": _ref("OrphanRun")}}),
     "RepairedRuns": _object({"repaired": {"type": "array", "items": _ref("StuckRun")}}),
     "ReplayQuery": REPLAY_QUERY,
     "Replayed": _object(
@@ -611,7 +624,32 @@ PATHS: dict[str, Any] = {
         [STUCK_LIMIT],
     ),
     "/v1/runs/{run_id}": _operator_get("getRun", "One run with its timeline", "RunDetail", [RUN_ID], True),
-    "/v1/runs/{run_id}/retry": _retry("retryRun", "Start a FAILED_TO_START run again", RUN_ID, "RunSummary"),
+    "/v1/runs/{run_id}/retry": _retry("retryRun", "Start a FAILED_TO_START or HELD run again", RUN_ID, "RunSummary"),
+    "/v1/runs/{run_id}/abandon": _operator(
+        "post",
+        "abandonRun",
+        "Give up on a HELD run (its start's outcome is unknown): it ends FAILED_TO_START",
+        _ok("200", "The run, FAILED_TO_START", _ref("RunSummary")),
+        ("404", "409"),
+        [RUN_ID],
+    ),
+    "/v1/runs/{run_id}/adopt": _operator(
+        "post",
+        "adoptRun",
+        "A HELD run is this provider run (the lost start did start it): record its id and fetch it",
+        _ok("202", "The run, CREATED; a fetch is queued", _ref("RunSummary")),
+        ("400", "404", "409", "413", "422"),
+        [RUN_ID],
+        requestBody=_json_body("Adoption", "The provider's id of the run"),
+    ),
+    "/v1/notifications/orphans": _operator(
+        "get",
+        "listOrphanNotifications",
+        "Provider runs the gateway does not know, seen in notifications, most recently heard from first",
+        _ok("200", "The orphan provider runs", _ref("OrphanRuns")),
+        ("400",),
+        [_text_query("provider", "Only this provider"), LIMIT],
+    ),
     "/v1/runs/{run_id}/cancel": _operator(
         "post",
         "cancelRun",

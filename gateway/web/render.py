@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from gateway.model import Delivery, Run, Transition
-from gateway.ports import Capabilities
+from gateway.ports import Capabilities, OrphanRun
 
 
 def _time(moment: datetime | None) -> str | None:
@@ -64,4 +64,16 @@ def delivery(item: Delivery) -> dict[str, Any]:
         "last_status_code": item.last_status_code,
         "created_at": _time(item.created_at),
         "delivered_at": _time(item.delivered_at),
+    }
+
+
+def orphan(found: OrphanRun) -> dict[str, Any]:
+    return {
+        "provider": found.provider,
+        "provider_run_id": found.provider_run_id,
+        "notifications": found.notifications,
+        "first_received_at": _time(found.first_received_at),
+        "last_received_at": _time(found.last_received_at),
+        "last_status": found.last_status,
+        "last_state_id": found.last_state_id,
     }

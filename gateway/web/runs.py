@@ -1,4 +1,5 @@
-"""GET /v1/runs, GET /v1/runs/{id}, POST /v1/runs/{id}/retry."""
+"""GET /v1/runs, GET /v1/runs/{id}, POST /v1/runs/{id}/retry, /cancel, and for a HELD run /abandon and /adopt
+(gateway.starts); GET /v1/notifications/orphans (provider runs the gateway does not know)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway import errors
 from gateway.model import RunStatus
 from gateway.ports import RunFilter
 from gateway.web import auth, guard, render
+from gateway.web.body import read_json
 from gateway.web.common import json, page, query_enum, query_limit, query_text, services
 from gateway.wiring import Services
 
@@ -47,6 +50,36 @@ async def retry_run(request: Request) -> Response:
     run = await svc.gateway.retry_start(request.path_params["run_id"])
     await guard.record(request, "run_retried", f"run:{run.id}")
     return json(render.run_summary(run), status=202)
+
+
+async def abandon_run(request: Request) -> Response:
+    """Give up on a HELD run (its start's outcome was unknown): FAILED_TO_START; audited."""
+    svc = services(request)
+    who = guard.principal(request)
+    run = await svc.gateway.abandon_start(request.path_params["run_id"], who.name)
+    await guard.record(request, "run_abandoned", f"run:{run.id}")
+    return json(render.run_summary(run))
+
+
+async def adopt_run(request: Request) -> Response:
+    """``{"provider_run_id": "..."}``: the HELD run is that provider run; it is fetched. Audited."""
+    svc = services(request)
+    who = guard.principal(request)
+    body = await read_json(request, svc.settings.limits.operator_body_bytes)
+    provider_run_id = body.get("provider_run_id") if isinstance(body, dict) else None
+    if not isinstance(provider_run_id, str):
+        raise errors.BadRequest('body must be {"provider_run_id": "<the provider\'s run id>"}')
+    run = await svc.gateway.adopt_start(request.path_params["run_id"], provider_run_id, who.name)
+    await guard.record(request, "run_adopted", f"run:{run.id}", {"provider_run_id": provider_run_id})
+    return json(render.run_summary(run), status=202)
+
+
+async def list_orphans(request: Request) -> Response:
+    """Provider runs seen only in notifications: a duplicate left by a start whose answer was lost, a run started
+    elsewhere, or one whose start is being recorded right now. Most recently heard from first."""
+    svc = services(request)
+    orphans = await svc.store.orphan_runs(provider=query_text(request, "provider"), limit=query_limit(request))
+    return json({"items": [render.orphan(orphan) for orphan in orphans]})
 
 
 async def cancel_run(request: Request) -> Response:

@@ -75,10 +75,29 @@ def test_parse_rate_limit_reset(value: str | None, expected: float | None) -> No
 
 
 def test_retry_after_wins_over_rate_limit_reset_and_is_capped() -> None:
-    headers = httpx.Headers({"Retry-After": "5", "X-RateLimit-Reset": "50"})
+    headers = httpx.Headers({"Retry-After": "5", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "50"})
     assert _http.retry_delay(headers, NOW) == 5.0
-    assert _http.retry_delay(httpx.Headers({"X-RateLimit-Reset": "50"}), NOW) == 50.0
+    spent = httpx.Headers({"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "50"})
+    assert _http.retry_delay(spent, NOW) == 50.0
     assert _http.retry_delay(httpx.Headers({"Retry-After": "999999"}), NOW) == _http.MAX_RETRY_AFTER
+
+
+@pytest.mark.parametrize(
+    ("headers", "status", "expected"),
+    [
+        ({"X-RateLimit-Remaining": "99", "X-RateLimit-Reset": "60"}, 500, None),  # budget left: the reset is no reason
+        ({"X-RateLimit-Remaining": "1", "X-RateLimit-Reset": "60"}, 429, None),
+        ({"X-RateLimit-Reset": "60"}, 503, None),  # nothing says the budget is spent
+        ({"X-RateLimit-Reset": "60"}, 429, 60.0),  # a 429 is the budget spent
+        ({"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "60"}, 500, 60.0),
+        ({"X-RateLimit-Remaining": "-1", "X-RateLimit-Reset": "60"}, 500, 60.0),
+        ({"X-RateLimit-Remaining": "99", "Retry-After": "7"}, 500, 7.0),  # Retry-After always counts
+    ],
+)
+def test_rate_limit_reset_counts_only_when_the_budget_is_spent(
+    headers: dict[str, str], status: int, expected: float | None
+) -> None:
+    assert _http.retry_delay(httpx.Headers(headers), NOW, status=status) == expected
 
 
 async def test_success_returns_the_body() -> None:
@@ -122,11 +141,18 @@ async def test_429_honours_retry_after(retry_after: str, expected: float) -> Non
     assert caught.value.retry_after == expected
 
 
-async def test_503_honours_rate_limit_reset() -> None:
+async def test_503_honours_rate_limit_reset_when_the_budget_is_spent() -> None:
     reset = str(int((NOW + timedelta(seconds=12)).timestamp()))
     with pytest.raises(errors.TransientProviderError) as caught:
-        await send(answer(503, headers={"X-RateLimit-Reset": reset}))
+        await send(answer(503, headers={"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": reset}))
     assert caught.value.retry_after == 12.0
+
+
+async def test_500_with_budget_left_ignores_the_reset() -> None:
+    reset = str(int((NOW + timedelta(seconds=60)).timestamp()))
+    with pytest.raises(errors.TransientProviderError) as caught:
+        await send(answer(500, headers={"X-RateLimit-Remaining": "99", "X-RateLimit-Reset": reset}))
+    assert caught.value.retry_after is None
 
 
 async def test_redirect_is_permanent_and_not_followed() -> None:

@@ -522,3 +522,63 @@ def test_jsonl_settings() -> None:
         "sinks.file.fsync",
         "sinks.file.mode",
     ]
+
+
+# jsonl: exactly once per delivery id across a crash between the append and its record (issue 10, case 6)
+
+
+async def test_jsonl_a_restarted_sink_does_not_append_a_delivery_already_in_the_file(
+    make_jsonl_sink: Any, tmp_path: Path
+) -> None:
+    path = tmp_path / "runs.jsonl"
+    await make_jsonl_sink(path).deliver(envelope("dlv_1"))
+    await make_jsonl_sink(path).deliver(envelope("dlv_2"))  # each sink is a process that was killed after writing
+
+    restarted = make_jsonl_sink(path)
+    receipt = await restarted.deliver(envelope("dlv_1"))  # the retry of the delivery whose record was lost
+    assert receipt.detail == "already in the file"
+    await restarted.deliver(envelope("dlv_3"))
+    await restarted.deliver(envelope("dlv_3"))  # the same process retries after a failed record
+    assert [r["delivery_id"] for r in read_lines(path)] == ["dlv_1", "dlv_2", "dlv_3"]
+
+
+async def test_jsonl_a_torn_last_line_is_cut_and_written_whole_on_the_retry(
+    make_jsonl_sink: Any, tmp_path: Path
+) -> None:
+    path = tmp_path / "runs.jsonl"
+    await make_jsonl_sink(path).deliver(envelope("dlv_1"))
+    whole = json.dumps(envelope("dlv_2").body(), separators=(",", ":"), sort_keys=True)
+    with path.open("a") as handle:
+        handle.write(whole[: len(whole) // 2])  # killed in the middle of the write
+
+    await make_jsonl_sink(path).deliver(envelope("dlv_2"))
+    assert [r["delivery_id"] for r in read_lines(path)] == ["dlv_1", "dlv_2"]
+
+
+async def test_jsonl_only_the_tail_is_read(
+    make_jsonl_sink: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(jsonl_sink, "TAIL_LINES", 2)
+    path = tmp_path / "runs.jsonl"
+    writer = make_jsonl_sink(path, fsync=False)
+    for i in range(4):
+        await writer.deliver(envelope(f"dlv_{i}"))
+    restarted = make_jsonl_sink(path, fsync=False)
+    await restarted.deliver(envelope("dlv_3"))  # in the tail: skipped
+    await restarted.deliver(envelope("dlv_0"))  # older than the tail: a replay far behind is written again
+    assert [r["delivery_id"] for r in read_lines(path)] == ["dlv_0", "dlv_1", "dlv_2", "dlv_3", "dlv_0"]
+
+
+async def test_jsonl_a_torn_line_longer_than_the_window_is_ended_not_cut(
+    make_jsonl_sink: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "runs.jsonl"
+    await make_jsonl_sink(path).deliver(envelope("dlv_1"))
+    monkeypatch.setattr(jsonl_sink, "TAIL_BYTES", 64)
+    with path.open("a") as handle:
+        handle.write('{"delivery_id":"dlv_2","output":"' + "z" * 200)  # torn, and longer than the window
+    await make_jsonl_sink(path).deliver(envelope("dlv_2"))
+    lines = path.read_text().splitlines()
+    assert json.loads(lines[0])["delivery_id"] == "dlv_1"
+    assert lines[1].endswith("z" * 10)  # kept (its start is out of reach) but ended
+    assert json.loads(lines[2])["delivery_id"] == "dlv_2"

@@ -245,11 +245,22 @@ async def test_create_run_request_and_snapshot(provider: sohar.SoharProvider, ap
     assert request.method == "POST"
     assert request.url == f"{BASE}/v1/flows/{TEMPLATE}/runs"
     assert json.loads(request.content) == {"inputData": {"memberId": "M-1"}}
-    assert request.headers["Idempotency-Key"] == "run_01J8"
+    assert "Idempotency-Key" not in request.headers  # Sohar documents none for Flows
+    assert not provider.idempotent_start
     assert request.headers["Authorization"] == "Bearer token-1"
     assert snapshot.provider_run_id == RUN_ID
     assert snapshot.status is RunStatus.CREATED
     assert snapshot.provider_status == "CREATED"
+
+
+async def test_a_configured_idempotency_header_carries_the_key(api: FakeSohar, clock: FakeClock) -> None:
+    api.route("POST", f"/v1/flows/{TEMPLATE}/runs", payload("create_run"), status=201)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(api)) as http:
+        provider = sohar.build(settings(idempotency_header="Idempotency-Key"), http=http, clock=clock)
+        await provider.create_run(TEMPLATE, {"memberId": "M-1"}, idempotency_key="run_01J8")
+    (request,) = api.api_requests()
+    assert request.headers["Idempotency-Key"] == "run_01J8"
+    assert provider.idempotent_start
 
 
 @pytest.mark.parametrize("body", [{}, {"flowRunId": ""}, {"flowRunId": 7}, ["x"], None])
@@ -260,6 +271,7 @@ async def test_create_run_without_a_run_id_is_permanent(
     with pytest.raises(errors.PermanentProviderError) as caught:
         await provider.create_run(TEMPLATE, {"memberId": "M-1"}, idempotency_key="k")
     assert "M-1" not in caught.value.message
+    assert caught.value.maybe_applied  # a 2xx: the run may well exist
 
 
 async def test_ids_cannot_escape_their_path_segment(provider: sohar.SoharProvider, api: FakeSohar) -> None:

@@ -179,6 +179,7 @@ base_url = "http://127.0.0.1:{ports["provider"]}"
 client_id_env = "CRASH_CLIENT_ID"
 client_secret_env = "CRASH_CLIENT_SECRET"
 webhook_secrets_env = ["CRASH_WEBHOOK_SECRET"]
+idempotency_header = "Idempotency-Key"
 timeout = 3
 
 [flows.auto]

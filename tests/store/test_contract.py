@@ -167,6 +167,38 @@ async def test_retry_and_bury(store: SqlStore) -> None:
     assert await store.next_due() is None
 
 
+async def test_the_pause_state_is_the_latest_stored_one_of_that_status_since_the_last_pause(store: SqlStore) -> None:
+    await add_event(store, "evt_1")
+    run = await store.get_run("run_1")
+    assert run is not None
+    started = dataclasses.replace(run, status=RunStatus.PENDING, provider_run_id="prov-1")
+    assert await store.apply_run_change(RunChange(run=started), T0)
+
+    def seen(message_id: str, status: str, state_id: str | None) -> Notification:
+        return Notification(
+            provider="sohar", message_id=message_id, provider_run_id="prov-1", status=status, state_id=state_id
+        )
+
+    await store.record_notification(seen("m1", "PENDING", "await-review"), T0 + timedelta(seconds=1))
+    await store.record_notification(seen("m2", "IN_PROGRESS", "lookup"), T0 + timedelta(seconds=2))  # stale
+    assert await store.pause_state("run_1", "PENDING") == "await-review"
+    assert await store.pause_state("run_1", "IN_PROGRESS") == "lookup"
+    assert await store.pause_state("run_1", "COMPLETE") is None
+
+    left = Transition(
+        run_id="run_1",
+        at=T0 + timedelta(seconds=3),
+        from_status=RunStatus.PENDING,
+        to_status=RunStatus.IN_PROGRESS,
+        cause="review:rev_1",
+    )
+    resumed = dataclasses.replace(started, status=RunStatus.IN_PROGRESS)
+    assert await store.apply_run_change(RunChange(run=resumed, expected_version=1, transitions=[left]), T0)
+    assert await store.pause_state("run_1", "PENDING") is None  # that pause is over
+    await store.record_notification(seen("m3", "PENDING", "second-review"), T0 + timedelta(seconds=4))
+    assert await store.pause_state("run_1", "PENDING") == "second-review"
+
+
 async def test_notifications_are_kept_once_and_orphans_attach_later(store: SqlStore) -> None:
     await add_event(store, "evt_1")
     early = Notification(provider="sohar", message_id="m1", provider_run_id="prov-1", status="x", state_id="s1")
@@ -178,7 +210,8 @@ async def test_notifications_are_kept_once_and_orphans_attach_later(store: SqlSt
     moved = dataclasses.replace(run, status=RunStatus.CREATED, provider_run_id="prov-1")
     assert await store.apply_run_change(RunChange(run=moved, attach_orphans=True), T0)
     [fetch] = await store.list_jobs(kind=JobKind.FETCH_RUN)
-    assert fetch.ref == "run_1" and fetch.data == {"state_hint": "s1", "status_hint": "x"}
+    assert fetch.ref == "run_1" and fetch.data == {}
+    assert await store.pause_state("run_1", "x") == "s1"
     late = Notification(provider="sohar", message_id="m2", provider_run_id="prov-1", state_id="s2")
     assert (await store.record_notification(late, T0)).run_id == "run_1"
 

@@ -18,6 +18,7 @@ T1 = T0 + timedelta(seconds=5)
 # Written out by hand (not derived from lifecycle.ALLOWED), so a change to the table fails here.
 EXPECTED: dict[RunStatus, set[RunStatus]] = {
     S.QUEUED: set(S) - {S.QUEUED},
+    S.HELD: set(S) - {S.HELD},  # an operator adopts the provider run, retries the start or gives up
     S.CREATED: {S.IN_PROGRESS, S.PENDING, S.COMPLETE, S.ERROR, S.CANCELLED, S.EXPIRED, S.UNKNOWN},
     S.IN_PROGRESS: {S.PENDING, S.COMPLETE, S.ERROR, S.CANCELLED, S.EXPIRED, S.UNKNOWN},
     S.PENDING: {S.IN_PROGRESS, S.PENDING, S.COMPLETE, S.ERROR, S.CANCELLED, S.EXPIRED, S.UNKNOWN},

@@ -1,11 +1,11 @@
-"""A pause point learned from notifications: hints apply only to the status they were seen with."""
+"""A pause point learned from notifications: the stored state of the same status names an unnamed pause."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
 from gateway.core import lifecycle
-from gateway.jobs import hinted
+from gateway.jobs import named
 from gateway.model import PendingInput, Run, RunSnapshot, RunStatus
 
 NOW = datetime(2026, 11, 22, tzinfo=UTC)
@@ -34,14 +34,24 @@ def pending(key: str | None) -> RunSnapshot:
     )
 
 
-def test_hint_from_a_notification_about_another_status_is_not_used() -> None:
-    snapshot = hinted(pending(None), {"state_hint": "lookup", "status_hint": "IN_PROGRESS"})
+def test_a_stored_state_names_an_unnamed_pause() -> None:
+    snapshot = named(pending(None), "await-decision")
+    assert snapshot.pending is not None and snapshot.pending.key == "await-decision"
+
+
+def test_nothing_stored_leaves_the_pause_unnamed() -> None:
+    snapshot = named(pending(None), None)
     assert snapshot.pending is not None and snapshot.pending.key is None
 
 
-def test_hint_with_the_same_status_names_the_pause() -> None:
-    snapshot = hinted(pending(None), {"state_hint": "await-decision", "status_hint": "PENDING"})
-    assert snapshot.pending is not None and snapshot.pending.key == "await-decision"
+def test_a_pause_the_provider_names_keeps_its_name() -> None:
+    snapshot = named(pending("from-provider"), "stored")
+    assert snapshot.pending is not None and snapshot.pending.key == "from-provider"
+
+
+def test_a_snapshot_that_is_not_paused_is_not_named() -> None:
+    running = RunSnapshot(provider_run_id="p1", status=RunStatus.IN_PROGRESS, provider_status="IN_PROGRESS")
+    assert named(running, "await-decision") == running
 
 
 def test_unknown_pause_point_is_refined_without_a_new_pause() -> None:
