@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from gateway import errors
+from gateway.core import jsontext
 from gateway.model import JSON
 from gateway.sandbox.inferencesh import FINISHED, InfEmulator
 
@@ -127,8 +128,8 @@ async def _json_object(request: Request) -> JSON:
     if len(body) > MAX_BODY_BYTES:
         raise errors.PayloadTooLarge()
     try:
-        data: Any = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        data: Any = jsontext.loads(body)
+    except ValueError:
         raise errors.BadRequest("the body is not valid JSON") from None
     if not isinstance(data, dict):
         raise errors.BadRequest("the body must be a JSON object")
