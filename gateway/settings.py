@@ -219,7 +219,9 @@ def parse_settings(
         encryption=encryption,
         retention=parse_retention(ctx.table("retention", data.get("retention")), ctx),
     )
-    check_mode(settings.mode, settings.encryption, sorted(set(ctx.dev_secrets_used)), ctx)
+    check_mode(
+        settings.mode, settings.encryption, sorted(set(ctx.dev_secrets_used)), ctx, sandbox=settings.sandbox is not None
+    )
     _check_outbound_urls(settings, ctx)
     _check_unique_secrets(settings, ctx)
     if ctx.problems:
