@@ -74,6 +74,7 @@ class SoharApi:
         return JSONResponse(self._emulator.update_run(run_id, body["input"]))
 
     async def stats(self, request: Request) -> Response:
+        self._emulator.authenticate(request.headers.get("authorization"))  # it lists idempotency keys and run ids
         return JSONResponse(self._emulator.stats.as_dict())
 
 

@@ -90,6 +90,7 @@ class _Api:
         )
 
     async def stats(self, request: Request) -> Response:
+        self._emulator.authenticate(request.headers.get("authorization"))  # it lists run ids
         return JSONResponse(self._emulator.stats.as_dict())
 
 

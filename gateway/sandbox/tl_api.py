@@ -114,6 +114,7 @@ class _Api:
         return JSONResponse(self._emulator.create_parameters(parameters), status_code=201)
 
     async def stats(self, request: Request) -> Response:
+        self._emulator.authenticate(request.headers.get("authorization"))  # it lists run ids
         return JSONResponse(self._emulator.stats.as_dict())
 
 
