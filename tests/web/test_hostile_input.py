@@ -11,7 +11,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
 
+from gateway.core import jws
 from tests.desk.support import add_operator, browser_client, desk_settings, open_review, ui_login
 from tests.support import OPERATOR, SOURCE, FrozenClock, Running, example_settings, running_gateway
 from tests.web.helpers import CE, EVENT, assert_error, row_counts, svix_headers
@@ -184,3 +186,13 @@ async def test_hostile_review_actions_are_refused_and_the_audit_trail_stays_read
         await add_operator(gw, "ann", "reviewer")
         assert (await ui_login(browser, "ann")).status_code == 303
         assert (await browser.get(f"/ui/reviews/{review_id}")).status_code == 200
+
+
+@pytest.mark.parametrize("kid", [".", ".."])
+async def test_a_dot_only_transactionlink_kid_is_an_invalid_signature(gwf: Running, kid: str) -> None:
+    body = b'{"id": "x", "status": "COMPLETED"}'
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    headers = {"JWS-SIGNATURE": jws.sign(key, kid, body), "content-type": "application/json"}
+    response = await gwf.client.post("/v1/webhooks/transactionlink", content=body, headers=headers)
+    assert_error(response, 401, "invalid_signature")  # was 502 provider_rejected, outside the throttle
+    assert await row_counts(gwf) == NOTHING
