@@ -99,6 +99,7 @@ class SourceSettings:
     verify_keys: tuple[Any, ...] = ()
     tolerance: int = 300
     rate_limit: RateLimit | None = None
+    body_bytes: int | None = None  # a smaller cap than [limits] event_body_bytes for this source
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -455,18 +456,24 @@ def _sources(data: Mapping[str, Any], ctx: ParseContext) -> dict[str, SourceSett
     for name, raw in data.items():
         key = f"sources.{name}"
         item = ctx.table(key, raw)
-        ctx.unknown_keys(key, item, {"auth", "token_env", "secrets_env", "tolerance", "rate_limit"})
+        ctx.unknown_keys(key, item, {"auth", "token_env", "secrets_env", "tolerance", "rate_limit", "body_bytes"})
         auth = item.get("auth", "bearer")
         if auth not in SOURCE_AUTH_KINDS:
             ctx.problem(f"{key}.auth", f"must be one of {', '.join(SOURCE_AUTH_KINDS)}")
             continue
         tolerance = ctx.integer(f"{key}.tolerance", item.get("tolerance"), default=300, minimum=1)
         rate_limit = _rate_limit(f"{key}.rate_limit", item.get("rate_limit"), ctx)
+        body_bytes = ctx.integer(f"{key}.body_bytes", item.get("body_bytes"), default=0, minimum=1) or None
         if auth == "bearer":
             token = ctx.secret(f"{key}.token_env", item.get("token_env"))
             digest = hash_token(token.reveal()) if token else None
             sources[name] = SourceSettings(
-                name=name, auth=auth, token_sha256=digest, tolerance=tolerance, rate_limit=rate_limit
+                name=name,
+                auth=auth,
+                token_sha256=digest,
+                tolerance=tolerance,
+                rate_limit=rate_limit,
+                body_bytes=body_bytes,
             )
             continue
         keys = []
@@ -476,7 +483,12 @@ def _sources(data: Mapping[str, Any], ctx: ParseContext) -> dict[str, SourceSett
             except ValueError as exc:
                 ctx.problem(f"{key}.secrets_env[{i}]", str(exc))
         sources[name] = SourceSettings(
-            name=name, auth=auth, verify_keys=tuple(keys), tolerance=tolerance, rate_limit=rate_limit
+            name=name,
+            auth=auth,
+            verify_keys=tuple(keys),
+            tolerance=tolerance,
+            rate_limit=rate_limit,
+            body_bytes=body_bytes,
         )
     return sources
 
