@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import Any
 
-from gateway import errors
+from gateway import errors, server_limits
 from gateway.config_types import ParseContext, Secret
 from gateway.core import netpolicy, routing
 from gateway.core.breaker import BreakerPolicy
@@ -23,6 +23,7 @@ from gateway.core.retry import BackoffPolicy, SchedulePolicy
 from gateway.desk.settings import DeskSettings, parse_desk
 from gateway.model import PendingInput, RunStatus
 from gateway.protection import EncryptionSettings, RetentionSettings, check_mode, parse_encryption, parse_retention
+from gateway.server_limits import HttpLimits
 
 SOURCE_AUTH_KINDS = ("bearer", "standard-webhooks")
 _TOP_LEVEL = {
@@ -52,6 +53,7 @@ class ServerSettings:
     host: str = "127.0.0.1"
     port: int = 8000
     public_url: str = "http://127.0.0.1:8000"
+    http: HttpLimits = field(default_factory=HttpLimits)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -231,14 +233,15 @@ def parse_settings(
 
 
 def _server(data: Mapping[str, Any], ctx: ParseContext, port_override: int | None) -> ServerSettings:
-    ctx.unknown_keys("server", data, {"host", "port", "public_url"})
+    ctx.unknown_keys("server", data, {"host", "port", "public_url", *server_limits.KEYS})
     host = ctx.string("server.host", data.get("host"), default="127.0.0.1") or "127.0.0.1"
     port = port_override or ctx.integer("server.port", data.get("port"), default=8000, minimum=1, maximum=65535)
     public_url = data.get("public_url") or f"http://{host}:{port}"
     if not isinstance(public_url, str) or not public_url.startswith(("http://", "https://")):
         ctx.problem("server.public_url", "must be an http(s) URL")
         public_url = f"http://{host}:{port}"
-    return ServerSettings(host=host, port=port, public_url=public_url.rstrip("/"))
+    http = server_limits.parse_http_limits(data, ctx)
+    return ServerSettings(host=host, port=port, public_url=public_url.rstrip("/"), http=http)
 
 
 def _store(data: Mapping[str, Any], ctx: ParseContext) -> StoreSettings:
