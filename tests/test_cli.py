@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
+import re
 import sqlite3
 import tomllib
 from pathlib import Path
@@ -151,3 +153,28 @@ def test_serve_refuses_demo_mode_on_every_interface(tmp_path: Path, capsys: pyte
     )
     assert main(["serve", "--config", str(on_all)], environ={}) == 2
     assert "--allow-demo" in capsys.readouterr().err
+
+
+def test_the_production_example_passes_check_config_with_its_secrets(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = (EXAMPLE_CONFIG.parent / "examples" / "production.toml").read_text()
+    key_file = tmp_path / "data.key"
+    key_file.write_text(generate_data_key("2026-11"))
+    path = write_config(tmp_path, text.replace("/run/secrets/gateway-data-key", str(key_file)))
+    assert main(["check-config", str(path)], environ={}) == 2
+    needed = sorted(set(re.findall(r"environment variable (GATEWAY_[A-Z_]+) is not set", capsys.readouterr().err)))
+    assert needed == [
+        "GATEWAY_CRM_SINK_SECRET",
+        "GATEWAY_EHR_WEBHOOK_SECRET",
+        "GATEWAY_OPERATOR_TOKEN",
+        "GATEWAY_SOHAR_CLIENT_ID",
+        "GATEWAY_SOHAR_CLIENT_SECRET",
+        "GATEWAY_SOHAR_WEBHOOK_SECRET",
+    ]
+    environ = {name: "whsec_" + base64.b64encode(name.encode().ljust(32, b"-")).decode() for name in needed}
+    environ |= {"GATEWAY_OPERATOR_TOKEN": "o" * 40, "GATEWAY_SOHAR_CLIENT_ID": "c"}
+    assert main(["check-config", str(path)], environ=environ) == 0, capsys.readouterr().err
+    described = json.loads(capsys.readouterr().out)
+    assert described["mode"] == "production" and described["sandbox"] is None
+    assert described["server"]["http"]["trusted_proxies"] == ["10.0.0.0/8"]
