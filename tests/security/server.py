@@ -75,13 +75,18 @@ def write_config(directory: Path, port: int, *, server: str = "", failed_auth: s
 
 @contextmanager
 def running_server(
-    directory: Path, *, server: str = "", failed_auth: str | None = None, args: tuple[str, ...] = ()
+    directory: Path,
+    *,
+    server: str = "",
+    failed_auth: str | None = None,
+    args: tuple[str, ...] = (),
+    log_level: str = "WARNING",
 ) -> Iterator[Server]:
-    """Serve until the block ends; ``server`` is extra TOML for the [server] table."""
+    """Serve until the block ends; ``server`` is extra TOML for the [server] table; logs go to server.log."""
     port = free_port()
     config = write_config(directory, port, server=server, failed_auth=failed_auth)
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    env["GATEWAY_LOG_LEVEL"] = "WARNING"
+    env["GATEWAY_LOG_LEVEL"] = log_level
     with open(directory / "server.log", "wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "gateway", "serve", "--config", str(config), *args],
