@@ -20,10 +20,12 @@ from typing import Any
 
 MAX_DEPTH = 64
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_NOT_FINITE = "JSON number is not finite (NaN, Infinity or out of range)"
 
 
-class DuplicateKey(ValueError):
-    pass
+class Refused(ValueError):
+    """Raised by the parser's hooks; its message is safe to show."""
 
 
 def loads(raw: bytes | str) -> Any:
@@ -33,46 +35,59 @@ def loads(raw: bytes | str) -> Any:
         except UnicodeDecodeError:
             raise ValueError("JSON text is not UTF-8") from None
     try:
-        value = json.loads(raw, object_pairs_hook=_unique_keys)
+        value = json.loads(raw, object_pairs_hook=_unique_keys, parse_constant=_refuse_constant)
     except RecursionError:
         raise ValueError(f"JSON is nested more than {MAX_DEPTH} levels deep") from None
-    except DuplicateKey:
-        raise ValueError("JSON object has a duplicate key") from None
+    except Refused as exc:
+        raise ValueError(str(exc)) from None
     except ValueError:
         raise ValueError("invalid JSON") from None
-    _check(value)
+    # Decoded UTF-8 holds no surrogates: only a \uD800-\uDFFF escape can make one (a valid pair makes none).
+    _check(value, strings=_SURROGATE_ESCAPE.search(raw) is not None)
     return value
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     found = dict(pairs)
     if len(found) != len(pairs):
-        raise DuplicateKey
+        raise Refused("JSON object has a duplicate key")
     return found
 
 
-def _check(value: Any) -> None:
-    """Depth, numbers and strings of a parsed value, walked without recursion."""
-    stack: list[tuple[Any, int]] = [(value, 0)]
+def _refuse_constant(name: str) -> Any:
+    raise Refused(_NOT_FINITE)
+
+
+def _check(value: Any, *, strings: bool) -> None:
+    """Depth, numbers (and strings, when escapes could hide a surrogate), walked without recursion."""
+    if isinstance(value, str | float):
+        _check_scalar(value)
+        return
+    stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, level = stack.pop()
-        if isinstance(item, str):
-            _check_text(item)
-        elif isinstance(item, float):
-            if not math.isfinite(item):
-                raise ValueError("JSON number is not finite (NaN, Infinity or out of range)")
-        elif isinstance(item, dict | list):
-            if level >= MAX_DEPTH:
-                raise ValueError(f"JSON is nested more than {MAX_DEPTH} levels deep")
-            if isinstance(item, dict):
+        if level > MAX_DEPTH:
+            raise ValueError(f"JSON is nested more than {MAX_DEPTH} levels deep")
+        if type(item) is dict:
+            if strings:
                 for key in item:
-                    _check_text(key)
-                children: Any = item.values()
-            else:
-                children = item
-            stack.extend((child, level + 1) for child in children)
+                    _check_scalar(key)
+            children: Any = item.values()
+        elif type(item) is list:
+            children = item
+        else:
+            continue
+        for child in children:
+            kind = type(child)
+            if kind is dict or kind is list:
+                stack.append((child, level + 1))
+            elif kind is float or (strings and kind is str):
+                _check_scalar(child)
 
 
-def _check_text(text: str) -> None:
-    if not text.isascii() and _SURROGATE.search(text):
+def _check_scalar(value: str | float) -> None:
+    if isinstance(value, float):
+        if not math.isfinite(value):  # 1e400 parses as inf
+            raise ValueError(_NOT_FINITE)
+    elif not value.isascii() and _SURROGATE.search(value):
         raise ValueError("JSON string holds a lone surrogate")
