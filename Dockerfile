@@ -41,5 +41,7 @@ VOLUME /data
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=3s --start-period=10s \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/readyz', timeout=2)"]
-# Listen on every interface inside the container; {self} URLs in the config still call 127.0.0.1.
-CMD ["gateway", "serve", "--config", "/etc/gateway/config.toml", "--host", "0.0.0.0", "--port", "8000"]
+# Listen on every interface inside the container; {self} URLs in the config still call 127.0.0.1. The bundled
+# config is the demo (public demo tokens), which `serve` refuses off loopback unless --allow-demo says it is meant:
+# a real deployment mounts a mode = "production" config and drops --allow-demo.
+CMD ["gateway", "serve", "--config", "/etc/gateway/config.toml", "--host", "0.0.0.0", "--port", "8000", "--allow-demo"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import json
 import logging
 import os
@@ -33,6 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", default=os.environ.get("GATEWAY_CONFIG", DEFAULT_CONFIG))
     serve.add_argument("--host", default=None)
     serve.add_argument("--port", type=int, default=None)
+    serve.add_argument(
+        "--allow-demo",
+        action="store_true",
+        help="serve a demo-mode config on an address other than loopback (its tokens are public: never real data)",
+    )
     check = commands.add_parser("check-config", help="validate a config file and print it, secrets masked")
     check.add_argument("path")
     migrate = commands.add_parser("migrate", help="apply pending store migrations")
@@ -70,7 +76,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         from gateway import maintenance_cli
 
         return asyncio.run(maintenance_cli.run(args, settings))
-    return serve(settings, host=args.host)
+    return serve(settings, host=args.host, allow_demo=args.allow_demo)
 
 
 def generate_data_key(key_id: str) -> int:
@@ -107,9 +113,32 @@ async def _migrate(settings: Settings) -> int:
     return 0
 
 
-def serve(settings: Settings, *, host: str | None = None) -> int:
+def demo_refusal(settings: Settings, host: str, *, allow_demo: bool) -> str | None:
+    """Why ``serve`` refuses: demo mode (public demo tokens, the sandbox) reachable from other machines."""
+    if settings.mode != "demo" or allow_demo or _loopback(host):
+        return None
+    return (
+        f"refusing to serve a demo-mode config on {host}: its tokens are public. Listen on 127.0.0.1, set"
+        ' mode = "production", or pass --allow-demo to expose the demo on purpose'
+    )
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(settings: Settings, *, host: str | None = None, allow_demo: bool = False) -> int:
     from gateway import logs
 
+    refusal = demo_refusal(settings, host or settings.server.host, allow_demo=allow_demo)
+    if refusal is not None:
+        print(f"gateway: {refusal}", file=sys.stderr)
+        return 2
     logs.configure(os.environ.get("GATEWAY_LOG_LEVEL", "INFO"))
     if settings.dev_secrets_used:
         log.warning(

@@ -87,8 +87,10 @@ def parse_retention(data: Mapping[str, Any], ctx: ParseContext) -> RetentionSett
     )
 
 
-def check_mode(mode: str, encryption: EncryptionSettings, dev_secrets_used: list[str], ctx: ParseContext) -> None:
-    """Outside demo mode the gateway refuses a missing or sample data key and development secrets."""
+def check_mode(
+    mode: str, encryption: EncryptionSettings, dev_secrets_used: list[str], ctx: ParseContext, *, sandbox: bool
+) -> None:
+    """Outside demo mode the gateway refuses a missing or sample data key, development secrets and the sandbox."""
     if mode not in ("demo", "production"):
         ctx.problem("mode", 'must be "demo" or "production"')
         return
@@ -100,3 +102,9 @@ def check_mode(mode: str, encryption: EncryptionSettings, dev_secrets_used: list
         ctx.problem("encryption", "the sample data key from config.example.toml is refused outside demo mode")
     if dev_secrets_used:
         ctx.problem("dev_secrets", f"development secrets are refused outside demo mode: {', '.join(dev_secrets_used)}")
+    if sandbox:
+        ctx.problem(
+            "sandbox",
+            "the embedded sandbox is refused outside demo mode (it serves /sandbox/* without operator"
+            ' authentication); set [sandbox] enabled = false, or mode = "demo" for a demonstration',
+        )

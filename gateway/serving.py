@@ -1,5 +1,8 @@
-"""How the gateway is served: uvicorn on uvloop and httptools when they are installed, plain asyncio and h11
-otherwise. ``make bench`` serves its baseline with the same ``server_config`` so the comparison is fair."""
+"""How the gateway is served: uvicorn on httptools (with the limits of ``gateway.http_guard``) and uvloop when it
+is installed. ``make bench`` serves its baseline with the same ``server_config`` so the comparison is fair.
+
+uvicorn believes ``X-Forwarded-For`` only from ``[server] trusted_proxies`` (by default from no one, not even
+loopback: uvicorn's own default trusts 127.0.0.1, which would let any local client pick its address)."""
 
 from __future__ import annotations
 
@@ -9,6 +12,8 @@ from typing import Any
 
 import uvicorn
 
+from gateway.http_guard import guarded_protocol
+from gateway.server_limits import HttpLimits
 from gateway.settings import Settings
 
 
@@ -25,13 +30,16 @@ def run(main: Coroutine[Any, Any, None]) -> None:
         runner.run(main)
 
 
-def server_config(app: Any, *, host: str, port: int) -> uvicorn.Config:
-    """``http="auto"`` picks httptools when installed; the event loop is chosen by ``run``."""
+def server_config(app: Any, *, host: str, port: int, limits: HttpLimits | None = None) -> uvicorn.Config:
+    """The event loop is chosen by ``run``."""
+    limits = limits or HttpLimits()
     return uvicorn.Config(
         app,
         host=host,
         port=port,
-        http="auto",
+        http=guarded_protocol(limits),
+        proxy_headers=bool(limits.trusted_proxies),
+        forwarded_allow_ips=list(limits.trusted_proxies),
         loop="none",
         log_config=None,
         access_log=False,
@@ -47,4 +55,5 @@ async def serve_gateway(settings: Settings, host: str, *, run_background: bool =
 
     async with open_services(settings) as services:
         app = create_app(services, run_background=run_background)
-        await uvicorn.Server(server_config(app, host=host, port=settings.server.port)).serve()
+        config = server_config(app, host=host, port=settings.server.port, limits=settings.server.http)
+        await uvicorn.Server(config).serve()

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import Any
 
-from gateway import errors
+from gateway import errors, server_limits
 from gateway.config_types import ParseContext, Secret
 from gateway.core import netpolicy, routing
 from gateway.core.breaker import BreakerPolicy
@@ -23,6 +23,7 @@ from gateway.core.retry import BackoffPolicy, SchedulePolicy
 from gateway.desk.settings import DeskSettings, parse_desk
 from gateway.model import PendingInput, RunStatus
 from gateway.protection import EncryptionSettings, RetentionSettings, check_mode, parse_encryption, parse_retention
+from gateway.server_limits import HttpLimits
 
 SOURCE_AUTH_KINDS = ("bearer", "standard-webhooks")
 _TOP_LEVEL = {
@@ -52,6 +53,7 @@ class ServerSettings:
     host: str = "127.0.0.1"
     port: int = 8000
     public_url: str = "http://127.0.0.1:8000"
+    http: HttpLimits = field(default_factory=HttpLimits)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -102,6 +104,7 @@ class SourceSettings:
     verify_keys: tuple[Any, ...] = ()
     tolerance: int = 300
     rate_limit: RateLimit | None = None
+    body_bytes: int | None = None  # a smaller cap than [limits] event_body_bytes for this source
 
 
 AMBIGUOUS_START = ("retry", "hold")
@@ -227,7 +230,9 @@ def parse_settings(
         encryption=encryption,
         retention=parse_retention(ctx.table("retention", data.get("retention")), ctx),
     )
-    check_mode(settings.mode, settings.encryption, sorted(set(ctx.dev_secrets_used)), ctx)
+    check_mode(
+        settings.mode, settings.encryption, sorted(set(ctx.dev_secrets_used)), ctx, sandbox=settings.sandbox is not None
+    )
     _check_outbound_urls(settings, ctx)
     _check_unique_secrets(settings, ctx)
     if ctx.problems:
@@ -236,14 +241,15 @@ def parse_settings(
 
 
 def _server(data: Mapping[str, Any], ctx: ParseContext, port_override: int | None) -> ServerSettings:
-    ctx.unknown_keys("server", data, {"host", "port", "public_url"})
+    ctx.unknown_keys("server", data, {"host", "port", "public_url", *server_limits.KEYS})
     host = ctx.string("server.host", data.get("host"), default="127.0.0.1") or "127.0.0.1"
     port = port_override or ctx.integer("server.port", data.get("port"), default=8000, minimum=1, maximum=65535)
     public_url = data.get("public_url") or f"http://{host}:{port}"
     if not isinstance(public_url, str) or not public_url.startswith(("http://", "https://")):
         ctx.problem("server.public_url", "must be an http(s) URL")
         public_url = f"http://{host}:{port}"
-    return ServerSettings(host=host, port=port, public_url=public_url.rstrip("/"))
+    http = server_limits.parse_http_limits(data, ctx)
+    return ServerSettings(host=host, port=port, public_url=public_url.rstrip("/"), http=http)
 
 
 def _store(data: Mapping[str, Any], ctx: ParseContext) -> StoreSettings:
@@ -473,18 +479,24 @@ def _sources(data: Mapping[str, Any], ctx: ParseContext) -> dict[str, SourceSett
     for name, raw in data.items():
         key = f"sources.{name}"
         item = ctx.table(key, raw)
-        ctx.unknown_keys(key, item, {"auth", "token_env", "secrets_env", "tolerance", "rate_limit"})
+        ctx.unknown_keys(key, item, {"auth", "token_env", "secrets_env", "tolerance", "rate_limit", "body_bytes"})
         auth = item.get("auth", "bearer")
         if auth not in SOURCE_AUTH_KINDS:
             ctx.problem(f"{key}.auth", f"must be one of {', '.join(SOURCE_AUTH_KINDS)}")
             continue
         tolerance = ctx.integer(f"{key}.tolerance", item.get("tolerance"), default=300, minimum=1)
         rate_limit = _rate_limit(f"{key}.rate_limit", item.get("rate_limit"), ctx)
+        body_bytes = ctx.integer(f"{key}.body_bytes", item.get("body_bytes"), default=0, minimum=1) or None
         if auth == "bearer":
             token = ctx.secret(f"{key}.token_env", item.get("token_env"))
             digest = hash_token(token.reveal()) if token else None
             sources[name] = SourceSettings(
-                name=name, auth=auth, token_sha256=digest, tolerance=tolerance, rate_limit=rate_limit
+                name=name,
+                auth=auth,
+                token_sha256=digest,
+                tolerance=tolerance,
+                rate_limit=rate_limit,
+                body_bytes=body_bytes,
             )
             continue
         keys = []
@@ -494,7 +506,12 @@ def _sources(data: Mapping[str, Any], ctx: ParseContext) -> dict[str, SourceSett
             except ValueError as exc:
                 ctx.problem(f"{key}.secrets_env[{i}]", str(exc))
         sources[name] = SourceSettings(
-            name=name, auth=auth, verify_keys=tuple(keys), tolerance=tolerance, rate_limit=rate_limit
+            name=name,
+            auth=auth,
+            verify_keys=tuple(keys),
+            tolerance=tolerance,
+            rate_limit=rate_limit,
+            body_bytes=body_bytes,
         )
     return sources
 

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import json
+import re
 import sqlite3
 import tomllib
 from pathlib import Path
 
 import pytest
 
-from gateway.cli import main
+from gateway.cli import demo_refusal, main
+from gateway.settings import load_settings
+from gateway.store.sealing import generate_data_key
 from tests.support import EXAMPLE_CONFIG
 
 DEV_SECRETS: dict[str, str] = tomllib.loads(EXAMPLE_CONFIG.read_text())["dev_secrets"]
@@ -89,3 +94,87 @@ def test_migrate_applies_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     with sqlite3.connect(db) as conn:
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"events", "runs", "reviews", "deliveries", "jobs", "schema_migrations"} <= tables
+
+
+def test_production_with_the_sandbox_is_refused_by_check_config_and_serve(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = EXAMPLE_CONFIG.read_text().replace('mode = "demo"', 'mode = "production"')
+    text = text[: text.index("\n[dev_secrets]\n")] + text[text.index("\n[operators]") :]
+    text = text.replace('key_env = "GATEWAY_DATA_KEY"', f'key_file = "{tmp_path / "data.key"}"')
+    (tmp_path / "data.key").write_text(generate_data_key("k1"))
+    path = write_config(tmp_path, text)
+    environ = {name: value for name, value in DEV_SECRETS.items() if name != "GATEWAY_DATA_KEY"}
+    for argv in (["check-config", str(path)], ["serve", "--config", str(path)]):
+        assert main(argv, environ=environ) == 2
+        problems = [line.strip() for line in capsys.readouterr().err.splitlines() if line.startswith("  ")]
+        assert problems == [
+            "- sandbox: the embedded sandbox is refused outside demo mode (it serves /sandbox/* without operator"
+            ' authentication); set [sandbox] enabled = false, or mode = "demo" for a demonstration'
+        ]
+    assert (
+        main(
+            ["check-config", str(write_config(tmp_path, text.replace("enabled = true", "enabled = false", 1)))],
+            environ=environ,
+        )
+        == 0
+    )
+
+
+@pytest.mark.parametrize(
+    ("host", "allow_demo", "refused"),
+    [
+        ("127.0.0.1", False, False),
+        ("127.8.9.1", False, False),
+        ("::1", False, False),
+        ("localhost", False, False),
+        ("0.0.0.0", False, True),
+        ("::", False, True),
+        ("192.0.2.7", False, True),
+        ("gateway.example", False, True),
+        ("0.0.0.0", True, False),
+    ],
+)
+def test_demo_mode_is_served_only_on_loopback_unless_allowed(host: str, allow_demo: bool, refused: bool) -> None:
+    settings = load_settings(EXAMPLE_CONFIG, {})
+    assert (demo_refusal(settings, host, allow_demo=allow_demo) is not None) == refused
+    production = dataclasses.replace(settings, mode="production")
+    assert demo_refusal(production, host, allow_demo=False) is None
+
+
+def test_serve_refuses_demo_mode_on_every_interface(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--config", str(EXAMPLE_CONFIG), "--host", "0.0.0.0"], environ={}) == 2
+    assert "refusing to serve a demo-mode config on 0.0.0.0" in capsys.readouterr().err
+    on_all = write_config(
+        tmp_path,
+        EXAMPLE_CONFIG.read_text().replace(
+            'host = "127.0.0.1"', 'host = "0.0.0.0"\npublic_url = "http://127.0.0.1:8000"'
+        ),
+    )
+    assert main(["serve", "--config", str(on_all)], environ={}) == 2
+    assert "--allow-demo" in capsys.readouterr().err
+
+
+def test_the_production_example_passes_check_config_with_its_secrets(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = (EXAMPLE_CONFIG.parent / "examples" / "production.toml").read_text()
+    key_file = tmp_path / "data.key"
+    key_file.write_text(generate_data_key("2026-11"))
+    path = write_config(tmp_path, text.replace("/run/secrets/gateway-data-key", str(key_file)))
+    assert main(["check-config", str(path)], environ={}) == 2
+    needed = sorted(set(re.findall(r"environment variable (GATEWAY_[A-Z_]+) is not set", capsys.readouterr().err)))
+    assert needed == [
+        "GATEWAY_CRM_SINK_SECRET",
+        "GATEWAY_EHR_WEBHOOK_SECRET",
+        "GATEWAY_OPERATOR_TOKEN",
+        "GATEWAY_SOHAR_CLIENT_ID",
+        "GATEWAY_SOHAR_CLIENT_SECRET",
+        "GATEWAY_SOHAR_WEBHOOK_SECRET",
+    ]
+    environ = {name: "whsec_" + base64.b64encode(name.encode().ljust(32, b"-")).decode() for name in needed}
+    environ |= {"GATEWAY_OPERATOR_TOKEN": "o" * 40, "GATEWAY_SOHAR_CLIENT_ID": "c"}
+    assert main(["check-config", str(path)], environ=environ) == 0, capsys.readouterr().err
+    described = json.loads(capsys.readouterr().out)
+    assert described["mode"] == "production" and described["sandbox"] is None
+    assert described["server"]["http"]["trusted_proxies"] == ["10.0.0.0/8"]

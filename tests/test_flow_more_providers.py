@@ -13,6 +13,9 @@ from gateway.settings import parse_settings
 from tests.support import OPERATOR, SOURCE, FrozenClock, Running, example_data, running_gateway
 
 CE = {"Content-Type": "application/cloudevents+json"}
+# The sandboxes' /_stats need their API's credentials: config.example.toml's development values.
+TL_ORG_TOKEN = "tot_development-only-organisation-token"
+INF_KEY = "inf_development-only-api-key"
 
 
 def event(event_type: str, ce_id: str, patient: str = "P-1001") -> dict[str, Any]:
@@ -56,7 +59,7 @@ async def test_transactionlink_run_completes_through_a_signed_notification(gw: R
     assert causes[-1] == "provider:fetch"  # the webhook's fetch, not the poll timer
     (line,) = delivered(tmp_path)
     assert (line["run"]["id"], line["run"]["status"]) == (run_id, "COMPLETE")
-    stats = (await gw.client.get("/sandbox/transactionlink/_stats")).json()
+    stats = (await gw.client.get("/sandbox/transactionlink/_stats", headers={"Authorization": TL_ORG_TOKEN})).json()
     assert stats["webhooks_delivered"] >= 1 and stats["webhooks_dropped"] == 0
 
 
@@ -144,6 +147,8 @@ async def test_inferencesh_falls_back_to_polling_when_the_stream_is_refused(tmp_
         run = await run_of(gw, run_id)
         assert run["status"] == "COMPLETE", run
         assert [line["run"]["id"] for line in delivered(tmp_path)] == [run_id]
-        stats = (await gw.client.get("/sandbox/inferencesh/_stats")).json()
+        stats = (
+            await gw.client.get("/sandbox/inferencesh/_stats", headers={"Authorization": f"Bearer {INF_KEY}"})
+        ).json()
         # The adapter read X-RateLimit-Remaining: 0 and waited for the reset: the emulator never had to refuse.
         assert stats == {"runs": 1, "cancels": 0, "streams": 0, "rate_limited": 0}

@@ -1,7 +1,8 @@
 """Who may do what: roles and scopes, API key format, password hashing, login and CSRF tokens. Pure.
 
 API keys look like ``gw_<key id>_<secret>`` (32 random bytes); only SHA-256 of the secret is stored (A1).
-Passwords are hashed with scrypt, a memory-hard KDF. Randomness is passed in as bytes.
+Passwords are hashed with argon2id (scrypt hashes from before still verify, and are replaced at the next
+login). Randomness is passed in as bytes.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import hmac
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from argon2 import PasswordHasher, Type
+from argon2.exceptions import InvalidHashError, VerificationError
 from cryptography.exceptions import InvalidKey
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
@@ -38,9 +41,6 @@ CONFIG_TOKEN_SCOPES = frozenset(SCOPES) - {ADMIN}
 KEY_PREFIX = "gw"
 KEY_SECRET_BYTES = 32
 _ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
-SCRYPT_N = 2**15
-SCRYPT_R = 8
-SCRYPT_P = 1
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -108,30 +108,55 @@ def sha256(text: str) -> bytes:
 # passwords -------------------------------------------------------------------------------------------
 
 
-def hash_password(password: str, salt: bytes, *, n: int = SCRYPT_N) -> str:
-    derived = _scrypt(salt, n, SCRYPT_R, SCRYPT_P).derive(password.encode())
-    return f"scrypt${n}${SCRYPT_R}${SCRYPT_P}${_b64(salt)}${_b64(derived)}"
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PasswordCost:
+    """argon2id parameters; the default is OWASP's (Password Storage Cheat Sheet): 19 MiB, 2 passes, 1 lane."""
+
+    time_cost: int = 2
+    memory_kib: int = 19_456
+    parallelism: int = 1
 
 
-def check_password(password: str, stored: str | None) -> bool:
+OWASP_COST = PasswordCost()
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordCheck:
+    ok: bool
+    outdated: bool = False  # right, but hashed with scrypt or weaker argon2 parameters: store a new hash
+
+
+def hash_password(password: str, salt: bytes, *, cost: PasswordCost = OWASP_COST) -> str:
+    return _hasher(cost).hash(password, salt=salt)
+
+
+def check_password(password: str, stored: str | None, *, cost: PasswordCost = OWASP_COST) -> PasswordCheck:
+    """Check against an argon2id hash, or a scrypt hash from before argon2 (always ``outdated``)."""
     if not stored:
-        return False
+        return PasswordCheck(ok=False)
+    if stored.startswith("scrypt$"):
+        return PasswordCheck(ok=_scrypt_ok(password, stored), outdated=True)
+    hasher = _hasher(cost)
     try:
-        kind, n, r, p, salt, expected = stored.split("$")
-        if kind != "scrypt":
-            return False
-        _scrypt(_unb64(salt), int(n), int(r), int(p)).verify(password.encode(), _unb64(expected))
+        hasher.verify(stored, password)
+    except (VerificationError, InvalidHashError):
+        return PasswordCheck(ok=False)
+    return PasswordCheck(ok=True, outdated=hasher.check_needs_rehash(stored))
+
+
+def _hasher(cost: PasswordCost) -> PasswordHasher:
+    return PasswordHasher(
+        time_cost=cost.time_cost, memory_cost=cost.memory_kib, parallelism=cost.parallelism, type=Type.ID
+    )
+
+
+def _scrypt_ok(password: str, stored: str) -> bool:
+    try:
+        _, n, r, p, salt, expected = stored.split("$")
+        Scrypt(salt=_unb64(salt), length=32, n=int(n), r=int(r), p=int(p)).verify(password.encode(), _unb64(expected))
     except (ValueError, InvalidKey):
         return False
     return True
-
-
-def _scrypt(salt: bytes, n: int, r: int, p: int) -> Scrypt:
-    return Scrypt(salt=salt, length=32, n=n, r=r, p=p)
-
-
-def _b64(raw: bytes) -> str:
-    return base64.b64encode(raw).decode()
 
 
 def _unb64(text: str) -> bytes:

@@ -7,13 +7,13 @@ boolean -> checkbox, number / integer -> number; anything else (or no descriptio
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from gateway import errors
+from gateway.core import jsontext
 from gateway.model import PendingInput
 
 FIELD_PREFIX = "in."
@@ -109,6 +109,6 @@ def _number(raw: str, field: Field) -> int | float:
 
 def _json(raw: str, where: str) -> Any:
     try:
-        return json.loads(raw)
+        return jsontext.loads(raw)
     except ValueError:
         raise errors.InvalidInput(f"{where} is not valid JSON") from None

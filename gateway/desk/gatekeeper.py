@@ -5,13 +5,14 @@ from __future__ import annotations
 import hmac
 import logging
 from collections.abc import Callable, Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from gateway import errors
 from gateway.desk import access
 from gateway.desk.access import Principal
 from gateway.desk.audit import AuditEntry
 from gateway.desk.model import ApiKey, Login, Operator
+from gateway.desk.password_workers import PasswordWorkers
 from gateway.ports import Clock
 from gateway.settings import Settings, hash_token
 from gateway.store.access_sql import AccessStore
@@ -29,6 +30,8 @@ class Gatekeeper:
         self.store = store
         self.clock = clock
         self.token_bytes = token_bytes
+        self.passwords = PasswordWorkers()
+        self._dummy: str | None = None
 
     # bearer credentials (JSON API) ---------------------------------------------------------------
 
@@ -66,14 +69,21 @@ class Gatekeeper:
     # UI logins -----------------------------------------------------------------------------------
 
     async def login(self, name: str, password: str) -> tuple[str, Principal]:
-        """Check the password and open a new server-side login; the returned secret goes in the cookie."""
+        """Check the password and open a new server-side login; the returned secret goes in the cookie.
+
+        An unknown, disabled or password-less operator is checked against a dummy hash, so the answer takes
+        as long as a wrong password and timing does not tell which names exist."""
         operator = await self.store.get_operator(name)
         now = self.clock.now()
-        valid = operator is not None and operator.disabled_at is None
-        if not access.check_password(password, operator.password_hash if operator else None) or not valid:
+        usable = operator is not None and operator.disabled_at is None and bool(operator.password_hash)
+        stored = operator.password_hash if operator is not None and usable else await self._dummy_hash()
+        check = await self.passwords.run(access.check_password, password, stored)
+        if not (usable and check.ok):
             await self.store.audit([AuditEntry(actor=name[:100], action="login_failed", object="ui")], now)
             raise errors.AuthError("wrong name or password")
         assert operator is not None
+        if check.outdated:
+            await self._rehash(name, password, now)
         secret = access.session_token(self.token_bytes(32))
         login = Login(
             operator=name,
@@ -83,6 +93,17 @@ class Gatekeeper:
         )
         await self.store.add_login(access.sha256(secret), login, AuditEntry(actor=name, action="login", object="ui"))
         return secret, _principal(operator)
+
+    async def _dummy_hash(self) -> str:
+        if self._dummy is None:
+            self._dummy = await self.passwords.run(access.hash_password, "never a password", self.token_bytes(16))
+        return self._dummy
+
+    async def _rehash(self, name: str, password: str, now: datetime) -> None:
+        """Replace a scrypt (or weaker argon2) hash after a successful login; old hashes keep working."""
+        hashed = await self.passwords.run(access.hash_password, password, self.token_bytes(16))
+        entry = AuditEntry(actor=name, action="password_rehashed", object=f"operator:{name}")
+        await self.store.set_password_hash(name, hashed, entry, now)
 
     async def session(self, secret: str | None) -> Principal:
         """The operator behind a login cookie; idle and absolute timeouts end it (A5, A6)."""
@@ -117,7 +138,7 @@ class Gatekeeper:
         if bad or not wanted:
             raise errors.InvalidInput(f"roles must be some of: {', '.join(access.ROLES)}")
         now = self.clock.now()
-        hashed = access.hash_password(password, self.token_bytes(16)) if password else None
+        hashed = await self.passwords.run(access.hash_password, password, self.token_bytes(16)) if password else None
         operator = Operator(name=name, roles=wanted, created_at=now, password_hash=hashed)
         entry = AuditEntry(
             actor=actor, action="operator_added", object=f"operator:{name}", details={"roles": sorted(wanted)}

@@ -10,7 +10,6 @@ default (``ambiguous_start``, see gateway.starts).
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -20,7 +19,7 @@ import httpx
 
 from gateway import errors
 from gateway.config_types import ParseContext, Secret
-from gateway.core import signing
+from gateway.core import jsontext, signing
 from gateway.model import JSON, Notification, PendingInput, RunSnapshot, RunStatus
 from gateway.ports import Capabilities, Clock, PushKind, StartProgress
 from gateway.providers import _http
@@ -154,8 +153,8 @@ class SoharProvider:
             body, headers, self._settings.webhook_secrets, now=now, tolerance=self._settings.tolerance
         )
         try:
-            data = json.loads(body)
-        except (ValueError, RecursionError):
+            data = jsontext.loads(body)
+        except ValueError:
             raise errors.BadRequest("notification body is not JSON") from None
         if not isinstance(data, dict):
             raise errors.BadRequest("notification body is not a JSON object")

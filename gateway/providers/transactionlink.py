@@ -15,7 +15,6 @@ shape of the legacy ``POST /parameters`` (``parameters_key``).
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,7 +23,7 @@ import httpx
 
 from gateway import errors
 from gateway.config_types import Secret
-from gateway.core import jws
+from gateway.core import jsontext, jws
 from gateway.model import JSON, Notification, PendingInput, RunSnapshot, RunStatus
 from gateway.ports import Capabilities, Clock, PushKind, StartProgress
 from gateway.providers import _http, _tl_auth, _tl_keys
@@ -159,8 +158,8 @@ class TransactionLinkProvider:
         key = await self._keys.get(detached.kid)
         jws.verify(detached, key, body, self._settings.jws_payload)
         try:
-            data = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+            data = jsontext.loads(body)
+        except ValueError:
             raise errors.BadRequest("notification body is not JSON") from None
         if not isinstance(data, dict):
             raise errors.BadRequest("notification body is not a JSON object")

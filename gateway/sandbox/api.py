@@ -5,7 +5,6 @@ Errors answer ``{"error": {"code", "message"}}``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gateway import errors
+from gateway.core import jsontext
 from gateway.model import JSON
 from gateway.sandbox.emulator import Emulator
 
@@ -74,6 +74,7 @@ class SoharApi:
         return JSONResponse(self._emulator.update_run(run_id, body["input"]))
 
     async def stats(self, request: Request) -> Response:
+        self._emulator.authenticate(request.headers.get("authorization"))  # it lists idempotency keys and run ids
         return JSONResponse(self._emulator.stats.as_dict())
 
 
@@ -84,8 +85,8 @@ async def _json_object(request: Request, *, allow_empty: bool = False) -> JSON:
     if allow_empty and not body.strip():
         return {}
     try:
-        data: Any = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        data: Any = jsontext.loads(body)
+    except ValueError:
         raise errors.BadRequest("the body is not valid JSON") from None
     if not isinstance(data, dict):
         raise errors.BadRequest("the body must be a JSON object")

@@ -21,6 +21,7 @@ from gateway.core import signing
 from gateway.model import JSON
 from gateway.ports import Clock
 from gateway.sandbox import engine
+from gateway.sandbox.bounded import Bounded
 from gateway.sandbox.config import SandboxSettings
 from gateway.sandbox.scheduler import Scheduler
 from gateway.sandbox.stats import Stats
@@ -45,8 +46,8 @@ class Emulator:
         self.clock = clock  # shared with the other APIs over the same templates
         self.rng = rng
         self._tokens: dict[str, datetime] = {}
-        self._runs: dict[str, SandboxRun] = {}
-        self._by_key: dict[str, str] = {}
+        self._runs: Bounded[str, SandboxRun] = Bounded()
+        self._by_key: Bounded[str, str] = Bounded()
         self._notifier = _notifier(settings, http, clock, rng, self.scheduler, self.stats)
 
     def issue_token(self, client_id: Any, client_secret: Any) -> JSON:

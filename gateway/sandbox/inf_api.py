@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from gateway import errors
+from gateway.core import jsontext
 from gateway.model import JSON
 from gateway.sandbox.inferencesh import FINISHED, InfEmulator
 
@@ -89,6 +90,7 @@ class _Api:
         )
 
     async def stats(self, request: Request) -> Response:
+        self._emulator.authenticate(request.headers.get("authorization"))  # it lists run ids
         return JSONResponse(self._emulator.stats.as_dict())
 
 
@@ -127,8 +129,8 @@ async def _json_object(request: Request) -> JSON:
     if len(body) > MAX_BODY_BYTES:
         raise errors.PayloadTooLarge()
     try:
-        data: Any = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        data: Any = jsontext.loads(body)
+    except ValueError:
         raise errors.BadRequest("the body is not valid JSON") from None
     if not isinstance(data, dict):
         raise errors.BadRequest("the body must be a JSON object")

@@ -19,6 +19,7 @@ from gateway import errors
 from gateway.model import JSON
 from gateway.ports import Clock
 from gateway.sandbox import engine
+from gateway.sandbox.bounded import Bounded
 from gateway.sandbox.more_config import InferenceShSandbox
 from gateway.sandbox.scheduler import Scheduler
 from gateway.sandbox.templates import Template
@@ -89,8 +90,8 @@ class InfEmulator:
         self._clock = clock
         self._rng = rng
         self._scheduler = scheduler
-        self._runs: dict[str, InfRun] = {}
-        self._changed: dict[str, asyncio.Event] = {}
+        self._runs: Bounded[str, InfRun] = Bounded()
+        self._changed: Bounded[str, asyncio.Event] = Bounded()
         self._window: _Window | None = None
 
     def authenticate(self, authorization: str | None) -> None:

@@ -24,6 +24,7 @@ from gateway.config_types import ParseContext, Secret
 from gateway.model import JSON
 from gateway.ports import Clock
 from gateway.sandbox import engine
+from gateway.sandbox.bounded import Bounded
 from gateway.sandbox.scheduler import Scheduler
 from gateway.sandbox.stats import Stats
 from gateway.sandbox.templates import CallbackState, Template
@@ -98,8 +99,8 @@ class ReminixEmulator:
         self._step_delay = step_delay
         self._clock = clock
         self._rng = rng
-        self._runs: dict[str, WorkflowRun] = {}
-        self._by_key: dict[str, str] = {}
+        self._runs: Bounded[str, WorkflowRun] = Bounded()
+        self._by_key: Bounded[str, str] = Bounded()
 
     def authenticate(self, authorization: str | None, project: str | None) -> None:
         scheme, _, token = (authorization or "").partition(" ")

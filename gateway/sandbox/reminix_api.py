@@ -85,6 +85,7 @@ class ReminixApi:
         return Response(status_code=204)
 
     async def stats(self, request: Request) -> Response:
+        self._auth(request)  # it lists idempotency keys and run ids
         return JSONResponse(self._emulator.stats.as_dict())
 
 

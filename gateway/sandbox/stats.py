@@ -1,11 +1,11 @@
-"""Counters the sandbox keeps for test harnesses (``GET /_stats``)."""
+"""Counters the sandbox keeps for test harnesses (``GET /_stats``, with the API's own credentials)."""
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 
 from gateway.model import JSON
+from gateway.sandbox.bounded import BoundedCounter
 
 
 @dataclass(slots=True, kw_only=True)
@@ -13,8 +13,8 @@ class Stats:
     """Mutable on purpose: one instance per sandbox, updated in place by its request handlers and task."""
 
     runs: int = 0
-    creates_by_idempotency_key: Counter[str] = field(default_factory=Counter)
-    updates_by_run: Counter[str] = field(default_factory=Counter)
+    creates_by_idempotency_key: BoundedCounter = field(default_factory=BoundedCounter)
+    updates_by_run: BoundedCounter = field(default_factory=BoundedCounter)
     webhooks_sent: int = 0  # every POST attempt, retries and duplicates included
     webhooks_delivered: int = 0  # attempts answered 2xx
     webhooks_dropped: int = 0  # messages given up after the last retry

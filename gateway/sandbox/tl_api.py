@@ -6,7 +6,6 @@ body is not declared as JSON answers 415, as the real authentication endpoints d
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +16,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gateway import errors
+from gateway.core import jsontext
 from gateway.model import JSON
 from gateway.sandbox.transactionlink import TLEmulator
 
@@ -114,6 +114,7 @@ class _Api:
         return JSONResponse(self._emulator.create_parameters(parameters), status_code=201)
 
     async def stats(self, request: Request) -> Response:
+        self._emulator.authenticate(request.headers.get("authorization"))  # it lists run ids
         return JSONResponse(self._emulator.stats.as_dict())
 
 
@@ -124,8 +125,8 @@ async def _json_object(request: Request) -> JSON:
     if len(body) > MAX_BODY_BYTES:
         raise errors.PayloadTooLarge()
     try:
-        data: Any = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        data: Any = jsontext.loads(body)
+    except ValueError:
         raise errors.BadRequest("the body is not valid JSON") from None
     if not isinstance(data, dict):
         raise errors.BadRequest("the body must be a JSON object")

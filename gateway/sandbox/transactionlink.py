@@ -30,6 +30,7 @@ from gateway.core import jws
 from gateway.model import JSON
 from gateway.ports import Clock
 from gateway.sandbox import engine
+from gateway.sandbox.bounded import Bounded
 from gateway.sandbox.more_config import TransactionLinkSandbox
 from gateway.sandbox.scheduler import Scheduler
 from gateway.sandbox.templates import Template
@@ -97,9 +98,9 @@ class TLEmulator:
         self._scheduler = scheduler
         self._access: dict[str, datetime] = {}
         self._refresh: set[str] = set()
-        self._runs: dict[str, TLRun] = {}
-        self._cases: dict[str, JSON] = {}
-        self._parameters: dict[str, JSON] = {}
+        self._runs: Bounded[str, TLRun] = Bounded()
+        self._cases: Bounded[str, JSON] = Bounded()
+        self._parameters: Bounded[str, JSON] = Bounded()
         self._signing: tuple[str, rsa.RSAPrivateKey] | None = None
 
     # auth -----------------------------------------------------------------------------------------

@@ -34,6 +34,11 @@ class AccessStore:
             row = await tx.fetchone("SELECT * FROM operators WHERE name = ?", (name,))
         return _operator(row) if row else None
 
+    async def set_password_hash(self, name: str, password_hash: str, audit: AuditEntry, now: datetime) -> None:
+        async with self.db.write() as tx:
+            await tx.execute("UPDATE operators SET password_hash = ? WHERE name = ?", (password_hash, name))
+            await audit_sql.append(tx, [audit], now)
+
     async def list_operators(self) -> list[Operator]:
         async with self.db.read() as tx:
             rows = await tx.fetchall("SELECT * FROM operators ORDER BY name")

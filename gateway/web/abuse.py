@@ -1,8 +1,14 @@
-"""Abuse limits (A14): failed-auth throttling per client address and per-source event rate limits.
+"""Abuse limits (A14): failed-auth throttling per client address and credential kind, per-source event limits.
 
-``AuthThrottle`` is ASGI middleware over the ``/v1/`` routes and the operator login form: every 401 spends a
-token from the caller's address bucket, and an address whose bucket is empty gets 429 with ``Retry-After``
-before its request is looked at. ``SourceLimits`` holds one bucket per source that has a ``rate_limit``.
+``FailedAuth`` keeps one token bucket per (client address, credential kind); every 401 spends a token. It
+never blocks a request that authenticates: bearer tokens and signatures are checked anyway, and only a failed
+check from an address that is out of attempts answers 429 (with ``Retry-After``) instead of 401. Passwords
+are the exception: an address out of password attempts gets 429 before the password is looked at, so the
+throttle cannot be used as a password oracle. The client address is the socket peer, or what a proxy listed
+in ``[server] trusted_proxies`` forwarded (uvicorn rewrites the ASGI ``client`` for those alone).
+
+``AuthThrottle`` is the ASGI middleware that applies it; ``SourceLimits`` holds one bucket per source that has
+a ``rate_limit``.
 """
 
 from __future__ import annotations
@@ -18,44 +24,92 @@ from gateway.core.ratelimit import RateLimit, TokenBuckets
 from gateway.ports import Clock
 from gateway.settings import SourceSettings
 
-GUARDED_PREFIX = ("/v1/", "/ui/login")  # the JSON API and the operator login form
+PASSWORD = "password"  # the operator login form
+TOKEN = "token"  # bearer credentials on the JSON API (operator keys and tokens, source tokens)
+SIGNATURE = "signature"  # signed webhooks and signed event sources
+SANDBOX = "sandbox"  # the embedded sandbox's own credentials (demo mode)
+CHECKED_AFTER_BLOCK = frozenset({PASSWORD})  # refused unchecked while the address is out of attempts
 
 
 def retry_after_seconds(wait: float) -> int:
     return max(1, math.ceil(wait))
 
 
-class AuthThrottle:
-    def __init__(self, app: ASGIApp, *, limit: RateLimit | None, clock: Clock) -> None:
-        self.app = app
-        self.buckets = TokenBuckets(limit) if limit is not None else None
+def credential_kind(scope: Scope) -> str | None:
+    """Which kind of credential a request presents, or None for routes the throttle does not watch."""
+    path: str = scope["path"]
+    if path.startswith("/ui/login"):
+        return PASSWORD if scope["method"] == "POST" else None  # the form itself stays reachable
+    if path.startswith("/sandbox/"):
+        return SANDBOX
+    if not path.startswith("/v1/"):
+        return None
+    if path.startswith("/v1/webhooks/") or (path.startswith("/v1/events/") and not _has_authorization(scope)):
+        return SIGNATURE
+    return TOKEN
+
+
+def _has_authorization(scope: Scope) -> bool:
+    return any(name == b"authorization" for name, _ in scope["headers"])
+
+
+def client_address(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
+class FailedAuth:
+    """Failed-authentication buckets keyed by (client address, credential kind)."""
+
+    def __init__(self, limit: RateLimit, clock: Clock) -> None:
+        self.buckets = TokenBuckets(limit)
         self.clock = clock
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.buckets is None or scope["type"] != "http" or not scope["path"].startswith(GUARDED_PREFIX):
-            await self.app(scope, receive, send)
-            return
-        buckets = self.buckets
-        address = _client_address(scope)
-        wait = buckets.wait(address, self._now())
-        if wait is not None:
-            await _too_many(send, wait)
-            return
+    def refuse_unchecked(self, address: str, kind: str) -> float | None:
+        """The wait, when this request must be refused before its credential is checked (passwords only)."""
+        if kind not in CHECKED_AFTER_BLOCK:
+            return None
+        return self.buckets.wait(f"{kind} {address}", self._now())
 
-        async def watching_send(message: Message) -> None:
-            if message["type"] == "http.response.start" and message["status"] == 401:
-                buckets.spend(address, self._now())
-            await send(message)
-
-        await self.app(scope, receive, watching_send)
+    def failed(self, address: str, kind: str) -> float | None:
+        """Record one failure; the wait when the address was already out of attempts (answer 429, not 401)."""
+        key, now = f"{kind} {address}", self._now()
+        wait = self.buckets.wait(key, now)
+        self.buckets.spend(key, now)
+        return wait
 
     def _now(self) -> float:
         return self.clock.now().timestamp()
 
 
-def _client_address(scope: Scope) -> str:
-    client = scope.get("client")
-    return str(client[0]) if client else "unknown"
+class AuthThrottle:
+    def __init__(self, app: ASGIApp, *, limit: RateLimit | None, clock: Clock) -> None:
+        self.app = app
+        self.failures = FailedAuth(limit, clock) if limit is not None else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = credential_kind(scope) if self.failures is not None and scope["type"] == "http" else None
+        if kind is None or self.failures is None:
+            await self.app(scope, receive, send)
+            return
+        failures, address = self.failures, client_address(scope)
+        wait = failures.refuse_unchecked(address, kind)
+        if wait is not None:
+            await _too_many(send, wait)
+            return
+        replaced = False
+
+        async def watching_send(message: Message) -> None:
+            nonlocal replaced
+            if message["type"] == "http.response.start" and message["status"] == 401:
+                late = failures.failed(address, kind)
+                if late is not None:
+                    replaced = True
+                    await _too_many(send, late)
+            if not replaced:
+                await send(message)
+
+        await self.app(scope, receive, watching_send)
 
 
 async def _too_many(send: Send, wait: float) -> None:

@@ -31,6 +31,7 @@ from gateway.web import (
     webhooks,
 )
 from gateway.web.abuse import AuthThrottle, SourceLimits
+from gateway.web.ui_headers import UiHeaders
 from gateway.wiring import Services
 
 log = logging.getLogger("gateway.http")
@@ -181,5 +182,6 @@ def create_app(services: Services, *, run_background: bool = True) -> Starlette:
     app.state.services = services
     app.state.source_limits = SourceLimits(services.settings.sources, services.clock)
     app.add_middleware(AuthThrottle, limit=services.settings.limits.failed_auth, clock=services.clock)
+    app.add_middleware(UiHeaders, https=services.settings.desk.ui.secure_cookies)
     app.add_middleware(AccessLog)
     return app

@@ -40,18 +40,21 @@ def source_by_token(services: Services, token: str | None) -> SourceSettings:
     return found
 
 
-def authenticate_source(services: Services, request: Request, source_name: str | None, body: bytes) -> SourceSettings:
+def source_before_body(services: Services, request: Request, source_name: str | None) -> SourceSettings:
+    """The source a request names (404 when none) or whose bearer token it carries; bearer tokens are checked
+    here, before the body is read. A signed source still needs ``verify_signed_source`` over its body."""
     if source_name is None:
         return source_by_token(services, bearer_token(request))
     source = services.settings.sources.get(source_name)
     if source is None:
         raise errors.NotFound(f"no source named {source_name!r}")
-    if source.auth == "bearer":
-        if source_by_token(services, bearer_token(request)) is not source:
-            raise errors.AuthError("invalid token")
-        return source
-    signing.verify(body, request.headers, source.verify_keys, now=services.clock.now(), tolerance=source.tolerance)
+    if source.auth == "bearer" and source_by_token(services, bearer_token(request)) is not source:
+        raise errors.AuthError("invalid token")
     return source
+
+
+def verify_signed_source(services: Services, request: Request, source: SourceSettings, body: bytes) -> None:
+    signing.verify(body, request.headers, source.verify_keys, now=services.clock.now(), tolerance=source.tolerance)
 
 
 def operator(services: Services, request: Request) -> Operator:

@@ -7,7 +7,6 @@ for roles that may see it; audited), GET /v1/reviews/{id}/audit, POST .../decisi
 
 from __future__ import annotations
 
-import json as json_module
 import re
 from typing import Any
 
@@ -21,7 +20,7 @@ from gateway.desk.service import Desk
 from gateway.model import ReviewState
 from gateway.store import audit_sql
 from gateway.store.queue_sql import urgent_cursor
-from gateway.web.body import read_limited
+from gateway.web.body import parse_json, read_limited
 from gateway.web.common import json, query_enum, query_limit, query_text, services
 from gateway.web.guard import principal
 
@@ -128,10 +127,7 @@ async def _body(request: Request) -> dict[str, Any]:
     raw = await read_limited(request, services(request).settings.limits.operator_body_bytes)
     if not raw.strip():
         return {}
-    try:
-        body = json_module.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise errors.BadRequest("body is not valid JSON") from None
+    body = parse_json(raw)
     if not isinstance(body, dict):
         raise errors.BadRequest("body must be a JSON object")
     return body

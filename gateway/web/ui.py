@@ -41,6 +41,7 @@ SECURITY_HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
+HSTS = "max-age=31536000; includeSubDomains"
 _STATIC = {"app.css": "text/css; charset=utf-8", "app.js": "text/javascript; charset=utf-8"}
 _MAX_FIELDS = 200
 
@@ -154,7 +155,7 @@ def harden(response: Response, svc: Services) -> Response:
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
     if svc.settings.desk.ui.secure_cookies:
-        response.headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
+        response.headers["Strict-Transport-Security"] = HSTS
     return response
 
 

@@ -18,6 +18,7 @@ from tests.support import SELF, SOURCE, Running, example_data
 EVENT = json.loads((Path(__file__).resolve().parents[2] / "examples" / "event.json").read_text())
 CE = {"Content-Type": "application/cloudevents+json"}
 PASSWORD = "correct horse battery staple"
+CHEAP = access.PasswordCost(time_cost=1, memory_kib=8, parallelism=1)  # the next login rehashes at full cost
 
 
 def desk_settings(tmp_path: Path, review: dict[str, Any] | None = None, **top: Any) -> Settings:
@@ -46,7 +47,7 @@ async def add_operator(gw: Running, name: str, *roles: str, password: str = PASS
         name=name,
         roles=frozenset(roles),
         created_at=now,
-        password_hash=access.hash_password(password, b"0123456789abcdef", n=2**4),
+        password_hash=access.hash_password(password, b"0123456789abcdef", cost=CHEAP),
     )
     entry = AuditEntry(actor="test", action="operator_added", object=f"operator:{name}")
     assert await gw.services.desk.gatekeeper.store.add_operator(operator, entry)

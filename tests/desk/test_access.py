@@ -9,7 +9,7 @@ import pytest
 from starlette.routing import Route
 
 from gateway.desk import access
-from gateway.web import guard
+from gateway.web import guard, ui
 from tests.desk.support import add_operator, api_key, browser_client, csrf_of, desk_settings, open_review, ui_login
 from tests.support import OPERATOR, FrozenClock, running_gateway
 
@@ -188,6 +188,19 @@ async def test_every_ui_response_carries_the_security_headers(tmp_path: Path) ->
             assert response.headers["x-frame-options"] == "DENY"
         assert responses[3].headers["cache-control"] == "no-store"  # the item page (PHI)
         assert responses[-2].status_code == 404
+
+
+async def test_unmatched_ui_paths_carry_the_security_headers_too(tmp_path: Path) -> None:
+    async with running_gateway(desk_settings(tmp_path)) as gw, browser_client(gw) as browser:
+        answers = [await browser.get(path) for path in ("/ui/nope", "/ui/reviews/a/b/c", "/ui/static/nope.js")]
+        answers.append(await browser.delete("/ui/login"))
+        assert [a.status_code for a in answers] == [404, 404, 404, 405]
+        for answer in answers:
+            assert answer.headers["content-security-policy"] == ui.CSP
+            assert answer.headers["x-frame-options"] == "DENY"
+            assert answer.headers["x-content-type-options"] == "nosniff"
+            assert answer.headers["cache-control"] == "no-store"
+        assert "content-security-policy" not in (await browser.get("/v1/nope")).headers  # the JSON API's own
 
 
 async def test_the_item_page_shows_the_payload_only_to_allowed_roles_and_records_the_view(tmp_path: Path) -> None:

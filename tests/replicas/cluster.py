@@ -160,7 +160,7 @@ class Cluster:
             self.replicas.append(Proc(f"replica{n}", argv, urls[n], self.tmp / f"replica{n}.log"))
         self.provider.start()
         self.sink.start()
-        await self.provider.wait_ready("/_stats")
+        await self.provider.wait_ready("/ready")
         await self.sink.wait_ready("/received")
         for replica in self.replicas:
             replica.start()

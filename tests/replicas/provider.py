@@ -16,7 +16,8 @@ from contextlib import asynccontextmanager
 import httpx
 import uvicorn
 from starlette.applications import Starlette
-from starlette.routing import Mount
+from starlette.responses import PlainTextResponse
+from starlette.routing import Mount, Route
 
 from gateway.config_types import ParseContext
 from gateway.ports import SystemClock
@@ -75,7 +76,8 @@ def build(replicas: list[str]) -> Starlette:
         await sandbox.stop()
         await http.aclose()
 
-    return Starlette(routes=[Mount("/", app=sandbox.asgi)], lifespan=lifespan)
+    ready = Route("/ready", lambda request: PlainTextResponse("ok"))
+    return Starlette(routes=[ready, Mount("/", app=sandbox.asgi)], lifespan=lifespan)
 
 
 def main() -> None:

@@ -141,6 +141,14 @@ async def settle(cluster: Cluster, timeout: float) -> None:
     raise AssertionError(f"not settled after {timeout} s ({open_runs} open runs, {jobs} jobs):\n{cluster.logs()}")
 
 
+async def sandbox_bearer(http: httpx.AsyncClient, cluster: Cluster) -> dict[str, str]:
+    """The provider's /_stats needs its own credentials (it lists idempotency keys and run ids)."""
+    assert cluster.provider is not None
+    credentials = {"client_id": "sandbox-client", "client_secret": "sandbox-secret-for-local-development-only"}
+    token = (await http.post(f"{cluster.provider.url}/oauth/token", json=credentials)).json()["access_token"]
+    return {"Authorization": f"Bearer {token}"}
+
+
 async def check_invariants(cluster: Cluster, acked: set[str], seed: int) -> None:
     why = f"(seed {seed}; logs in {cluster.tmp})"
     conn = await asyncpg.connect(cluster.store_url)
@@ -154,7 +162,9 @@ async def check_invariants(cluster: Cluster, acked: set[str], seed: int) -> None
         await conn.close()
     async with httpx.AsyncClient(timeout=10) as http:
         assert cluster.provider is not None and cluster.sink is not None
-        provider = (await http.get(f"{cluster.provider.url}/_stats")).json()
+        provider = (
+            await http.get(f"{cluster.provider.url}/_stats", headers=await sandbox_bearer(http, cluster))
+        ).json()
         received = (await http.get(f"{cluster.sink.url}/received")).json()
 
     assert len(acked) == EVENTS and acked <= stored, f"acknowledged events missing {sorted(acked - stored)} {why}"

@@ -142,7 +142,7 @@ async def test_the_same_idempotency_key_returns_the_same_run(client: httpx.Async
     plain = await create(client, auth)
     assert first == again
     assert len({first, other, plain}) == 3
-    stats = (await client.get("/_stats")).json()
+    stats = (await client.get("/_stats", headers=auth)).json()
     assert stats["runs"] == 3
     assert stats["creates_by_idempotency_key"] == {"event-1": 2, "event-2": 1}
 
@@ -239,7 +239,9 @@ async def test_wrong_method_is_a_json_405(client: httpx.AsyncClient) -> None:
 
 
 async def test_stats_endpoint_matches_the_app_stats(client: httpx.AsyncClient, sandbox: SandboxApp) -> None:
-    response = await client.get("/_stats")
+    assert (await client.get("/_stats")).status_code == 401  # it lists idempotency keys and run ids
+    assert (await client.get("/_stats", headers={"Authorization": "Bearer sbx_guess"})).status_code == 401
+    response = await client.get("/_stats", headers=await bearer(client))
     assert (
         response.json()
         == sandbox.stats()

@@ -206,7 +206,8 @@ async def test_tl_expiry_and_webhook_retries(
     await start(tl)
     await sandbox.run_until_idle()
     assert len(receiver.requests) == 3
-    stats = (await tl.get("/_stats")).json()
+    assert (await tl.get("/_stats")).status_code == 401
+    stats = (await tl.get("/_stats", headers={"Authorization": TOT})).json()
     assert (stats["webhooks_sent"], stats["webhooks_delivered"], stats["webhooks_dropped"]) == (3, 1, 0)
 
 

@@ -154,7 +154,8 @@ async def test_idempotency_key_returns_the_same_run(make_client: Any) -> None:
     first = (await client.post(START, json={"input": TASK}, headers=keyed)).json()
     second = (await client.post(START, json={"input": TASK}, headers=keyed)).json()
     assert first["run_id"] == second["run_id"]
-    stats = (await client.get("/_stats")).json()
+    assert (await client.get("/_stats")).status_code == 401
+    stats = (await client.get("/_stats", headers=AUTH)).json()
     assert (stats["runs"], stats["creates_by_idempotency_key"]) == (1, {"k-1": 2})
 
 

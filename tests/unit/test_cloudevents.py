@@ -58,7 +58,7 @@ def test_data_base64_is_kept_encoded() -> None:
     ("raw", "message"),
     [
         (b"{not json", "body is not usable JSON (invalid JSON)"),
-        (b"\xff\xfe", "body is not usable JSON (invalid JSON)"),
+        (b"\xff\xfe", "body is not usable JSON (JSON text is not UTF-8)"),
         (b"", "body is not usable JSON (invalid JSON)"),
         (b"[1, 2]", "a structured CloudEvent must be a JSON object"),
         (b'"text"', "a structured CloudEvent must be a JSON object"),

@@ -41,9 +41,26 @@ def test_production_refuses_the_sample_key_and_dev_secrets(tmp_path: Path) -> No
     assert any(p.startswith("dev_secrets") for p in found)
 
 
+def test_production_refuses_the_sandbox(tmp_path: Path) -> None:
+    data = production(tmp_path)
+    del data["dev_secrets"]
+    key_file = tmp_path / "data.key"
+    key_file.write_text(generate_data_key("k1"))
+    data["encryption"] = {"key_file": str(key_file)}
+    with pytest.raises(errors.ConfigError) as info:
+        parse_settings(data, real_environment(tmp_path), read_file=lambda p: Path(p).read_text())
+    assert info.value.problems == [
+        "sandbox: the embedded sandbox is refused outside demo mode (it serves /sandbox/* without operator"
+        ' authentication); set [sandbox] enabled = false, or mode = "demo" for a demonstration'
+    ]
+    data["sandbox"]["enabled"] = False
+    assert parse_settings(data, real_environment(tmp_path), read_file=lambda p: Path(p).read_text()).sandbox is None
+
+
 def test_production_refuses_a_missing_key(tmp_path: Path) -> None:
     data = production(tmp_path)
     del data["dev_secrets"]
+    del data["sandbox"]
     del data["encryption"]
     found = problems(data, real_environment(tmp_path))
     assert found == ["encryption: a data key is required outside demo mode (key_env or key_file)"]
@@ -52,6 +69,7 @@ def test_production_refuses_a_missing_key(tmp_path: Path) -> None:
 def test_production_starts_with_a_real_key_from_a_file(tmp_path: Path) -> None:
     data = production(tmp_path)
     del data["dev_secrets"]
+    del data["sandbox"]
     key_file = tmp_path / "data.key"
     key_file.write_text(generate_data_key("k1") + "\n")
     data["encryption"] = {"key_file": str(key_file)}

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from tests.desk.support import add_operator, browser_client, ui_login
 from tests.support import OPERATOR, SOURCE, FrozenClock, example_settings, running_gateway
+from tests.web.helpers import flow_updated, svix_headers
 
 EVENT = json.loads((Path(__file__).resolve().parents[2] / "examples" / "event.json").read_text())
 CE = {"Content-Type": "application/cloudevents+json"}
@@ -29,19 +31,61 @@ async def test_repeated_bad_tokens_get_429_with_retry_after(tmp_path: Path) -> N
         paths = [("GET", "/v1/runs"), ("POST", "/v1/events"), ("POST", "/v1/reviews/rev_x/decision")]
         statuses = [(await gw.client.request(m, p, headers=BAD, json={})).status_code for m, p in paths]
         assert statuses == [401, 401, 401]
-        blocked = await gw.client.get("/v1/runs", headers=OPERATOR)
+        blocked = await gw.client.get("/v1/runs", headers=BAD)
         assert blocked.status_code == 429
         assert blocked.headers["retry-after"] == "10"
-        assert blocked.json()["error"]["code"] == "rate_limited"
-        webhook = await gw.client.post("/v1/webhooks/sohar", content=b"{}")
-        assert webhook.status_code == 429
-        assert (await gw.client.get("/healthz")).status_code == 200  # only /v1/ is guarded
+        assert blocked.json() == {
+            "error": {"code": "rate_limited", "message": "too many failed authentication attempts"}
+        }
+        assert (await gw.client.get("/v1/runs", headers=OPERATOR)).status_code == 200  # good tokens pass
+        assert (await gw.client.get("/healthz")).status_code == 200
         clock.advance(9)
-        assert (await gw.client.get("/v1/runs", headers=OPERATOR)).headers["retry-after"] == "1"
-        clock.advance(1)
-        assert (await gw.client.get("/v1/runs", headers=OPERATOR)).status_code == 200
+        assert (await gw.client.get("/v1/runs", headers=BAD)).headers["retry-after"] == "1"
+        clock.advance(10)
         assert (await gw.client.get("/v1/runs", headers=BAD)).status_code == 401
         assert (await gw.client.get("/v1/runs", headers=BAD)).status_code == 429
+
+
+async def test_bad_tokens_never_block_good_credentials_from_the_same_address(tmp_path: Path) -> None:
+    """Issue 11 point 10: 21 bad bearer tokens (the default burst is 20), then good credentials of each kind."""
+    clock = FrozenClock()
+    async with running_gateway(example_settings(tmp_path), clock=clock) as gw:
+        codes = [(await gw.client.get("/v1/runs", headers=BAD)).status_code for _ in range(21)]
+        assert codes == [401] * 20 + [429]
+        body = flow_updated("prv-unknown", "COMPLETE")
+        signed = await gw.client.post(
+            "/v1/webhooks/sohar", content=body, headers=svix_headers(body, "msg_1", int(clock.now().timestamp()))
+        )
+        assert signed.status_code in (200, 202), signed.text
+        assert (await gw.client.post("/v1/events", json=event(1), headers={**SOURCE, **CE})).status_code == 202
+        assert (await gw.client.get("/v1/runs", headers=OPERATOR)).status_code == 200
+        assert (await gw.client.get("/v1/runs", headers=BAD)).status_code == 429  # the bad ones stay blocked
+
+
+async def test_failed_logins_block_the_login_form_before_the_password_is_checked(tmp_path: Path) -> None:
+    clock = FrozenClock()
+    settings = example_settings(tmp_path, limits={"failed_auth": {"per_second": 0.1, "burst": 2}})
+    async with running_gateway(settings, clock=clock) as gw, browser_client(gw) as browser:
+        await add_operator(gw, "bea", "reviewer")
+        codes = [(await ui_login(browser, "bea", password="wrong")).status_code for _ in range(2)]
+        assert codes == [401, 401]
+        blocked = await ui_login(browser, "bea")  # the right password, refused unchecked: no oracle
+        assert blocked.status_code == 429
+        assert blocked.headers["retry-after"] == "10"
+        assert (await gw.client.get("/v1/runs", headers=OPERATOR)).status_code == 200  # tokens: another bucket
+        clock.advance(10)
+        assert (await ui_login(browser, "bea")).status_code == 303
+
+
+async def test_the_sandbox_token_endpoint_is_throttled(tmp_path: Path) -> None:
+    clock = FrozenClock()
+    settings = example_settings(tmp_path, limits={"failed_auth": {"per_second": 0.1, "burst": 2}})
+    good = {"client_id": "sandbox-client", "client_secret": "sandbox-secret-for-local-development-only"}
+    async with running_gateway(settings, clock=clock) as gw:
+        url = "/sandbox/sohar/oauth/token"
+        codes = [(await gw.client.post(url, json={**good, "client_secret": "guess"})).status_code for _ in range(3)]
+        assert codes == [401, 401, 429]
+        assert (await gw.client.post(url, json=good)).status_code == 200
 
 
 async def test_bad_webhook_signatures_count_as_failed_auth(tmp_path: Path) -> None:

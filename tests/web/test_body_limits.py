@@ -4,12 +4,14 @@ chunked or in one piece: 413 and nothing stored. Bodies at the limit are read in
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from gateway.core import signing
 from gateway.settings import parse_settings
 from tests.support import OPERATOR, SOURCE, Running, example_data, running_gateway
 
@@ -140,3 +142,48 @@ async def test_unusable_content_length_is_400(gw: Running, declared: str) -> Non
 async def test_unauthenticated_events_are_refused_before_the_body_is_read(gw: Running) -> None:
     """W14: a bearer POST without a valid token is 401 even when the body is over the limit."""
     assert await post(gw, "chunked", "/v1/events", dict(CE), event_of_size(EVENT_LIMIT + 1)) == 401
+
+
+class CountingBody:
+    """A chunked body that counts how much of it the app pulled."""
+
+    def __init__(self, total: int, size: int = 64 * 1024) -> None:
+        self.total, self.size, self.pulled = total, size, 0
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        while self.pulled < self.total:
+            self.pulled += self.size
+            yield b"x" * self.size
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "status"),
+    [
+        ("/v1/events/demo", {"Authorization": "Bearer wrong"}, 401),
+        ("/v1/events/demo", {}, 401),
+        ("/v1/events/nobody", SOURCE, 404),
+        ("/v1/events", {"Authorization": "Bearer wrong"}, 401),
+    ],
+)
+async def test_bearer_sources_and_unknown_names_are_refused_before_the_body_is_read(
+    gw: Running, path: str, headers: dict[str, str], status: int
+) -> None:
+    body = CountingBody(5 * MiB)
+    response = await gw.client.post(path, content=body, headers={**headers, **CE})
+    assert response.status_code == status
+    assert body.pulled <= 64 * 1024  # at most the first chunk, which the ASGI transport may pull itself
+
+
+async def test_a_signed_source_body_is_capped_at_the_sources_own_limit(tmp_path: Path) -> None:
+    data = example_data(tmp_path)
+    data["sources"]["signed"] = {"auth": "standard-webhooks", "secrets_env": ["SIGNED_SECRET"], "body_bytes": 4096}
+    async with running_gateway(parse_settings(data, {"SIGNED_SECRET": SIGNED_SECRET})) as running:
+        body = CountingBody(5 * MiB, size=1024)
+        over = await running.client.post("/v1/events/signed", content=body, headers=CE)
+        assert over.status_code == 413
+        assert body.pulled <= 4096 + 1024
+        fits = event_of_size(4096)
+        key = signing.parse_signing_key(SIGNED_SECRET)
+        headers = {**CE, **signing.sign_headers(key, "m1", int(time.time()), fits)}
+        assert (await running.client.post("/v1/events/signed", content=fits, headers=headers)).status_code == 202
+        assert (await counts(running))["events"] == 1

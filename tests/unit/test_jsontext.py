@@ -1,0 +1,63 @@
+"""The one guard for untrusted JSON (gateway.core.jsontext): what it refuses, what it keeps."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.core import jsontext
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        (b'"\\ud800"', "lone surrogate"),
+        (b'{"\\udfff": 1}', "lone surrogate"),
+        (b'["ok", {"a": "x\\udbff"}]', "lone surrogate"),
+        (b'"\\ude00\\ud83d"', "lone surrogate"),  # a pair in the wrong order is two lone halves
+        (b"NaN", "not finite"),
+        (b"[-Infinity]", "not finite"),
+        (b'{"n": 1e400}', "not finite"),
+        (b'{"a": 1, "a": 1}', "duplicate key"),
+        (b'{"x": {"b": 1, "b": 2}}', "duplicate key"),
+        (b"[" * 65 + b"]" * 65, "nested"),
+        (b"[" * 100_000, "nested"),
+        ('{"a": "b"}'.encode("utf-16"), "not UTF-8"),
+        (b'"\xff"', "not UTF-8"),
+        (b'"\xed\xa0\x80"', "not UTF-8"),  # a surrogate encoded as UTF-8 bytes
+        (b"{", "invalid JSON"),
+        (b"\xef\xbb\xbf{}", "invalid JSON"),
+        (b"", "invalid JSON"),
+    ],
+)
+def test_refused(text: bytes, reason: str) -> None:
+    with pytest.raises(ValueError, match=reason):
+        jsontext.loads(text)
+
+
+def nested(levels: int) -> list[object]:
+    value: list[object] = []
+    for _ in range(levels - 1):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        (b'"\\ud83d\\ude00"', "\U0001f600"),  # a surrogate pair is one character
+        ('"Zo\u00eb \U0001f600"'.encode(), "Zo\u00eb \U0001f600"),
+        (b"[1.5, -0.0, 1e308, 12345678901234567890123]", [1.5, -0.0, 1e308, 12345678901234567890123]),
+        (b'{"a": {"a": 1}}', {"a": {"a": 1}}),  # the same key at two levels is no duplicate
+        (b"[" * 64 + b"]" * 64, nested(64)),
+    ],
+)
+def test_kept(text: bytes, value: object) -> None:
+    assert jsontext.loads(text) == value
+    assert jsontext.loads(text.decode()) == value
+
+
+def test_messages_never_echo_the_input() -> None:
+    for text in (b'{"secret-name": NaN}', b'{"secret-name": 1, "secret-name": 2}', b'"secret-\\ud800"'):
+        with pytest.raises(ValueError) as caught:
+            jsontext.loads(text)
+        assert "secret" not in str(caught.value)
