@@ -25,6 +25,8 @@ from tests.support import OPERATOR, SOURCE, FrozenClock, Running, example_data, 
 PRIOR_AUTH = json.loads((Path(__file__).resolve().parents[2] / "examples" / "prior-auth-event.json").read_text())
 RESUME = r"/sandbox/reminix/v1/workflow-runs/[^/]+/resume$"
 GET_RUN = r"/sandbox/reminix/v1/workflow-runs/[^/]+$"
+# The sandbox's /_stats needs its API's credentials: config.example.toml's development value.
+REMINIX_AUTH = {"Authorization": "Bearer reminix_sk_sandbox_development_only_0001"}
 
 
 async def paused_reminix_run(gw: Running) -> tuple[str, str]:
@@ -44,7 +46,7 @@ async def approve(gw: Running, review_id: str) -> None:
 
 
 async def resumes_seen(gw: Running) -> int:
-    stats = (await gw.client.get("/sandbox/reminix/_stats")).json()
+    stats = (await gw.client.get("/sandbox/reminix/_stats", headers=REMINIX_AUTH)).json()
     return sum(stats["updates_by_run"].values())
 
 
