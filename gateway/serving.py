@@ -4,6 +4,7 @@ otherwise. ``make bench`` serves its baseline with the same ``server_config`` so
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -41,10 +42,21 @@ def server_config(app: Any, *, host: str, port: int) -> uvicorn.Config:
     )
 
 
+class GatewayServer(uvicorn.Server):
+    """uvicorn that first ends the desk's live streams when it shuts down; an open stream would otherwise hold
+    the shutdown for the whole graceful timeout."""
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        live = getattr(getattr(self.config.app, "state", None), "live", None)
+        if live is not None:
+            live.close()
+        await super().shutdown(sockets)
+
+
 async def serve_gateway(settings: Settings, host: str, *, run_background: bool = True) -> None:
     from gateway.web.app import create_app
     from gateway.wiring import open_services
 
     async with open_services(settings) as services:
         app = create_app(services, run_background=run_background)
-        await uvicorn.Server(server_config(app, host=host, port=settings.server.port)).serve()
+        await GatewayServer(server_config(app, host=host, port=settings.server.port)).serve()

@@ -1,7 +1,8 @@
 """Signed alert notifications about the queue (``review.opened``, ``review.sla_warning``, ``review.sla_breached``).
 
 Alerts are queued as jobs in the same transaction as the change they announce and sent with Standard
-Webhooks headers by the dispatcher, with retries. They carry ids and states, never payload content.
+Webhooks headers by the dispatcher, with retries. They carry ids, states and the item's subject line (what the
+flow's ``subject`` template chose to show), never the payload itself.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ class Alerts:
                 "review_id": review.id,
                 "run_id": review.run_id,
                 "flow": review.flow,
+                "subject": item.subject or "",
                 "priority": item.priority,
                 "sla_state": item.sla_state.value,
                 "url": f"{self.public_url}/ui/reviews/{review.id}",
