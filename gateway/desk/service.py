@@ -177,7 +177,9 @@ class Desk:
         await self._apply(item, fields, [entry], jobs=self._lease_timer(item, now))
         return await self.item(review_id)
 
-    async def bulk(self, action: str, review_ids: Sequence[str], who: Principal, *, to: str, reason: str) -> BulkOutcome:
+    async def bulk(
+        self, action: str, review_ids: Sequence[str], who: Principal, *, to: str, reason: str
+    ) -> BulkOutcome:
         """Claim, release or reassign several items; each is its own change, so one refusal stops no other."""
         _need(who, access.REVIEWS_DECIDE)
         if action not in BULK_ACTIONS:

@@ -49,7 +49,9 @@ def parse(source: str) -> Template:
             continue
         path = (match.group(1) or "").strip()
         if match.group(1) is None or not _PATH.fullmatch(path):
-            raise ValueError(f"{token!r} at {match.start()} is not a field like {{input.patientId}} (use {{{{ for a brace)")
+            raise ValueError(
+                f"{token!r} at {match.start()} is not a field like {{input.patientId}} (use {{{{ for a brace)"
+            )
         keys = tuple(path.split("."))
         if keys[0] not in ROOTS or len(keys) < 2:
             raise ValueError(f"field {{{path}}} must start with input. or gathered.")

@@ -13,11 +13,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from gateway import errors
+from gateway.desk import subject
 from gateway.desk.audit import AuditEntry
 from gateway.desk.model import Item, Order, QueueFilter, SlaState
 from gateway.model import JSON, Job, JobKind, ReviewState
 from gateway.ports import NewJob
-from gateway.desk import subject
 from gateway.store import audit_sql, codec
 from gateway.store.blind import BlindIndex
 from gateway.store.codec import dumps, from_us, to_us

@@ -134,4 +134,3 @@ async def stream(ctx: Ctx) -> Response:
 
     headers = {"X-Accel-Buffering": "no"}  # nginx: pass events on as they come
     return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
-

@@ -39,7 +39,9 @@ def open_search(ctx: Ctx, token: str) -> str:
         sealed = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         return ctx.services.store.payloads.sealer.open(_SEARCH_AAD, sealed).decode()[:_MAX_SEARCH]
     except (ValueError, binascii.Error, SealError, UnicodeDecodeError):
-        raise errors.BadRequest("this search link is not from this gateway (or its key changed); search again") from None
+        raise errors.BadRequest(
+            "this search link is not from this gateway (or its key changed); search again"
+        ) from None
 
 
 def filter_params(ctx: Ctx) -> dict[str, str]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from gateway.store.maintenance import purge_payloads, reseal
 from gateway.store.sealing import AesGcmSealer, generate_data_key, parse_data_key
-from tests.support import OPERATOR, SOURCE, Running, example_settings, running_gateway
+from tests.support import OPERATOR, SOURCE, Running, claim, example_settings, running_gateway
 
 EVENT = json.loads((Path(__file__).resolve().parents[2] / "examples" / "event.json").read_text())
 CE = {"Content-Type": "application/cloudevents+json"}
@@ -19,6 +19,7 @@ async def complete_one_run(gw: Running) -> str:
     run_id: str = answer.json()["runs"][0]["id"]
     await gw.settle()
     review = (await gw.client.get("/v1/reviews", headers=OPERATOR)).json()["items"][0]
+    await claim(gw.client, review["id"])
     await gw.client.post(f"/v1/reviews/{review['id']}/decision", json={"input": {"decision": "deny"}}, headers=OPERATOR)
     await gw.settle()
     return run_id
