@@ -178,7 +178,7 @@ class QueueStore:
                 values,
             )
             if inserted:
-                await self._index(tx, review_id, fields.get("subject"))
+                await index_subject(tx, self.blind, review_id, fields.get("subject"))
                 await audit_sql.append(tx, audit, now)
                 for job in jobs:
                     await self.store._upsert_job(tx, job, now)
@@ -211,12 +211,6 @@ class QueueStore:
                 (to_us(due_at), to_us(now), job.id, job.fence),
             )
         return bool(count == 1)
-
-    async def _index(self, tx: Tx, review_id: str, text: str | None) -> None:
-        await tx.execute("DELETE FROM review_terms WHERE review_id = ?", (review_id,))
-        rows = [(review_id, key_id, digest) for key_id, digest in self.blind.rows(subject.index_terms(text or ""))]
-        if rows:
-            await tx.executemany("INSERT INTO review_terms (review_id, key_id, digest) VALUES (?, ?, ?)", rows)
 
     async def _set(self, tx: Tx, change: ItemChange, now: datetime) -> bool:
         assignments = [f"{name} = ?" for name in change.set]
@@ -299,6 +293,14 @@ class QueueStore:
             tracked=tracked,
             version=row["item_version"] or 0,
         )
+
+
+async def index_subject(tx: Tx, index: BlindIndex, review_id: str, text: str | None) -> None:
+    """Replace an item's search digests with those of ``text`` under the index's current key."""
+    await tx.execute("DELETE FROM review_terms WHERE review_id = ?", (review_id,))
+    rows = [(review_id, key_id, digest) for key_id, digest in index.rows(subject.index_terms(text or ""))]
+    if rows:
+        await tx.executemany("INSERT INTO review_terms (review_id, key_id, digest) VALUES (?, ?, ?)", rows)
 
 
 def _column_value(name: str, value: Any, store: QueueStore, review_id: str) -> Any:

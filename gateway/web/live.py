@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -20,6 +21,7 @@ from starlette.responses import Response, StreamingResponse
 from gateway.store.db import Database
 from gateway.web.ui import Ctx, cookie_name
 
+log = logging.getLogger("gateway.desk")
 POLL_SECONDS = 1.0
 HEARTBEAT_SECONDS = 15.0
 RETRY_MS = 3000
@@ -61,25 +63,36 @@ class ChangeFeed:
     def close(self) -> None:
         """End every stream (the server is shutting down)."""
         self.closed = True
+        if self.task is not None:
+            self.task.cancel()
+        self._end_streams()
+
+    def _end_streams(self) -> None:
         for queue in list(self.listeners):
             _offer(queue, None)
 
     async def _watch(self) -> None:
-        seq, step = await self._ends()
-        while self.listeners and not self.closed:
-            await asyncio.sleep(self.poll_seconds)
-            seq, step, change = await self._read(seq, step)
-            if change.reviews or change.runs:
-                for queue in list(self.listeners):
-                    _offer(queue, change)
+        try:
+            seq, step = await self.ends()
+            while self.listeners and not self.closed:
+                await asyncio.sleep(self.poll_seconds)
+                seq, step, change = await self.since(seq, step)
+                if change.reviews or change.runs:
+                    for queue in list(self.listeners):
+                        _offer(queue, change)
+        except Exception as exc:  # the store failed: end the streams, the pages reconnect and start a new watch
+            log.warning("live feed stopped", extra={"error": type(exc).__name__})
+            self._end_streams()
 
-    async def _ends(self) -> tuple[int, int]:
+    async def ends(self) -> tuple[int, int]:
+        """Where the audit trail and the run timeline end now."""
         async with self.db.read() as tx:
             audit = await tx.fetchone("SELECT COALESCE(MAX(seq), 0) AS n FROM audit_log")
             steps = await tx.fetchone("SELECT COALESCE(MAX(id), 0) AS n FROM run_transitions")
         return (audit["n"] if audit else 0), (steps["n"] if steps else 0)
 
-    async def _read(self, seq: int, step: int) -> tuple[int, int, Change]:
+    async def since(self, seq: int, step: int) -> tuple[int, int, Change]:
+        """What changed after those ends, and the new ends."""
         async with self.db.read() as tx:
             records = await tx.fetchall(
                 "SELECT seq, action, object FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?", (seq, _BATCH)

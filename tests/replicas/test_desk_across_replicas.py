@@ -138,7 +138,7 @@ async def test_two_operators_claiming_at_once_through_two_replicas_one_wins(tmp_
 
 
 async def test_two_decisions_at_once_through_two_replicas_resume_the_run_once(tmp_path: Path) -> None:
-    async with two_replicas(tmp_path) as pair:
+    async with two_replicas(tmp_path, review={"claim_to_decide": False}) as pair:  # two deciders race
         review_id = await open_review(pair.a)
         await add_operator(pair.a, "bea", "reviewer")
         bea = await api_key(pair.a, "bea", *DECIDE)
@@ -214,6 +214,7 @@ async def test_an_approval_after_the_decision_on_the_other_replica_is_409(tmp_pa
         for name in ("amy", "val"):
             await add_operator(pair.a, name, "approver")
         amy, val = [await api_key(pair.a, name, *DECIDE) for name in ("amy", "val")]
+        assert (await pair.b.client.post(f"/v1/reviews/{review_id}/claim", headers=amy)).status_code == 200
         proposed = await pair.b.client.post(f"/v1/reviews/{review_id}/decision", json=APPROVE, headers=amy)
         assert proposed.status_code == 202
         first = await pair.a.client.post(f"/v1/reviews/{review_id}/approve", headers=val)
