@@ -81,7 +81,7 @@
     document.querySelectorAll("[data-live-region]").forEach(function (old) {
       var next = old.id && fresh.getElementById(old.id);
       if (!next) { return; }
-      if (old.hasAttribute("data-keep-while-editing") && old.contains(document.activeElement) && touched) { return; }
+      if (old.hasAttribute("data-keep-while-editing") && touched) { return; }  // never lose what was typed
       old.innerHTML = next.innerHTML;
     });
     document.querySelectorAll("input[name=ids]").forEach(function (box) { box.checked = !!keep[box.value]; });
