@@ -34,6 +34,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from tests.support import EXAMPLE_CONFIG, OPERATOR_TOKEN, SOURCE_TOKEN
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
+expect.set_options(timeout=60_000)  # generous, for a loaded two-core machine
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -169,6 +170,11 @@ def search(page: Page, text: str) -> None:
     expect(page.get_by_test_id("search-note")).to_contain_text(text)
 
 
+def scripted(page: Page) -> None:
+    """Wait until the page's script has set up its shortcuts (it runs after the page is shown)."""
+    expect(page.locator("body")).to_have_attribute("data-script", "ready")
+
+
 def screenshot(page: Page, name: str, tmp_path: Path) -> None:
     folder = Path(os.environ.get("GATEWAY_SCREENSHOT_DIR") or tmp_path)
     folder.mkdir(parents=True, exist_ok=True)
@@ -237,6 +243,7 @@ def test_search_then_a_bulk_claim(server: str, browser: Browser) -> None:
     assert "bulkpatient" not in alice.url.lower()  # the search text never goes in the address
     rows = alice.locator("tr[data-review]")
     expect(rows).to_have_count(2)
+    scripted(alice)
     alice.locator("[data-select-all]").check()
     alice.get_by_test_id("bulk-claim").click()
     expect(alice.get_by_test_id("flash")).to_have_text("Claimed 2 of 2 item(s).")
@@ -248,21 +255,25 @@ def test_search_then_a_bulk_claim(server: str, browser: Browser) -> None:
 def test_keyboard_only_claim_and_decide(server: str, browser: Browser) -> None:
     post_event(server, "keys-1", "Keyboardpatient-1")
     alice = login(browser, server, "alice")
+    scripted(alice)
     alice.keyboard.press("/")
     alice.keyboard.type("keyboardpatient")
     alice.keyboard.press("Enter")
     expect(alice.locator("tr[data-review]")).to_have_count(1)
+    scripted(alice)
     alice.keyboard.press("j")
     expect(alice.locator("tr[data-review] a").first).to_be_focused()
     alice.keyboard.press("c")
     expect(alice.get_by_test_id("flash")).to_contain_text("Claimed")
     expect(alice.get_by_test_id("holder")).to_contain_text("alice")
+    scripted(alice)
     alice.keyboard.press("a")
     expect(alice.locator("select[name='in.decision']")).to_have_value("approve")
     expect(alice.get_by_test_id("decide")).to_be_focused()
     alice.keyboard.press("Enter")
     expect(alice.get_by_test_id("flash")).to_contain_text("Decision recorded")
     expect(alice.get_by_test_id("decided-by")).to_contain_text("alice")
+    scripted(alice)
     alice.keyboard.press("?")
     expect(alice.locator("#help")).to_be_visible()
     alice.keyboard.press("Escape")
@@ -332,6 +343,7 @@ def test_every_page_fits_a_phone_and_has_no_serious_accessibility_violation(
     asked: list[str] = []
     adam.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
     adam.goto(f"{server}/ui/deliveries/{delivery}")
+    scripted(adam)
     adam.get_by_role("button", name=re.compile("Send again|Retry")).click()
     expect(adam.get_by_test_id("flash")).to_contain_text("queued to be sent again")
     assert len(asked) == 1 and "once more" in asked[0]  # a repeating action asks first

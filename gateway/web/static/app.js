@@ -175,4 +175,5 @@
     else { done = /^[a-z]$/.test(key) && pick(key); }
     if (done) { event.preventDefault(); }
   });
+  body.setAttribute("data-script", "ready");  // shortcuts and live updates are on
 })();
