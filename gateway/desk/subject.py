@@ -27,6 +27,7 @@ _SPACE = re.compile(r"\s+")
 
 @dataclass(frozen=True, slots=True)
 class Template:
+    source: str  # as configured
     parts: tuple[str | tuple[str, ...], ...]  # literal text, or a field's path (root first)
 
     def render(self, data: Mapping[str, Any]) -> str:
@@ -57,7 +58,7 @@ def parse(source: str) -> Template:
             raise ValueError(f"field {{{path}}} must start with input. or gathered.")
         parts.append(keys)
     parts.append(source[at:])
-    return Template(tuple(part for part in parts if part != ""))
+    return Template(source, tuple(part for part in parts if part != ""))
 
 
 def _lookup(data: Mapping[str, Any], path: tuple[str, ...]) -> Any:
