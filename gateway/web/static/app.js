@@ -92,18 +92,27 @@
     showTimes(document);
     body.setAttribute("data-live-updated", String(Date.now()));
   }
-  if (kind && window.EventSource) {
-    var hello = false;
-    var source = new EventSource("/ui/live");
+  // A browser holds few connections per server over HTTP/1.1, so only a visible page keeps its stream open;
+  // a page shown again reconnects and fetches itself once.
+  var source = null, hello = false;
+  function listen() {
+    source = new EventSource("/ui/live");
     source.addEventListener("hello", function () { hello = true; body.setAttribute("data-live-connected", "yes"); });
     source.addEventListener("change", function (event) {
-      var change = JSON.parse(event.data);
-      if (concerns(change)) { refresh(); }
+      if (concerns(JSON.parse(event.data))) { refresh(); }
     });
     source.onerror = function () {
       if (source.readyState === EventSource.CLOSED) { startFallback(); }
     };
+  }
+  if (kind && window.EventSource) {
+    listen();
     window.setTimeout(function () { if (!hello) { source.close(); startFallback(); } }, 10000);
+    document.addEventListener("visibilitychange", function () {
+      if (fallback) { return; }
+      if (document.visibilityState === "hidden") { source.close(); }
+      else if (source.readyState === EventSource.CLOSED) { listen(); refresh(); }
+    });
   } else {
     startFallback();
   }
