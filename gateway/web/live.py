@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -27,6 +28,7 @@ HEARTBEAT_SECONDS = 15.0
 RETRY_MS = 3000
 _QUIET_ACTIONS = frozenset({"viewed_payload"})  # reading changes nothing on the page
 _BATCH = 500
+_FROM = re.compile(r"([0-9]{1,18})\.([0-9]{1,18})")  # "<audit seq>.<run transition id>"
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,14 +127,26 @@ def feed(ctx: Ctx) -> ChangeFeed:
     return found
 
 
+async def position(ctx: Ctx) -> str:
+    """Where the change tails end now. A live page reads this before its data and hands it to its stream
+    (``/ui/live?from=``), which first reports what changed since: nothing falls between the page and the stream."""
+    seq, step = await feed(ctx).ends()
+    return f"{seq}.{step}"
+
+
 async def stream(ctx: Ctx) -> Response:
     """GET /ui/live: the change stream of one page. It ends when the login does or the server stops."""
     changes = feed(ctx)
     secret = ctx.request.cookies.get(cookie_name(ctx.services), "")
+    start = _FROM.fullmatch(ctx.request.query_params.get("from", ""))
 
     async def events() -> AsyncIterator[str]:
-        yield f"retry: {RETRY_MS}\nevent: hello\ndata: {{}}\n\n"
         async with changes.listen() as queue:
+            yield f"retry: {RETRY_MS}\nevent: hello\ndata: {{}}\n\n"
+            if start is not None:
+                missed = (await changes.since(int(start.group(1)), int(start.group(2))))[2]
+                if missed.reviews or missed.runs:
+                    yield missed.message()
             while True:
                 try:
                     change = await asyncio.wait_for(queue.get(), timeout=HEARTBEAT_SECONDS)

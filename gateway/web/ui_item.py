@@ -13,11 +13,13 @@ from starlette.responses import Response
 
 from gateway.desk import access, forms, views
 from gateway.store import audit_sql
+from gateway.web import live
 from gateway.web import render as json_render
 from gateway.web.ui import Ctx
 
 
 async def item_page(ctx: Ctx) -> Response:
+    live_from = await live.position(ctx)
     review_id = ctx.request.path_params["review_id"]
     item, payload = await ctx.parts.desk.view(review_id, ctx.who, ctx.login, activity=ctx.activity)
     now = ctx.services.clock.now()
@@ -30,6 +32,7 @@ async def item_page(ctx: Ctx) -> Response:
     fields = forms.fields(item.review.request)
     return ctx.render(
         "item.html",
+        live_from=live_from,
         item=views.detail(item, now, payload=payload),
         run=json_render.run_summary(run) if run else None,
         timeline=[json_render.transition(step) for step in timeline],

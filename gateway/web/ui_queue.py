@@ -19,6 +19,7 @@ from gateway.desk import views
 from gateway.desk.service import BULK_ACTIONS
 from gateway.model import ReviewState
 from gateway.store.sealing import SealError
+from gateway.web import live
 from gateway.web.reviews import next_cursor, queue_filter
 from gateway.web.ui import Ctx
 
@@ -51,6 +52,7 @@ def filter_params(ctx: Ctx) -> dict[str, str]:
 
 
 async def queue(ctx: Ctx) -> Response:
+    live_from = await live.position(ctx)
     flt = queue_filter(ctx.request, ctx.who.name)
     token = ctx.request.query_params.get(SEARCH_PARAM)
     text = open_search(ctx, token) if token else ""
@@ -61,6 +63,7 @@ async def queue(ctx: Ctx) -> Response:
     params = filter_params(ctx)
     return ctx.render(
         "queue.html",
+        live_from=live_from,
         items=[views.summary(item, now, payload=ctx.who.sees_payload) for item in items],
         next_after=next_cursor(items, flt),
         params=params,

@@ -12,6 +12,7 @@ from gateway import errors
 from gateway.desk.audit import AuditEntry
 from gateway.model import DeliveryState, RunStatus
 from gateway.ports import RunFilter
+from gateway.web import live
 from gateway.web import render as json_render
 from gateway.web.common import query_enum, query_limit, query_text
 from gateway.web.ui import Ctx
@@ -37,6 +38,7 @@ async def runs_page(ctx: Ctx) -> Response:
 
 
 async def run_page(ctx: Ctx) -> Response:
+    live_from = await live.position(ctx)
     run = await ctx.services.gateway.get_run(ctx.request.path_params["run_id"])
     timeline = await ctx.services.store.timeline(run.id)
     deliveries = await ctx.services.store.list_deliveries(state=None, run_id=run.id, sink=None, limit=100, before=None)
@@ -46,6 +48,7 @@ async def run_page(ctx: Ctx) -> Response:
         await ctx.parts.desk.record_view(ctx.who, f"run:{run.id}", ctx.login)
     return ctx.render(
         "run.html",
+        live_from=live_from,
         run=json_render.run_summary(run),
         data={"input": run.input, "output": run.output, "error": run.error} if payload else None,
         timeline=[json_render.transition(step) for step in timeline],

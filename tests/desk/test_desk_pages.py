@@ -365,3 +365,58 @@ async def test_closing_the_feed_ends_every_stream(tmp_path: Path) -> None:
             assert await first.get() is None and await second.get() is None
         async with feed.listen() as late:
             assert await late.get() is None
+
+
+async def test_a_page_stream_first_reports_what_changed_since_the_page_was_read(tmp_path: Path) -> None:
+    async with running_gateway(desk_settings(tmp_path)) as gw:
+        review_id = await open_review(gw)
+        bea = await logged_in(gw, "bea", "reviewer")
+        page = (await bea.get("/ui/reviews")).text
+        found = re.search(r'data-live-from="([0-9]+\.[0-9]+)"', page)
+        assert found is not None
+        await claim(gw.client, review_id)  # after the page was read, before its stream starts
+        first = await first_events(gw, bea, f"/ui/live?from={found.group(1)}")
+        assert first.startswith("retry: 3000\nevent: hello\n")
+        assert f'event: change\ndata: {{"reviews": ["{review_id}"], "runs": []}}' in first
+
+
+async def first_events(gw: Running, client: httpx.AsyncClient, path: str) -> str:
+    """What an SSE stream sends up to its first change: the app is called directly (ASGITransport would wait for
+    the end of a stream that does not end)."""
+    import asyncio
+
+    chunks: list[bytes] = []
+    arrived = asyncio.Event()
+    cookie = "; ".join(f"{name}={value}" for name, value in client.cookies.items())
+    path, _, query = path.partition("?")
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query.encode(),
+        "root_path": "",
+        "headers": [(b"host", b"gateway.test"), (b"cookie", cookie.encode())],
+        "client": ("127.0.0.1", 1),
+        "server": ("gateway.test", 80),
+    }
+
+    async def receive() -> dict[str, object]:
+        await asyncio.Event().wait()  # the client never sends anything or leaves
+        raise AssertionError
+
+    async def send(message: dict[str, object]) -> None:
+        if message["type"] == "http.response.body" and message.get("body"):
+            chunks.append(message["body"])  # type: ignore[arg-type]
+            if b"event: change" in b"".join(chunks):
+                arrived.set()
+
+    task = asyncio.create_task(gw.app(scope, receive, send))
+    try:
+        await asyncio.wait_for(arrived.wait(), timeout=30)
+    finally:
+        task.cancel()
+    return b"".join(chunks).decode()

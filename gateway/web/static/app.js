@@ -81,7 +81,9 @@
     document.querySelectorAll("[data-live-region]").forEach(function (old) {
       var next = old.id && fresh.getElementById(old.id);
       if (!next) { return; }
-      if (old.hasAttribute("data-keep-while-editing") && touched) { return; }  // never lose what was typed
+      if (old.hasAttribute("data-keep-while-editing") && (touched || old.contains(document.activeElement))) {
+        return;  // never lose what the operator typed, picked or is about to press
+      }
       old.innerHTML = next.innerHTML;
     });
     document.querySelectorAll("input[name=ids]").forEach(function (box) { box.checked = !!keep[box.value]; });
@@ -92,11 +94,11 @@
     showTimes(document);
     body.setAttribute("data-live-updated", String(Date.now()));
   }
-  // A browser holds few connections per server over HTTP/1.1, so only a visible page keeps its stream open;
-  // a page shown again reconnects and fetches itself once.
+  // The stream starts from where the page's data was read (data-live-from), so nothing falls in between.
+  // A browser holds few connections per server over HTTP/1.1, so only a visible page keeps its stream open.
   var source = null, hello = false;
   function listen() {
-    source = new EventSource("/ui/live");
+    source = new EventSource("/ui/live?from=" + encodeURIComponent(body.getAttribute("data-live-from") || ""));
     source.addEventListener("hello", function () { hello = true; body.setAttribute("data-live-connected", "yes"); });
     source.addEventListener("change", function (event) {
       if (concerns(JSON.parse(event.data))) { refresh(); }
@@ -111,7 +113,7 @@
     document.addEventListener("visibilitychange", function () {
       if (fallback) { return; }
       if (document.visibilityState === "hidden") { source.close(); }
-      else if (source.readyState === EventSource.CLOSED) { listen(); refresh(); }
+      else if (source.readyState === EventSource.CLOSED) { listen(); }  // it reports what changed meanwhile
     });
   } else {
     startFallback();
@@ -164,6 +166,7 @@
     var option = document.querySelector("option[data-key='" + key + "']");
     if (!option) { return false; }
     option.parentElement.value = option.value;
+    touched = true;
     option.parentElement.dispatchEvent(new Event("change", { bubbles: true }));
     document.querySelector("[data-testid=decide]").focus();
     return true;
