@@ -33,8 +33,10 @@ test: browsers lint typecheck unit
 browsers:
 	@test -x /usr/bin/chromium || (apt-get update && apt-get install -y chromium chromium-driver)
 
-# Refresh the UI screenshots in docs/ from the browser test.
+# Refresh the UI screenshots in docs/ (1400 px and 390 px) from the browser tests; a CJK font so the test
+# data's Japanese name draws as letters, not boxes.
 screenshots: $(BIN)/gateway browsers
+	@fc-list :lang=ja | grep -q . || (apt-get update && apt-get install -y fonts-wqy-microhei)
 	GATEWAY_SCREENSHOT_DIR=docs $(BIN)/pytest -q tests/browser
 
 # The long crash soak (RELIABILITY.md T1): 100 SIGKILLs of the real server under load; prints the numbers.

@@ -10,6 +10,7 @@
     ├── Forbidden            authenticated, but not allowed (403)
     ├── NotFound             no such object (404)
     ├── Conflict             the object is not in a state that allows this (409)
+    │   └── ClaimRequired    a decision on an item the operator has not claimed (409)
     ├── RateLimited          too many requests (429)
     ├── InvalidTransition    a run state change the transition table forbids
     ├── ProviderError        a flow API call failed
@@ -101,6 +102,12 @@ class Conflict(GatewayError):
     """The object is not in a state that allows this."""
 
     code = "conflict"
+
+
+class ClaimRequired(Conflict):
+    """The flow wants a claim before a decision (``claim_to_decide``), and the operator holds none."""
+
+    code = "claim_required"
 
 
 class RateLimited(GatewayError):

@@ -7,6 +7,7 @@ loopback: uvicorn's own default trusts 127.0.0.1, which would let any local clie
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -49,6 +50,17 @@ def server_config(app: Any, *, host: str, port: int, limits: HttpLimits | None =
     )
 
 
+class GatewayServer(uvicorn.Server):
+    """uvicorn that first ends the desk's live streams when it shuts down; an open stream would otherwise hold
+    the shutdown for the whole graceful timeout."""
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        live = getattr(getattr(self.config.app, "state", None), "live", None)
+        if live is not None:
+            live.close()
+        await super().shutdown(sockets)
+
+
 async def serve_gateway(settings: Settings, host: str, *, run_background: bool = True) -> None:
     from gateway.web.app import create_app
     from gateway.wiring import open_services
@@ -56,4 +68,4 @@ async def serve_gateway(settings: Settings, host: str, *, run_background: bool =
     async with open_services(settings) as services:
         app = create_app(services, run_background=run_background)
         config = server_config(app, host=host, port=settings.server.port, limits=settings.server.http)
-        await uvicorn.Server(config).serve()
+        await GatewayServer(config).serve()

@@ -122,3 +122,9 @@ async def running_gateway(
         finally:
             await client.aclose()
             await services.stop_background()
+
+
+async def claim(client: httpx.AsyncClient, review_id: str, headers: dict[str, str] = OPERATOR) -> None:
+    """Claim a review before deciding it: flows ask for a claim first unless ``claim_to_decide = false``."""
+    claimed = await client.post(f"/v1/reviews/{review_id}/claim", headers=headers)
+    assert claimed.status_code == 200, claimed.text

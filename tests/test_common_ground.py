@@ -12,7 +12,7 @@ import httpx
 
 from gateway.model import JobKind, JobState
 from gateway.settings import parse_settings
-from tests.support import OPERATOR, SOURCE, FrozenClock, Running, example_data, running_gateway
+from tests.support import OPERATOR, SOURCE, FrozenClock, Running, claim, example_data, running_gateway
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 SOHAR_EVENT = json.loads((EXAMPLES / "event.json").read_text())
@@ -81,6 +81,7 @@ async def test_a_lost_complete_webhook_is_repaired_by_the_reconciler(tmp_path: P
         run_id = await submit(gw, SOHAR_EVENT)
         await gw.settle()
         [review] = (await gw.client.get("/v1/reviews", headers=OPERATOR)).json()["items"]
+        await claim(gw.client, review["id"])
         decided = await gw.client.post(
             f"/v1/reviews/{review['id']}/decision", json={"input": {"decision": "approve"}}, headers=OPERATOR
         )
@@ -228,6 +229,7 @@ async def test_a_resume_that_pauses_again_at_the_same_step_opens_a_new_review(tm
         run_id = await submit(gw, REMINIX_EVENT)
         await gw.services.dispatcher.drain()
         [first] = (await gw.client.get("/v1/reviews", headers=OPERATOR)).json()["items"]
+        await claim(gw.client, first["id"])
         decided = await gw.client.post(
             f"/v1/reviews/{first['id']}/decision", json={"input": {"decision": "reject"}}, headers=OPERATOR
         )

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import OPERATOR, SOURCE, Running, example_settings, running_gateway
+from tests.support import OPERATOR, SOURCE, Running, claim, example_settings, running_gateway
 
 EVENT = json.loads((Path(__file__).resolve().parent.parent / "examples" / "event.json").read_text())
 CE = {"Content-Type": "application/cloudevents+json"}
@@ -29,6 +29,7 @@ async def test_quickstart_flow_in_process(gw: Running, tmp_path: Path) -> None:
 
     reviews = (await gw.client.get("/v1/reviews", headers=OPERATOR)).json()["items"]
     assert [r["run_id"] for r in reviews] == [run_id]
+    await claim(gw.client, reviews[0]["id"])
     decided = await gw.client.post(
         f"/v1/reviews/{reviews[0]['id']}/decision", json={"input": {"decision": "approve"}}, headers=OPERATOR
     )

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.settings import parse_settings
-from tests.support import OPERATOR, SOURCE, FrozenClock, Running, example_data, running_gateway
+from tests.support import OPERATOR, SOURCE, FrozenClock, Running, claim, example_data, running_gateway
 
 EVENT = json.loads((Path(__file__).resolve().parent.parent / "examples" / "prior-auth-event.json").read_text())
 CE = {"Content-Type": "application/cloudevents+json"}
@@ -30,6 +30,8 @@ async def start(gw: Running) -> str:
 async def decide(gw: Running, run_id: str, decision: Any) -> Any:
     reviews = (await gw.client.get("/v1/reviews", headers=OPERATOR)).json()["items"]
     [review] = [r for r in reviews if r["run_id"] == run_id and r["state"] == "OPEN"]
+    if review["claimed_by"] is None:
+        await claim(gw.client, review["id"])
     return await gw.client.post(f"/v1/reviews/{review['id']}/decision", json={"input": decision}, headers=OPERATOR)
 
 

@@ -2,7 +2,8 @@
 and about runs that need a person (``run.provider_run_missing``, ``run.start_held``).
 
 Alerts are queued as jobs in the same transaction as the change they announce and sent with Standard
-Webhooks headers by the dispatcher, with retries. They carry ids and states, never payload content.
+Webhooks headers by the dispatcher, with retries. They carry ids, states and the item's subject line (what the
+flow's ``subject`` template chose to show), never the payload itself.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class Alerts:
             "review_id": review.id,
             "run_id": review.run_id,
             "flow": review.flow,
+            "subject": item.subject or "",
             "priority": item.priority,
             "sla_state": item.sla_state.value,
             "url": f"{self.public_url}/ui/reviews/{review.id}",

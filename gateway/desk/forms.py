@@ -112,3 +112,17 @@ def _json(raw: str, where: str) -> Any:
         return jsontext.loads(raw)
     except ValueError:
         raise errors.InvalidInput(f"{where} is not valid JSON") from None
+
+
+RESERVED_KEYS = frozenset("jkcoxr?")  # the page's own shortcuts
+
+
+def shortcut_keys(found: list[Field]) -> dict[str, str]:
+    """One key per option when the form is a single choice whose options start with distinct free letters
+    (approve / deny -> a / d); otherwise none, so a key never picks something the operator did not mean."""
+    if len(found) != 1 or found[0].kind != "select":
+        return {}
+    keys = {option[:1].lower(): option for option in found[0].options}
+    if len(keys) != len(found[0].options) or not all(key.isalpha() and key not in RESERVED_KEYS for key in keys):
+        return {}
+    return keys

@@ -105,8 +105,9 @@ class Gatekeeper:
         entry = AuditEntry(actor=name, action="password_rehashed", object=f"operator:{name}")
         await self.store.set_password_hash(name, hashed, entry, now)
 
-    async def session(self, secret: str | None) -> Principal:
-        """The operator behind a login cookie; idle and absolute timeouts end it (A5, A6)."""
+    async def session(self, secret: str | None, *, activity: bool = True) -> Principal:
+        """The operator behind a login cookie; idle and absolute timeouts end it (A5, A6). A page refreshing
+        itself is not the operator's activity (``activity=False``): it does not keep the login alive."""
         if not secret:
             raise errors.AuthError("not logged in")
         id_sha256 = access.sha256(secret)
@@ -122,8 +123,17 @@ class Gatekeeper:
         operator = await self.store.get_operator(login.operator)
         if operator is None or operator.disabled_at is not None:
             raise errors.AuthError("not logged in")
-        await self.store.touch_login(id_sha256, now, unless_after=now - _TOUCH_EVERY)
+        if activity:
+            await self.store.touch_login(id_sha256, now, unless_after=now - _TOUCH_EVERY)
         return _principal(operator)
+
+    async def session_alive(self, secret: str) -> bool:
+        """Whether a login still stands, without counting as its activity (an open live stream)."""
+        try:
+            await self.session(secret, activity=False)
+        except errors.AuthError:
+            return False
+        return True
 
     async def logout(self, secret: str, who: str) -> None:
         await self.store.end_login(

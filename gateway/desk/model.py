@@ -82,6 +82,7 @@ class Item:
     proposed_by: str | None = None
     proposed_claimer: str | None = None
     proposed_at: datetime | None = None
+    subject: str | None = None  # the flow's subject line for this item (a payload: see QueueFilter.search)
     tracked: bool = False  # False until the item's policy has been applied
     version: int = 0  # the desk row's version, for compare-and-set
 
@@ -108,5 +109,7 @@ class QueueFilter:
     older_than: float | None = None  # seconds
     sla_state: SlaState | None = None
     order: Order = Order.NEWEST
+    search: str | None = None  # a review, run or event id, or words of the subject
+    search_subject: bool = False  # whether the words are looked for in subjects (roles that see payloads)
     after: str | None = None  # the cursor of the last item of the previous page
     limit: int = 50

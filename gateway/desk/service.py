@@ -21,10 +21,13 @@ from gateway.desk.model import Item, QueueFilter
 from gateway.model import JSON, JobKind, PendingInput, Review, ReviewState
 from gateway.ports import Clock, NewJob
 from gateway.settings import Settings
+from gateway.store import audit_sql
 from gateway.store.access_sql import AccessStore
 from gateway.store.queue_sql import ItemChange, QueueStore
 
 MAX_REASON = 500
+BULK_ACTIONS = ("claim", "release", "reassign")
+BULK_LIMIT = 100
 _CLEAR_CLAIM = {"claimed_by": None, "claimed_at": None, "claim_expires_at": None}
 
 
@@ -32,6 +35,12 @@ _CLEAR_CLAIM = {"claimed_by": None, "claimed_at": None, "claim_expires_at": None
 class Outcome:
     status: int
     body: JSON
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BulkOutcome:
+    done: list[str]
+    refused: list[tuple[str, str]]  # (review id, why not)
 
 
 class Desk:
@@ -59,17 +68,28 @@ class Desk:
         _need(who, access.REVIEWS_READ)
         return await self.queue.list_items(flt, self.clock.now())
 
-    async def view(self, review_id: str, who: Principal) -> tuple[Item, bool]:
-        """The item, and whether this operator sees its payload; showing it is audited (A8, A13)."""
+    async def view(
+        self, review_id: str, who: Principal, login: str | None = None, *, activity: bool = True
+    ) -> tuple[Item, bool]:
+        """The item, and whether this operator sees its payload; showing it is audited (A8, A13): once per
+        UI login and item when ``login`` names the login, else on every call (the JSON API). The holder's
+        viewing renews the claim, unless it is the page refreshing itself (``activity=False``)."""
         _need(who, access.REVIEWS_READ)
         item = await self.item(review_id)
         now = self.clock.now()
         if who.sees_payload:
-            await self.access.audit([_entry(who, "viewed_payload", item)], now)
-        if item.holder(now) == who.name:
+            await self.record_view(who, f"review:{item.id}", login)
+        if activity and item.holder(now) == who.name:
             await self.queue.apply(self._renewal(item, now), now)
             item = await self.item(review_id)
         return item, who.sees_payload
+
+    async def record_view(self, who: Principal, obj: str, login: str | None) -> None:
+        entry = AuditEntry(actor=who.name, action="viewed_payload", object=obj, details=_key_detail(who))
+        if login is None:
+            await self.access.audit([entry], self.clock.now())
+        else:
+            await audit_sql.append_once_per_login(self.queue.db, entry, login, self.clock.now())
 
     async def item(self, review_id: str) -> Item:
         item = await self.queue.get_item(review_id)
@@ -85,7 +105,12 @@ class Desk:
         """Apply the flow's policy to a new review: priority, approvals, SLA timers, 'opened' record, alert."""
         policy = self.settings.desk.policy(item.review.flow)
         due = sla.deadlines(policy, item.review.created_at)
+        line = None
+        if policy.subject is not None:
+            run_input = await self.queue.run_input(item.review.run_id)
+            line = policy.subject.render({"input": run_input, "gathered": item.review.gathered})
         fields = {
+            "subject": line,
             "priority": policy.priority,
             "approvals_needed": policy.approvals,
             "claim_due_at": due.claim_due_at,
@@ -98,7 +123,7 @@ class Desk:
         opened = AuditEntry(
             actor="system", action="opened", object=f"review:{item.id}", details={"run_id": item.review.run_id}
         )
-        alert = self.alerts.job("review.opened", item, now)
+        alert = self.alerts.job("review.opened", replace(item, subject=line), now)
         tracked = await self.queue.track(item.id, fields, audit=[opened], jobs=[*timers, *alert], now=now)
         if tracked:
             self.wake()
@@ -106,7 +131,7 @@ class Desk:
 
     # claims --------------------------------------------------------------------------------------
 
-    async def claim(self, review_id: str, who: Principal) -> Item:
+    async def claim(self, review_id: str, who: Principal, reason: str | None = None) -> Item:
         _need(who, access.REVIEWS_DECIDE)
         item = await self._open_item(review_id)
         now = self.clock.now()
@@ -119,15 +144,16 @@ class Desk:
             "claim_expires_at": now + self.lease,
             "first_claimed_at": item.first_claimed_at or now,
         }
-        await self._apply(item, fields, [_entry(who, "claimed", item)], jobs=self._lease_timer(item, now))
+        entry = _entry(who, "claimed", item, _optional_reason(reason))
+        await self._apply(item, fields, [entry], jobs=self._lease_timer(item, now))
         return await self.item(review_id)
 
-    async def release(self, review_id: str, who: Principal) -> Item:
+    async def release(self, review_id: str, who: Principal, reason: str | None = None) -> Item:
         _need(who, access.REVIEWS_DECIDE)
         item = await self._open_item(review_id)
         if item.holder(self.clock.now()) != who.name:
             raise errors.Conflict(f"review {review_id} is not claimed by {who.name}")
-        await self._apply(item, _CLEAR_CLAIM, [_entry(who, "released", item)])
+        await self._apply(item, _CLEAR_CLAIM, [_entry(who, "released", item, _optional_reason(reason))])
         return await self.item(review_id)
 
     async def reassign(self, review_id: str, who: Principal, to: str, reason: str) -> Item:
@@ -151,6 +177,36 @@ class Desk:
         await self._apply(item, fields, [entry], jobs=self._lease_timer(item, now))
         return await self.item(review_id)
 
+    async def bulk(
+        self, action: str, review_ids: Sequence[str], who: Principal, *, to: str, reason: str
+    ) -> BulkOutcome:
+        """Claim, release or reassign several items; each is its own change, so one refusal stops no other."""
+        _need(who, access.REVIEWS_DECIDE)
+        if action not in BULK_ACTIONS:
+            raise errors.BadRequest(f"action must be one of: {', '.join(BULK_ACTIONS)}")
+        wanted = list(dict.fromkeys(review_ids))
+        if not 1 <= len(wanted) <= BULK_LIMIT:
+            raise errors.InvalidInput(f"pick 1 to {BULK_LIMIT} items")
+        if action == "reassign":
+            reason = _reason(reason)
+            if not await self._can_decide(to):
+                raise errors.InvalidInput(f"{to!r} is not an operator who may decide reviews")
+        done: list[str] = []
+        refused: list[tuple[str, str]] = []
+        for review_id in wanted:
+            try:
+                if action == "claim":
+                    await self.claim(review_id, who, reason)
+                elif action == "release":
+                    await self.release(review_id, who, reason)
+                else:
+                    await self.reassign(review_id, who, to, reason)
+            except errors.GatewayError as exc:
+                refused.append((review_id, exc.message))
+            else:
+                done.append(review_id)
+        return BulkOutcome(done=done, refused=refused)
+
     async def _can_decide(self, name: str) -> bool:
         if any(token.name == name for token in self.settings.operator_tokens):
             return True
@@ -169,12 +225,14 @@ class Desk:
             return replayed
         item = await self._open_item(review_id)
         now = self.clock.now()
-        problems = review_rules.validate_any(answerable(self.settings, item.review), value)
-        if problems:
-            raise errors.InvalidInput("; ".join(problems))
         holder = item.holder(now)
         if holder is not None and holder != who.name:
             raise errors.Conflict(f"review {review_id} is claimed by {holder}")
+        if holder is None and self.settings.desk.policy(item.review.flow).claim_to_decide:
+            raise errors.ClaimRequired(f"claim review {review_id} before deciding it (the flow's claim_to_decide)")
+        problems = review_rules.validate_any(answerable(self.settings, item.review), value)
+        if problems:
+            raise errors.InvalidInput("; ".join(problems))
         change = self._decision(item, who, value, fingerprint, holder, now)
         body = _decision_body(item, who, fingerprint, now, proposal=change.decide is None)
         request = (key, who.name, fingerprint, body, 202) if key is not None else None
@@ -318,8 +376,17 @@ def _need(who: Principal, scope: str) -> None:
 
 
 def _entry(who: Principal, action: str, item: Item, details: dict[str, Any] | None = None) -> AuditEntry:
-    extra = {"key_id": who.key_id} if who.key_id else {}
-    return AuditEntry(actor=who.name, action=action, object=f"review:{item.id}", details={**(details or {}), **extra})
+    return AuditEntry(
+        actor=who.name, action=action, object=f"review:{item.id}", details={**(details or {}), **_key_detail(who)}
+    )
+
+
+def _key_detail(who: Principal) -> dict[str, Any]:
+    return {"key_id": who.key_id} if who.key_id else {}
+
+
+def _optional_reason(text: str | None) -> dict[str, Any]:
+    return {"reason": _reason(text)} if text and text.strip() else {}
 
 
 def _reason(text: str) -> str:

@@ -8,6 +8,7 @@ from typing import Any
 
 from gateway.config_types import ParseContext, Secret
 from gateway.core import signing
+from gateway.desk import subject
 from gateway.model import JSON
 
 BREACH_ACTIONS = ("none", "escalate", "default_decision", "fail_run")
@@ -43,6 +44,8 @@ class ReviewPolicy:
     sla: SlaPolicy = field(default_factory=SlaPolicy)
     pause_timeout: float | None = None  # the provider's own timeout for a paused run, when known
     expire_before: float = 300.0  # items expire this long before that timeout
+    subject: subject.Template | None = None  # the item's subject line, from the run input and gathered data
+    claim_to_decide: bool = True  # a decision needs the decider's own live claim
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -87,7 +90,8 @@ def parse_desk(data: Mapping[str, Any], ctx: ParseContext, public_url: str) -> D
 
 
 def _policy(key: str, data: Mapping[str, Any], ctx: ParseContext) -> ReviewPolicy:
-    ctx.unknown_keys(key, data, {"priority", "approvals", "sla", "pause_timeout", "expire_before"})
+    known = {"priority", "approvals", "sla", "pause_timeout", "expire_before", "subject", "claim_to_decide"}
+    ctx.unknown_keys(key, data, known)
     pause = data.get("pause_timeout")
     return ReviewPolicy(
         priority=ctx.integer(f"{key}.priority", data.get("priority"), default=0, minimum=-1000, maximum=1000),
@@ -95,7 +99,20 @@ def _policy(key: str, data: Mapping[str, Any], ctx: ParseContext) -> ReviewPolic
         sla=_sla(f"{key}.sla", ctx.table(f"{key}.sla", data.get("sla")), ctx),
         pause_timeout=None if pause is None else ctx.number(f"{key}.pause_timeout", pause, default=0, minimum=1),
         expire_before=ctx.number(f"{key}.expire_before", data.get("expire_before"), default=300.0, minimum=0),
+        subject=_subject(f"{key}.subject", data.get("subject"), ctx),
+        claim_to_decide=ctx.boolean(f"{key}.claim_to_decide", data.get("claim_to_decide"), default=True),
     )
+
+
+def _subject(key: str, value: Any, ctx: ParseContext) -> subject.Template | None:
+    text = ctx.string(key, value, required=False)
+    if text is None:
+        return None
+    try:
+        return subject.parse(text)
+    except ValueError as exc:
+        ctx.problem(key, str(exc))
+        return None
 
 
 def _sla(key: str, data: Mapping[str, Any], ctx: ParseContext) -> SlaPolicy:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 from datetime import datetime
 
 from gateway.desk import audit
@@ -76,3 +77,16 @@ def record(row: Row) -> AuditRecord:
 
 def _dumps(details: dict[str, object]) -> str:
     return json.dumps(details, separators=(",", ":"), sort_keys=True)
+
+
+async def append_once_per_login(db: Database, entry: AuditEntry, login: str, now: datetime) -> bool:
+    """Append ``entry`` unless this actor's login already has the same action on the same object."""
+    async with db.write() as tx:
+        rows = await tx.fetchall(
+            "SELECT details FROM audit_log WHERE object = ? AND action = ? AND actor = ?",
+            (entry.object, entry.action, entry.actor),
+        )
+        if any(json.loads(row["details"]).get("login") == login for row in rows):
+            return False
+        await append(tx, [replace(entry, details={**entry.details, "login": login})], now)
+    return True

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
-from gateway.store.codec import to_us
+from gateway.store.blind import BlindIndex
+from gateway.store.codec import Payloads, to_us
+from gateway.store.queue_sql import index_subject
 from gateway.store.sealing import AesGcmSealer
 from gateway.store.sqlstore import SqlStore
 
@@ -14,7 +16,7 @@ SEALED_COLUMNS: Mapping[str, tuple[str, tuple[str, ...]]] = {
     "events": ("id", ("body",)),
     "runs": ("id", ("input", "output", "error")),
     "reviews": ("id", ("gathered", "decision")),
-    "review_items": ("review_id", ("proposal",)),
+    "review_items": ("review_id", ("proposal", "subject")),
 }
 _BATCH = 500
 
@@ -25,7 +27,28 @@ async def reseal(store: SqlStore, sealer: AesGcmSealer) -> int:
     for table, (key, columns) in SEALED_COLUMNS.items():
         for column in columns:
             changed += await _reseal_column(store, sealer, table, key, column)
+    await reindex_subjects(store, sealer)
     return changed
+
+
+async def reindex_subjects(store: SqlStore, sealer: AesGcmSealer) -> int:
+    """Hash the subject search terms again under the current key (after a rotation); returns the items done."""
+    index, payloads = BlindIndex(sealer), Payloads(sealer)
+    done = 0
+    while True:
+        async with store.db.read() as tx:
+            rows = await tx.fetchall(
+                "SELECT i.review_id, i.subject FROM review_items i WHERE i.review_id IN"
+                " (SELECT review_id FROM review_terms WHERE key_id <> ?) ORDER BY i.review_id LIMIT ?",
+                (index.current, _BATCH),
+            )
+        if not rows:
+            return done
+        async with store.db.write() as tx:
+            for row in rows:
+                text = payloads.open("review_items", row["review_id"], "subject", row["subject"])
+                await index_subject(tx, index, row["review_id"], text)
+        done += len(rows)
 
 
 async def _reseal_column(store: SqlStore, sealer: AesGcmSealer, table: str, key: str, column: str) -> int:
@@ -58,11 +81,13 @@ async def purge_payloads(store: SqlStore, cutoff: datetime) -> dict[str, int]:
             " AND run_id IN (SELECT id FROM runs WHERE finished_at < ?)",
             (at,),
         )
+        ended = "SELECT reviews.id FROM reviews JOIN runs ON runs.id = reviews.run_id WHERE runs.finished_at < ?"
         await tx.execute(
-            "UPDATE review_items SET proposal = NULL WHERE proposal IS NOT NULL AND review_id IN"
-            " (SELECT reviews.id FROM reviews JOIN runs ON runs.id = reviews.run_id WHERE runs.finished_at < ?)",
+            "UPDATE review_items SET proposal = NULL, subject = NULL"
+            f" WHERE (proposal IS NOT NULL OR subject IS NOT NULL) AND review_id IN ({ended})",
             (at,),
         )
+        await tx.execute(f"DELETE FROM review_terms WHERE review_id IN ({ended})", (at,))
         runs = await tx.execute(
             "UPDATE runs SET input = NULL, output = NULL, error = NULL WHERE finished_at < ?"
             " AND (input IS NOT NULL OR output IS NOT NULL OR error IS NOT NULL)",

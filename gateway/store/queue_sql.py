@@ -13,11 +13,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from gateway import errors
+from gateway.desk import subject
 from gateway.desk.audit import AuditEntry
 from gateway.desk.model import Item, Order, QueueFilter, SlaState
 from gateway.model import JSON, Job, JobKind, ReviewState
 from gateway.ports import NewJob
 from gateway.store import audit_sql, codec
+from gateway.store.blind import BlindIndex
 from gateway.store.codec import dumps, from_us, to_us
 from gateway.store.db import Row, Tx
 from gateway.store.sqlstore import SqlStore
@@ -25,7 +27,7 @@ from gateway.store.sqlstore import SqlStore
 _ITEM_COLUMNS = (
     "priority, escalated_to, approvals_needed, sla_state, claim_due_at, decide_due_at, expires_at,"
     " first_claimed_at, claimed_by, claimed_at, claim_expires_at, proposal, proposal_digest, proposed_by,"
-    " proposed_claimer, proposed_at"
+    " proposed_claimer, proposed_at, subject"
 )
 _TIME_COLUMNS = frozenset(
     {"claim_due_at", "decide_due_at", "expires_at", "first_claimed_at", "claimed_at", "claim_expires_at", "proposed_at"}
@@ -68,6 +70,7 @@ class QueueStore:
         self.store = store
         self.db = store.db
         self.payloads = store.payloads
+        self.blind = BlindIndex(store.payloads.sealer)
 
     # reading -------------------------------------------------------------------------------------
 
@@ -90,6 +93,10 @@ class QueueStore:
     async def list_items(self, flt: QueueFilter, now: datetime) -> list[Item]:
         """A page of items without payloads (A13), filtered and ordered in SQL on indexed columns."""
         clauses, params = _filters(flt, now)
+        if flt.search:
+            found, more = self._search(flt.search, subjects=flt.search_subject)
+            clauses.append(found)
+            params += more
         if flt.order == Order.URGENT:
             order = "-COALESCE(i.priority, 0), COALESCE(i.decide_due_at, ?), r.id"
             params_order: list[Any] = [_NO_DUE]
@@ -106,6 +113,28 @@ class QueueStore:
         async with self.db.read() as tx:
             rows = await tx.fetchall(sql, (*params, *params_order, flt.limit))
         return [self._item(row) for row in rows]
+
+    def _search(self, text: str, *, subjects: bool) -> tuple[str, list[Any]]:
+        """A review, run or event id (the gateway's or the source's), or all the words of a subject."""
+        text = text.strip()
+        ids = (
+            "r.id = ? OR r.run_id = ? OR r.run_id IN (SELECT id FROM runs WHERE event_id = ?"
+            " OR event_id IN (SELECT id FROM events WHERE ce_id = ?))"
+        )
+        params: list[Any] = [text] * 4
+        terms = subject.search_terms(text) if subjects else []
+        if not terms:
+            return f"({ids})", params
+        lookups = [self.blind.lookups(term) for term in terms]
+        words = " AND ".join(
+            f"r.id IN (SELECT review_id FROM review_terms WHERE digest IN ({', '.join('?' * len(d))}))" for d in lookups
+        )
+        return f"({ids} OR ({words}))", params + [d for digests in lookups for d in digests]
+
+    async def run_input(self, run_id: str) -> Any:
+        async with self.db.read() as tx:
+            row = await tx.fetchone("SELECT input FROM runs WHERE id = ?", (run_id,))
+        return self.payloads.open("runs", run_id, "input", row["input"]) if row else None
 
     async def review_ids_for_run(self, run_id: str) -> list[tuple[str, str]]:
         """(review id, state) of every review of a run, oldest first."""
@@ -149,6 +178,7 @@ class QueueStore:
                 values,
             )
             if inserted:
+                await index_subject(tx, self.blind, review_id, fields.get("subject"))
                 await audit_sql.append(tx, audit, now)
                 for job in jobs:
                     await self.store._upsert_job(tx, job, now)
@@ -255,6 +285,7 @@ class QueueStore:
             claimed_at=from_us(row["claimed_at"]),
             claim_expires_at=from_us(row["claim_expires_at"]),
             proposal=proposal,
+            subject=self.payloads.open("review_items", review_id, "subject", row["subject"]) if tracked else None,
             proposal_digest=row["proposal_digest"],
             proposed_by=row["proposed_by"],
             proposed_claimer=row["proposed_claimer"],
@@ -264,11 +295,19 @@ class QueueStore:
         )
 
 
+async def index_subject(tx: Tx, index: BlindIndex, review_id: str, text: str | None) -> None:
+    """Replace an item's search digests with those of ``text`` under the index's current key."""
+    await tx.execute("DELETE FROM review_terms WHERE review_id = ?", (review_id,))
+    rows = [(review_id, key_id, digest) for key_id, digest in index.rows(subject.index_terms(text or ""))]
+    if rows:
+        await tx.executemany("INSERT INTO review_terms (review_id, key_id, digest) VALUES (?, ?, ?)", rows)
+
+
 def _column_value(name: str, value: Any, store: QueueStore, review_id: str) -> Any:
     if name in _TIME_COLUMNS:
         return to_us(value)
-    if name == "proposal":
-        return store.payloads.seal("review_items", review_id, "proposal", value)
+    if name in ("proposal", "subject"):
+        return store.payloads.seal("review_items", review_id, name, value)
     if isinstance(value, SlaState):
         return value.value
     return value

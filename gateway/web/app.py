@@ -121,6 +121,8 @@ def routes(services: Services) -> list[BaseRoute]:
         if getattr(services.sandbox, "reminix_asgi", None) is not None:
             table.append(Mount("/sandbox/reminix", app=services.sandbox.reminix_asgi))
         table.extend(Mount(f"/sandbox/{name}", app=sub) for name, sub in services.sandbox.mounts.items())
+    table.append(Route("/", guard.mark(guard.PUBLIC, ui.home), methods=["GET"]))
+    table.append(Route("/ui", guard.mark(guard.PUBLIC, ui.home), methods=["GET"]))
     table.append(Mount("/ui", routes=ui.routes()))
     return guard.declare(table)
 

@@ -526,6 +526,16 @@ PATHS: dict[str, Any] = {
             security=[],
         )
     },
+    "/": {
+        "get": _operation(
+            "home", "Redirects to the operator review desk", {"303": {"description": "To /ui/reviews"}}, security=[]
+        )
+    },
+    "/ui": {
+        "get": _operation(
+            "desk", "Redirects to the operator review desk", {"303": {"description": "To /ui/reviews"}}, security=[]
+        )
+    },
     "/openapi.json": {
         "get": _operation(
             "openapi", "This document", _ok("200", "The OpenAPI 3.1 document", {"type": "object"}), security=[]

@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import resources
 from typing import Any
+from urllib.parse import quote, unquote
 
 import jinja2
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -24,11 +26,14 @@ from gateway import errors
 from gateway.desk import access
 from gateway.desk.access import Principal
 from gateway.desk.parts import DeskParts
-from gateway.web import guard
+from gateway.web import guard, readable
 from gateway.web.common import services
 from gateway.wiring import Services
 
 LOGIN_CSRF_COOKIE = "gw_login_csrf"
+REFRESH_HEADER = "x-desk-refresh"  # the page's script refetching it after a live change: not operator activity
+FLASH_COOKIE = "gw_flash"  # one message for the page after a redirect ("ok:..." or "error:...")
+_FLASH_MAX = 600
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self';"
     " form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
@@ -72,8 +77,19 @@ def when(moment: datetime | str | None) -> str:
     return text.replace("T", " ")[:19] + " UTC"
 
 
+def until(moment: datetime | str | None, now: datetime) -> str:
+    """A countdown as the server sees it ("in 14m", "3m overdue"); the page's script keeps it current."""
+    if moment is None:
+        return ""
+    at = datetime.fromisoformat(moment.replace("Z", "+00:00")) if isinstance(moment, str) else moment
+    seconds = (at - now).total_seconds()
+    return f"in {age(seconds)}" if seconds >= 0 else f"{age(-seconds)} overdue"
+
+
 templates.filters["age"] = age
 templates.filters["when"] = when
+templates.filters["until"] = until
+readable.install(templates.filters)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -82,7 +98,11 @@ class Ctx:
     services: Services
     who: Principal
     csrf: str
+    login: str  # names this login in audit records (not its secret)
+    activity: bool = True  # False when the page's script refetches it after a live change
     form: Mapping[str, str] = field(default_factory=dict)
+    picked: list[str] = field(default_factory=list)  # the items ticked for a bulk action
+    error: str | None = None  # why the form posted on this page was refused
 
     @property
     def parts(self) -> DeskParts:
@@ -90,10 +110,44 @@ class Ctx:
         return self.services.desk
 
     def render(self, template: str, status: int = 200, **values: Any) -> HTMLResponse:
-        return render(self.request, template, status, who=self.who, csrf=self.csrf, **values)
+        flash = unquote(self.request.cookies.get(FLASH_COOKIE, ""))
+        kind, _, text = flash.partition(":")
+        response = render(
+            self.request,
+            template,
+            status,
+            who=self.who,
+            csrf=self.csrf,
+            form=self.form,
+            picked=self.picked,
+            error=self.error,
+            flash={"kind": kind, "text": text} if text and kind in ("ok", "error") else None,
+            now=self.services.clock.now(),
+            **values,
+        )
+        if flash:
+            response.delete_cookie(FLASH_COOKIE, path="/ui")
+        return response
 
-    def back(self, url: str) -> RedirectResponse:
-        return RedirectResponse(url, status_code=303)
+    def back(self, url: str, flash: str | None = None, *, ok: bool = True) -> RedirectResponse:
+        """Back to a page after an action, with a message for it to show once."""
+        response = RedirectResponse(url, status_code=303)
+        if flash:
+            text = quote(f"{'ok' if ok else 'error'}:{flash}"[:_FLASH_MAX])
+            _set_cookie(response, self.services, FLASH_COOKIE, text, max_age=60)
+        return response
+
+    def unconfirmed(self, question: str, action: str) -> Response | None:
+        """A page asking to confirm this repeating or destructive action, unless the form says it was confirmed
+        (the script asks in the browser and adds ``confirmed``; without the script this page asks)."""
+        if self.form.get("confirmed") == "yes":
+            return None
+        fields = [(name, value) for name, value in self.form.items() if name not in ("csrf", "confirmed", "ids")]
+        fields += [("ids", review_id) for review_id in self.picked]
+        url = self.request.url
+        target = f"{url.path}?{url.query}" if url.query else url.path
+        back = url.path.rsplit("/", 1)[0]
+        return self.render("confirm.html", question=question, action=action, fields=fields, target=target, back=back)
 
 
 Handler = Callable[[Ctx], Awaitable[Response]]
@@ -102,6 +156,10 @@ Handler = Callable[[Ctx], Awaitable[Response]]
 def render(request: Request, template: str, status: int = 200, **values: Any) -> HTMLResponse:
     values.setdefault("who", None)
     values.setdefault("csrf", "")
+    values.setdefault("flash", None)
+    values.setdefault("form", {})
+    values.setdefault("picked", [])
+    values.setdefault("error", None)
     html = templates.get_template(template).render(path=request.url.path, **values)
     return HTMLResponse(html, status_code=status)
 
@@ -110,44 +168,79 @@ def cookie_name(svc: Services) -> str:
     return "__Host-gw_session" if svc.settings.desk.ui.secure_cookies else "gw_session"
 
 
-def endpoint(scope: str, handler: Handler) -> guard.Endpoint:
+def endpoint(scope: str, handler: Handler, page: Handler | None = None) -> guard.Endpoint:
+    """A UI route. When a POST is refused, ``page`` (the GET handler of the page the form is on) is shown
+    again with the reason and what was typed; without one, an error page with the navigation."""
+
     async def run(request: Request) -> Response:
         svc = services(request)
+        assert svc.desk is not None
+        secret = request.cookies.get(cookie_name(svc))
         try:
-            response = await handler(await _context(request, svc, scope))
+            activity = request.headers.get(REFRESH_HEADER) != "1"
+            who = await svc.desk.gatekeeper.session(secret, activity=activity)
+        except errors.AuthError:
+            gone = RedirectResponse("/ui/login", status_code=303)
+            gone.delete_cookie(cookie_name(svc), path="/")
+            return harden(gone, svc)
+        assert secret is not None
+        login = access.sha256(secret).hex()[:16]
+        ctx = Ctx(
+            request=request, services=svc, who=who, csrf=access.csrf_token(secret), login=login, activity=activity
+        )
+        response: Response
+        try:
+            await _admit(ctx, scope, secret)
+            response = await handler(ctx)
         except errors.AuthError:
             response = RedirectResponse("/ui/login", status_code=303)
-            response.delete_cookie(cookie_name(svc), path="/")
         except errors.GatewayError as exc:
-            response = _error_page(request, exc)
+            response = await _refused(ctx, exc, page)
         return harden(response, svc)
 
     return guard.mark(scope, run)
 
 
-async def _context(request: Request, svc: Services, scope: str) -> Ctx:
-    assert svc.desk is not None
-    secret = request.cookies.get(cookie_name(svc))
-    who = await svc.desk.gatekeeper.session(secret)
-    assert secret is not None
-    if scope != guard.SESSION and not who.may(scope):
+async def _admit(ctx: Ctx, scope: str, secret: str) -> None:
+    if scope != guard.SESSION and not ctx.who.may(scope):
         raise errors.Forbidden(f"this needs the {scope} permission")
-    ctx = Ctx(request=request, services=svc, who=who, csrf=access.csrf_token(secret))
-    if request.method == "POST":
-        ctx.form = await read_form(request, svc)
+    if ctx.request.method == "POST":
+        form = await read_multi_form(ctx.request, ctx.services)
+        ctx.form = {name: value for name, value in form.items() if isinstance(value, str)}
+        ctx.picked = [value for value in form.getlist("ids") if isinstance(value, str)]
         if not access.csrf_ok(secret, ctx.form.get("csrf")):
             raise errors.Forbidden("the form's CSRF token is missing or not from this login")
-    return ctx
 
 
-async def read_form(request: Request, svc: Services) -> dict[str, str]:
+async def _refused(ctx: Ctx, exc: errors.GatewayError, page: Handler | None) -> Response:
+    from gateway.web.app import status_for
+
+    status = status_for(exc)
+    if page is not None and ctx.request.method == "POST" and ctx.form.get("csrf"):
+        ctx.error = exc.message
+        try:
+            response = await page(ctx)
+        except errors.GatewayError:
+            pass
+        else:
+            response.status_code = status
+            return response
+    back = ctx.request.url.path.rsplit("/", 1)[0] if ctx.request.method == "POST" else "/ui/reviews"
+    return ctx.render("error.html", status, message=exc.message, back=back or "/ui/reviews")
+
+
+async def read_multi_form(request: Request, svc: Services) -> FormData:
     """A posted form, refused when it comes from another site (Fetch Metadata) or is too large."""
     if request.headers.get("sec-fetch-site") == "cross-site":
         raise errors.Forbidden("cross-site form posts are refused")
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > svc.settings.limits.operator_body_bytes:
         raise errors.PayloadTooLarge("the form is too large")
-    form = await request.form(max_files=0, max_fields=_MAX_FIELDS)
+    return await request.form(max_files=0, max_fields=_MAX_FIELDS)
+
+
+async def read_form(request: Request, svc: Services) -> dict[str, str]:
+    form = await read_multi_form(request, svc)
     return {name: value for name, value in form.items() if isinstance(value, str)}
 
 
@@ -207,7 +300,7 @@ async def logout(ctx: Ctx) -> Response:
 
 def _set_cookie(response: Response, svc: Services, name: str, value: str, *, max_age: int) -> None:
     secure = svc.settings.desk.ui.secure_cookies
-    path = "/" if name != LOGIN_CSRF_COOKIE else "/ui"
+    path = "/ui" if name in (LOGIN_CSRF_COOKIE, FLASH_COOKIE) else "/"
     response.set_cookie(name, value, max_age=max_age, path=path, secure=secure, httponly=True, samesite="lax")
 
 

@@ -11,7 +11,7 @@ from starlette.routing import Route
 from gateway.desk import access
 from gateway.web import guard, ui
 from tests.desk.support import add_operator, api_key, browser_client, csrf_of, desk_settings, open_review, ui_login
-from tests.support import OPERATOR, FrozenClock, running_gateway
+from tests.support import OPERATOR, FrozenClock, claim, running_gateway
 
 OPERATOR_SCOPES = {(m, p): s for (m, p), s in guard.ROUTE_SCOPES.items() if s not in guard.NOT_OPERATOR_SCOPES}
 
@@ -210,7 +210,10 @@ async def test_the_item_page_shows_the_payload_only_to_allowed_roles_and_records
         await add_operator(gw, "vic", "viewer")
         await ui_login(bea, "bea")
         await ui_login(vic, "vic")
-        assert "PHI-CANARY-1" not in (await bea.get("/ui/reviews")).text
+        listed = (await bea.get("/ui/reviews")).text
+        assert "Eligibility for PHI-CANARY-1 (PAYER-42)" in listed  # the flow's subject line, not the payload
+        assert "eligible" not in listed
+        assert "PHI-CANARY-1" not in (await vic.get("/ui/reviews")).text  # a viewer sees no subject either
         assert "PHI-CANARY-1" in (await bea.get(f"/ui/reviews/{review_id}")).text
         hidden = await vic.get(f"/ui/reviews/{review_id}")
         assert hidden.status_code == 200
@@ -227,6 +230,10 @@ async def test_deciding_through_the_form_completes_the_run(tmp_path: Path) -> No
         review_id = await open_review(gw)
         await add_operator(gw, "bea", "reviewer")
         await ui_login(browser, "bea")
+        page = await browser.get(f"/ui/reviews/{review_id}")
+        assert 'data-testid="decide-form"' not in page.text  # claim first
+        claimed = await browser.post(f"/ui/reviews/{review_id}/claim", data={"csrf": csrf_of(page.text)})
+        assert claimed.status_code == 303
         page = await browser.get(f"/ui/reviews/{review_id}")
         assert '<select name="in.decision"' in page.text
         bad = await browser.post(
@@ -245,6 +252,7 @@ async def test_deciding_through_the_form_completes_the_run(tmp_path: Path) -> No
 async def test_replaying_a_delivery_writes_exactly_one_audit_row(tmp_path: Path) -> None:
     async with running_gateway(desk_settings(tmp_path)) as gw:
         review_id = await open_review(gw)
+        await claim(gw.client, review_id)
         await gw.client.post(
             f"/v1/reviews/{review_id}/decision", json={"input": {"decision": "deny"}}, headers=OPERATOR
         )

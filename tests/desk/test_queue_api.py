@@ -6,7 +6,7 @@ import asyncio
 from pathlib import Path
 
 from tests.desk.support import add_operator, api_key, desk_settings, open_review
-from tests.support import OPERATOR, FrozenClock, running_gateway
+from tests.support import OPERATOR, FrozenClock, claim, running_gateway
 
 APPROVE = {"input": {"decision": "approve"}}
 
@@ -14,7 +14,7 @@ APPROVE = {"input": {"decision": "approve"}}
 async def test_two_concurrent_decisions_one_wins_one_conflicts_and_the_flow_api_sees_one_resume(
     tmp_path: Path,
 ) -> None:
-    async with running_gateway(desk_settings(tmp_path)) as gw:
+    async with running_gateway(desk_settings(tmp_path, review={"claim_to_decide": False})) as gw:
         review_id = await open_review(gw)
         await add_operator(gw, "bea", "reviewer")
         bea = await api_key(gw, "bea", "reviews:read", "reviews:decide")
@@ -36,6 +36,7 @@ async def test_two_concurrent_decisions_one_wins_one_conflicts_and_the_flow_api_
 async def test_the_same_idempotency_key_and_input_gets_the_first_answer(tmp_path: Path) -> None:
     async with running_gateway(desk_settings(tmp_path)) as gw:
         review_id = await open_review(gw)
+        await claim(gw.client, review_id)
         url = f"/v1/reviews/{review_id}/decision"
         headers = {**OPERATOR, "Idempotency-Key": "k-1"}
         first = await gw.client.post(url, json=APPROVE, headers=headers)
@@ -51,6 +52,7 @@ async def test_the_same_idempotency_key_and_input_gets_the_first_answer(tmp_path
 async def test_a_decision_that_does_not_fit_gets_422_with_the_reason(tmp_path: Path) -> None:
     async with running_gateway(desk_settings(tmp_path)) as gw:
         review_id = await open_review(gw)
+        await claim(gw.client, review_id)
         answer = await gw.client.post(
             f"/v1/reviews/{review_id}/decision", json={"input": {"decision": "maybe"}}, headers=OPERATOR
         )
@@ -174,6 +176,7 @@ async def test_a_rejected_proposal_opens_the_item_for_a_new_one(tmp_path: Path) 
         review_id = await open_review(gw)
         await add_operator(gw, "val", "approver")
         val = await api_key(gw, "val", "reviews:read", "reviews:decide")
+        await claim(gw.client, review_id)
         await gw.client.post(f"/v1/reviews/{review_id}/decision", json=APPROVE, headers=OPERATOR)
         rejected = await gw.client.post(f"/v1/reviews/{review_id}/reject", json={"reason": "check payer"}, headers=val)
         assert rejected.status_code == 200

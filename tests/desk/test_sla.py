@@ -43,7 +43,7 @@ async def test_claim_sla_warns_then_escalates_with_signed_alerts(tmp_path: Path)
 
     settings = desk_settings(
         tmp_path,
-        review=ESCALATE,
+        review={**ESCALATE, "subject": "Eligibility for {input.patientId} ({input.payerId})"},
         alerts={"url": "https://alerts.example/hook", "secret_env": "ALERT_SECRET"},
         dev_secrets={**desk_settings_dev(tmp_path), "ALERT_SECRET": ALERT_SECRET},
     )
@@ -69,8 +69,10 @@ async def test_claim_sla_warns_then_escalates_with_signed_alerts(tmp_path: Path)
     for request in sent:
         signing.verify(request.content, request.headers, [key], now=clock.now(), tolerance=10_000)
         body = json.loads(request.content)
-        assert set(body["data"]) == {"review_id", "run_id", "flow", "priority", "sla_state", "url", *extra_keys(body)}
+        fields = {"review_id", "run_id", "flow", "subject", "priority", "sla_state", "url", *extra_keys(body)}
+        assert set(body["data"]) == fields
         if body["data"]["review_id"] == review_id:
+            assert body["data"]["subject"] == "Eligibility for p-1 (PAYER-42)"  # the flow's subject line
             kinds.append(body["type"])
     assert kinds == ["review.opened", "review.sla_warning", "review.sla_breached"]
 

@@ -95,6 +95,8 @@ def test_quickstart(server: tuple[str, subprocess.Popen[bytes], Path], tmp_path:
         review = wait_for("an open review for the run", open_review, process, log)
         assert review["id"] and review["run_id"] == run_id
 
+        claimed = http.post(f"/v1/reviews/{review['id']}/claim", headers=OPERATOR)
+        assert claimed.status_code == 200, claimed.text
         decided = http.post(
             f"/v1/reviews/{review['id']}/decision", json={"input": {"decision": "approve"}}, headers=OPERATOR
         )

@@ -18,6 +18,7 @@ import pytest
 from gateway.model import JobKind, ReviewState, RunStatus
 from tests import faults
 from tests.faults import OPERATOR, Rig, rig
+from tests.support import claim
 
 ALERTS_URL = "http://alerts.test/hook"
 
@@ -106,6 +107,7 @@ async def test_a_decided_review_of_a_forgotten_run_is_closed_not_reopened(tmp_pa
 
         decision = {"input": {"decision": "approve"}}
         url = f"/v1/reviews/{item['id']}/decision"
+        await claim(r.client, item["id"], OPERATOR)
         assert (await r.client.post(url, json=decision, headers=OPERATOR)).status_code == 202
         await r.drain()
         review = await r.services.store.get_review(item["id"])

@@ -20,7 +20,7 @@ from tests import faults
 from tests.faults import OPERATOR as FAULT_OPERATOR
 from tests.faults import rig
 from tests.lossy import LossyTransport
-from tests.support import OPERATOR, SOURCE, FrozenClock, Running, example_data, running_gateway
+from tests.support import OPERATOR, SOURCE, FrozenClock, Running, claim, example_data, running_gateway
 
 PRIOR_AUTH = json.loads((Path(__file__).resolve().parents[2] / "examples" / "prior-auth-event.json").read_text())
 RESUME = r"/sandbox/reminix/v1/workflow-runs/[^/]+/resume$"
@@ -39,6 +39,7 @@ async def paused_reminix_run(gw: Running) -> tuple[str, str]:
 
 
 async def approve(gw: Running, review_id: str) -> None:
+    await claim(gw.client, review_id, OPERATOR)
     answer = await gw.client.post(
         f"/v1/reviews/{review_id}/decision", json={"input": {"decision": "approve"}}, headers=OPERATOR
     )
@@ -137,6 +138,7 @@ async def test_sohar_an_applied_update_whose_answer_is_lost_is_not_resent(tmp_pa
         await r.drain()
         (review,) = (await r.client.get("/v1/reviews", headers=FAULT_OPERATOR)).json()["items"]
         r.sohar.updates.script = [faults.after_applying(faults.status(502))]
+        await claim(r.client, review["id"], FAULT_OPERATOR)
         decided = await r.client.post(
             f"/v1/reviews/{review['id']}/decision", json={"input": {"ok": True}}, headers=FAULT_OPERATOR
         )

@@ -16,6 +16,7 @@ import httpx
 from gateway.model import RunStatus
 from tests import faults
 from tests.faults import OPERATOR, Rig, rig
+from tests.support import claim
 
 REVIEW_INPUT = {"options": ["approve", "deny"], "message": "Approve or deny"}
 AMEND_INPUT = {
@@ -45,6 +46,7 @@ async def the_review(r: Rig) -> dict[str, Any]:
 
 
 async def decide(r: Rig, review_id: str, value: dict[str, Any]) -> httpx.Response:
+    await claim(r.client, review_id, OPERATOR)
     return await r.client.post(f"/v1/reviews/{review_id}/decision", json={"input": value}, headers=OPERATOR)
 
 

@@ -43,6 +43,7 @@ def test_the_demo_flow_runs_through_the_outbound_guard(live_server: LiveServer) 
             return next((r["id"] for r in items if r["run_id"] == run_id), None)
 
         review_id = eventually(open_review)
+        assert client.post(f"/v1/reviews/{review_id}/claim", headers=OPERATOR).status_code == 200
         decided = client.post(
             f"/v1/reviews/{review_id}/decision", json={"input": {"decision": "approve"}}, headers=OPERATOR
         )

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 from starlette.applications import Starlette
 
+from gateway.desk.model import QueueFilter
 from gateway.settings import Settings, parse_settings
 from gateway.web.app import create_app
 from gateway.wiring import open_services
@@ -138,7 +139,7 @@ async def test_two_operators_claiming_at_once_through_two_replicas_one_wins(tmp_
 
 
 async def test_two_decisions_at_once_through_two_replicas_resume_the_run_once(tmp_path: Path) -> None:
-    async with two_replicas(tmp_path) as pair:
+    async with two_replicas(tmp_path, review={"claim_to_decide": False}) as pair:  # two deciders race
         review_id = await open_review(pair.a)
         await add_operator(pair.a, "bea", "reviewer")
         bea = await api_key(pair.a, "bea", *DECIDE)
@@ -214,6 +215,7 @@ async def test_an_approval_after_the_decision_on_the_other_replica_is_409(tmp_pa
         for name in ("amy", "val"):
             await add_operator(pair.a, name, "approver")
         amy, val = [await api_key(pair.a, name, *DECIDE) for name in ("amy", "val")]
+        assert (await pair.b.client.post(f"/v1/reviews/{review_id}/claim", headers=amy)).status_code == 200
         proposed = await pair.b.client.post(f"/v1/reviews/{review_id}/decision", json=APPROVE, headers=amy)
         assert proposed.status_code == 202
         first = await pair.a.client.post(f"/v1/reviews/{review_id}/approve", headers=val)
@@ -222,3 +224,16 @@ async def test_an_approval_after_the_decision_on_the_other_replica_is_409(tmp_pa
         assert late.status_code == 409
         await pair.settle()
         assert pair.resumes() == 1
+
+
+async def test_a_subject_search_on_one_replica_finds_an_item_opened_on_the_other(tmp_path: Path) -> None:
+    async with two_replicas(tmp_path) as pair:
+        review_id = await open_review(pair.a, patient="José-Müller")
+        await open_review(pair.a, patient="Ann-Smith")
+        queue = pair.b.services.desk.desk.queue
+        now = pair.b.services.clock.now()
+        found = await queue.list_items(QueueFilter(search="müll payer", search_subject=True), now)
+        assert [(item.id, item.subject) for item in found] == [(review_id, "Eligibility for José-Müller (PAYER-42)")]
+        run_id = found[0].review.run_id
+        assert [item.id for item in await queue.list_items(QueueFilter(search=run_id), now)] == [review_id]
+        assert await queue.list_items(QueueFilter(search="müller"), now) == []  # subjects only when allowed

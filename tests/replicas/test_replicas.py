@@ -93,6 +93,7 @@ async def test_three_replicas_survive_random_kills_with_every_invariant(cluster:
             for review in listing.json()["items"] if listing.is_success else []:
                 body = {"input": {"decision": rng.choice(("approve", "deny"))}}
                 path = f"/v1/reviews/{review['id']}/decision"
+                await clients.send("POST", f"/v1/reviews/{review['id']}/claim", headers=OPERATOR)
                 await asyncio.gather(*(clients.send("POST", path, json=body, headers=OPERATOR) for _ in range(2)))
             await asyncio.sleep(0.2)
 

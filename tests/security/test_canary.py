@@ -13,7 +13,7 @@ import pytest
 
 from gateway.logs import JsonFormatter
 from gateway.settings import parse_settings
-from tests.support import OPERATOR, SOURCE, example_data, running_gateway
+from tests.support import OPERATOR, SOURCE, claim, example_data, running_gateway
 
 CANARY = "PHI-CANARY-6f1d2a"
 CE = {"Content-Type": "application/cloudevents+json"}
@@ -85,6 +85,7 @@ async def test_canary_never_leaks(tmp_path: Path, captured_logs: io.StringIO) ->
 
         review = (await gw.client.get("/v1/reviews", headers=OPERATOR)).json()["items"][0]
         bodies.append((await gw.client.get("/v1/reviews", headers=OPERATOR)).text)
+        await claim(gw.client, review["id"])
         refused = await post(
             f"/v1/reviews/{review['id']}/decision",
             headers=OPERATOR,

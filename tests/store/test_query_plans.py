@@ -11,7 +11,7 @@ import re
 import sqlite3
 from pathlib import Path
 
-from tests.support import OPERATOR, SOURCE, Running
+from tests.support import OPERATOR, SOURCE, Running, claim
 
 EVENT = json.loads((Path(__file__).resolve().parents[2] / "examples" / "event.json").read_text())
 CE = {"Content-Type": "application/cloudevents+json"}
@@ -74,6 +74,7 @@ async def test_list_and_claim_queries_use_indexes(gw: Running) -> None:
     for path in LISTS:
         listed = await gw.client.get(path, headers=OPERATOR)
         assert listed.status_code == 200, path
+    await claim(gw.client, review["id"])
     decided = await gw.client.post(
         f"/v1/reviews/{review['id']}/decision", json={"input": {"decision": "approve"}}, headers=OPERATOR
     )

@@ -14,7 +14,7 @@ from gateway.ports import NewJob, RunFilter
 from gateway.store import open_store
 from gateway.wiring import sealer_for
 from tests.store.test_contract import T0
-from tests.support import OPERATOR, SOURCE, example_settings, running_gateway
+from tests.support import OPERATOR, SOURCE, claim, example_settings, running_gateway
 
 EVENT = json.loads((Path(__file__).resolve().parents[2] / "examples" / "event.json").read_text())
 CE = {"Content-Type": "application/cloudevents+json"}
@@ -31,6 +31,7 @@ async def lived_in_store(tmp_path: Path) -> str:
         await gw.settle()
         review = (await gw.client.get("/v1/reviews", headers=OPERATOR)).json()["items"][0]
         decision = {"input": {"decision": "approve"}}
+        await claim(gw.client, review["id"])
         await gw.client.post(f"/v1/reviews/{review['id']}/decision", json=decision, headers=OPERATOR)
         await gw.settle()
         await gw.services.store.enqueue(NewJob(kind=JobKind.FETCH_RUN, ref="later", due_at=T0), T0)

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from gateway.settings import parse_settings
-from tests.support import OPERATOR, SOURCE, FrozenClock, Running, example_data, running_gateway
+from tests.support import OPERATOR, SOURCE, FrozenClock, Running, claim, example_data, running_gateway
 from tests.web.helpers import CE, EVENT, assert_error, event
 
 # reviews ------------------------------------------------------------------------------------------
@@ -49,6 +49,9 @@ async def test_list_and_detail(gw: Running) -> None:
 async def test_decision_is_taken_once_and_resumes_the_run_once(gw: Running) -> None:
     run_id, item = await open_review(gw)
     url = f"/v1/reviews/{item['id']}/decision"
+    unclaimed = await gw.client.post(url, json={"input": {"decision": "approve"}}, headers=OPERATOR)
+    assert_error(unclaimed, 409, "claim_required")
+    await claim(gw.client, item["id"])
     invalid = await gw.client.post(url, json={"input": {"decision": "maybe"}}, headers=OPERATOR)
     assert_error(invalid, 422, "invalid_input")
     assert_error(await gw.client.post(url, json={"decision": "approve"}, headers=OPERATOR), 400)
@@ -73,6 +76,7 @@ async def test_decision_is_taken_once_and_resumes_the_run_once(gw: Running) -> N
 
 async def test_concurrent_decisions_one_wins(gw: Running) -> None:
     _, item = await open_review(gw)
+    await claim(gw.client, item["id"])
     url = f"/v1/reviews/{item['id']}/decision"
     answers = await asyncio.gather(
         *(gw.client.post(url, json={"input": {"decision": d}}, headers=OPERATOR) for d in ["approve", "deny"] * 3)

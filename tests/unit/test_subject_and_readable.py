@@ -1,0 +1,104 @@
+"""Subject templates (safe: fields only, missing renders empty, nothing evaluated), search terms, readable data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway import errors
+from gateway.desk import subject
+from gateway.store.blind import BlindIndex
+from gateway.store.codec import PlainSealer
+from gateway.store.sealing import AesGcmSealer, DataKey
+from gateway.web import readable
+from tests.desk.support import desk_settings
+
+DATA = {"input": {"patientId": "P-1", "payer": {"id": "PAYER-42"}, "codes": ["A1", "B2"]}, "gathered": {"ok": True}}
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        ("Eligibility for {input.patientId} ({input.payer.id})", "Eligibility for P-1 (PAYER-42)"),
+        ("{input.codes.1} / {gathered.ok} / {input.payer}", 'B2 / yes / {"id": "PAYER-42"}'),
+        ("missing: [{input.nope}] [{gathered.ok.deeper}] [{input.codes.9}]", "missing: [] [] []"),
+        ("{{literal}} {input.patientId}", "{literal} P-1"),
+        ("{input.__class__} {input.patientId.__len__}", ""),
+        ("  spaced \n\t out  ", "spaced out"),
+    ],
+)
+def test_templates_fill_fields_and_nothing_else(template: str, expected: str) -> None:
+    assert subject.parse(template).render(DATA) == expected
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{0.__class__}",
+        "{input}",
+        "{run.id}",
+        "{input[0]}",
+        "{input.patientId!r}",
+        "{input.patientId:>30}",
+        "{input.a.b()}",
+        "open { brace",
+        "close } brace",
+    ],
+)
+def test_anything_but_a_plain_field_is_refused_when_the_config_is_read(template: str) -> None:
+    with pytest.raises(ValueError):
+        subject.parse(template)
+
+
+def test_a_bad_subject_is_a_config_error_naming_the_key(tmp_path: Path) -> None:
+    with pytest.raises(errors.ConfigError, match=r"flows\.eligibility\.review\.subject"):
+        desk_settings(tmp_path, review={"subject": "{input.patientId!s}"})
+
+
+def test_long_subjects_are_cut_and_control_characters_dropped() -> None:
+    rendered = subject.parse("{input.text}").render({"input": {"text": "a\x00b\x1b[31m" + "x" * 300}})
+    assert len(rendered) == subject.MAX_LENGTH and rendered.endswith("…") and rendered.startswith("ab[31m")
+
+
+def test_search_terms_match_words_and_prefixes_case_and_accent_forms_alike() -> None:
+    indexed = subject.index_terms("Eligibility for José MÜLLER (PAYER-42)")
+    assert {"josé", "müller", "mül", "payer", "42", "eligibilit"} <= indexed
+    for query in ("müll", "MÜLLER", "Müller payer-42", "eligibility"):  # longer words are cut to the indexed prefix
+        assert set(subject.search_terms(query)) <= indexed, query
+    assert not set(subject.search_terms("mu")) <= indexed  # two letters match only a whole word
+    assert subject.search_terms("ﬁle") == ["file"]  # NFKC: the ligature is two letters
+
+
+def test_blind_digests_depend_on_the_data_key_and_every_known_key_is_looked_up() -> None:
+    old, new = DataKey("old", b"o" * 32), DataKey("new", b"n" * 32)
+    before = BlindIndex(AesGcmSealer(old))
+    after = BlindIndex(AesGcmSealer(new, {"old": old}))
+    plain = BlindIndex(PlainSealer())
+    assert before.digest("müller") != after.digest("müller") != plain.digest("müller")
+    assert before.rows(["müller"]) == [("old", before.digest("müller"))]
+    assert set(after.lookups("müller")) == {before.digest("müller"), after.digest("müller")}
+    assert "müller" not in repr(after.rows(["müller"]))
+
+
+@pytest.mark.parametrize(
+    ("value", "layout"),
+    [
+        (None, "empty"),
+        ({}, "empty"),
+        ("text", "text"),
+        (3, "text"),
+        ({"a": "x", "b": 1, "c": None}, "pairs"),
+        ({"a": {"b": 1}}, "json"),
+        ([1, 2], "json"),
+    ],
+)
+def test_payloads_show_flat_objects_as_pairs_and_nested_ones_as_json(value: object, layout: str) -> None:
+    assert readable.layout(value) == layout
+
+
+def test_readable_text_keeps_every_character_as_written() -> None:
+    special = "O'Brien & Søn — José Müller 山田 <b>x</b>"
+    assert readable.pretty({"name": special}) == '{\n  "name": "' + special + '"\n}'
+    assert readable.scalar(special) == special
+    assert readable.scalar(True) == "true" and readable.scalar(None) == "null"
