@@ -6,10 +6,10 @@ SQL is written once with ``?`` placeholders; a dialect that needs ``$1`` placeho
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import aiosqlite
 
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 Row = Mapping[str, Any]
 Params = Sequence[Any]
+T = TypeVar("T")
 
 
 class Tx(Protocol):
@@ -36,6 +37,8 @@ class Database(Protocol):
     dialect: str
 
     def write(self) -> Any: ...  # async context manager yielding Tx
+
+    async def transact(self, body: Callable[[Tx], Awaitable[T]]) -> T: ...  # body awaits nothing but its Tx
 
     def read(self) -> Any: ...
 
@@ -108,6 +111,11 @@ class SqliteDatabase:
         assert self._writer is not None, "database is not open"
         return self._writer.write()
 
+    async def transact(self, body: Callable[[Tx], Awaitable[T]]) -> T:
+        """``body`` run and committed in the writer thread, with the writes that arrive with it."""
+        assert self._writer is not None, "database is not open"
+        return await self._writer.transact(body)
+
     @asynccontextmanager
     async def read(self) -> AsyncIterator[SqliteTx]:
         assert self._reader is not None, "database is not open"
@@ -120,8 +128,8 @@ class SqliteDatabase:
         assert self._writer is not None
         out = {}
         for name in ("journal_mode", "synchronous", "busy_timeout", "foreign_keys"):
-            row = self._writer.conn.execute(f"PRAGMA {name}").fetchone()
-            out[name] = row[0] if row else None
+            rows = await self._writer.run(f"PRAGMA {name}")
+            out[name] = rows[0][0] if rows else None
         return out
 
     async def aclose(self) -> None:
