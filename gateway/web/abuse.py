@@ -1,8 +1,8 @@
 """Abuse limits (A14): failed-auth throttling per client address and per-source event rate limits.
 
-``AuthThrottle`` is ASGI middleware over the ``/v1/`` routes and the operator login form: every 401 spends a
-token from the caller's address bucket, and an address whose bucket is empty gets 429 with ``Retry-After``
-before its request is looked at. ``SourceLimits`` holds one bucket per source that has a ``rate_limit``.
+``AuthThrottle`` guards the ``/v1/`` routes and the operator login form: every 401 spends a token from the
+caller's address bucket, and an address whose bucket is empty gets 429 with ``Retry-After`` before its request
+is looked at. ``SourceLimits`` holds one bucket per source that has a ``rate_limit``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import json
 import math
 from collections.abc import Mapping
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope, Send
 
 from gateway import errors
 from gateway.core.ratelimit import RateLimit, TokenBuckets
@@ -26,28 +26,28 @@ def retry_after_seconds(wait: float) -> int:
 
 
 class AuthThrottle:
-    def __init__(self, app: ASGIApp, *, limit: RateLimit | None, clock: Clock) -> None:
-        self.app = app
+    """Asked by the front of the app (``gateway.web.front``) before and after each guarded request."""
+
+    def __init__(self, *, limit: RateLimit | None, clock: Clock) -> None:
         self.buckets = TokenBuckets(limit) if limit is not None else None
         self.clock = clock
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.buckets is None or scope["type"] != "http" or not scope["path"].startswith(GUARDED_PREFIX):
-            await self.app(scope, receive, send)
-            return
-        buckets = self.buckets
-        address = _client_address(scope)
-        wait = buckets.wait(address, self._now())
-        if wait is not None:
-            await _too_many(send, wait)
-            return
+    def guards(self, scope: Scope) -> bool:
+        return self.buckets is not None and scope["path"].startswith(GUARDED_PREFIX)
 
-        async def watching_send(message: Message) -> None:
-            if message["type"] == "http.response.start" and message["status"] == 401:
-                buckets.spend(address, self._now())
-            await send(message)
+    async def refuse(self, scope: Scope, send: Send) -> bool:
+        """Answer 429 when the caller's address has no tokens left; True when it did."""
+        assert self.buckets is not None
+        wait = self.buckets.wait(_client_address(scope), self._now())
+        if wait is None:
+            return False
+        await _too_many(send, wait)
+        return True
 
-        await self.app(scope, receive, watching_send)
+    def answered(self, scope: Scope, status: int) -> None:
+        """Every 401 spends a token from the caller's address bucket."""
+        if status == 401 and self.buckets is not None:
+            self.buckets.spend(_client_address(scope), self._now())
 
     def _now(self) -> float:
         return self.clock.now().timestamp()

@@ -1,0 +1,87 @@
+"""The one layer in front of the routes: the access log, the failed-auth throttle, and errors turned into JSON.
+
+It replaces Starlette's two exception middlewares and our access-log and throttle middlewares (four layers,
+each with its own ``send`` wrapper per request) with one. Route-level errors are still answered by the
+handlers Starlette looks up from the scope, as before; what escapes the router (404, 405, and anything
+unexpected) is answered here.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway.logs import AccessLog
+from gateway.web.abuse import AuthThrottle
+
+Handler = Callable[[Request, Exception], Awaitable[Response]]
+log = logging.getLogger("gateway.http")
+
+
+class Front:
+    def __init__(
+        self, app: ASGIApp, *, handlers: Mapping[type[Exception], Handler], throttle: AuthThrottle, access: AccessLog
+    ) -> None:
+        self.app = app
+        self.handlers = dict(handlers)
+        route_level = {k: v for k, v in handlers.items() if k is not Exception}
+        self.route_handlers: tuple[dict[type[Exception], Handler], dict[int, Handler]] = (route_level, {})
+        self.throttle = throttle
+        self.access = access
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        scope["starlette.exception_handlers"] = self.route_handlers
+        started = time.perf_counter()
+        status = 0
+        guarded = self.throttle.guards(scope)
+
+        async def answer(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                if guarded:
+                    self.throttle.answered(scope, status)
+            await send(message)
+
+        try:
+            if guarded and await self.throttle.refuse(scope, send):
+                status = 429
+                return
+            await self.app(scope, receive, answer)
+        except Exception as exc:
+            if status:  # the response has begun: nothing can be said to the client any more
+                log.error("error after the response began", extra={"path": scope["path"], "error": type(exc).__name__})
+                return
+            await self._error(scope, receive, answer, exc)
+        finally:
+            ms = round((time.perf_counter() - started) * 1000, 2)
+            self.access.request(scope["method"], scope["path"], status or 500, ms)
+
+    async def _error(self, scope: Scope, receive: Receive, send: Send, exc: Exception) -> None:
+        handler = next(
+            (h for kind, h in self.handlers.items() if kind is not Exception and isinstance(exc, kind)),
+            self.handlers[Exception],
+        )
+        response = await handler(Request(scope, receive), exc)
+        await response(scope, receive, send)
+
+
+class App(Starlette):
+    """Starlette with ``Front`` as its whole middleware stack."""
+
+    def __init__(self, *, front: Callable[[ASGIApp], ASGIApp], **kwargs: Any) -> None:
+        self.front = front
+        super().__init__(**kwargs)
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return self.front(self.router)
