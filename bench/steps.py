@@ -145,8 +145,10 @@ def alone(services: Any) -> list[tuple[str, float]]:
         timed("route: match and render input", lambda: routing.render(route.input, routing.event_document(event))),
         timed("ids: event and run", lambda: (new_id("evt", now, rng), new_id("run", now, rng))),
         timed("idempotency key", lambda: idempotency_key("demo", event.id, route.name)),
-        timed("seal: event body and run input (AES-GCM)", lambda: (sealer.seal("e", "1", "b", event.as_dict()),
-                                                                   sealer.seal("r", "1", "i", document))),
+        timed(
+            "seal: event body and run input (AES-GCM)",
+            lambda: (sealer.seal("e", "1", "b", event.as_dict()), sealer.seal("r", "1", "i", document)),
+        ),
     ]
 
 
