@@ -44,7 +44,7 @@ def lookup(document: Any, path: str) -> Any:
     """Resolve ``$.a.b[0].c`` in a JSON-like document; returns the _MISSING sentinel when absent."""
     current = document
     for step in _steps(path):
-        if type(step) is str:
+        if isinstance(step, str):
             if (type(current) is dict or isinstance(current, Mapping)) and step in current:
                 current = current[step]
                 continue
