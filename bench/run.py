@@ -188,7 +188,7 @@ class Bench:
         """A copy of a cached loaded store (rebuilt when the run count or the migrations change)."""
         runs = self.args.scale_runs
         versions = "-".join(str(m.version) for m in migrations("sqlite"))
-        template = self.work / f"template-{runs}-{versions}-sealed.db"
+        template = self.work / f"template-{runs}-{versions}-sealed-timekeys.db"
         if not template.exists():
             for old in self.work.glob("template-*.db"):
                 old.unlink()

@@ -36,5 +36,9 @@ def _encode80(value: int) -> str:
 
 def new_id(prefix: str, now: datetime, rng: random.Random) -> str:
     """``prefix_`` + 10 chars of millisecond time + 16 random chars; sorts by creation time."""
-    millis = int(now.timestamp() * 1000)
-    return f"{prefix}_{_encode80(millis)[-10:]}{_encode80(rng.getrandbits(80))}"
+    return f"{prefix}_{encode_time(now)}{_encode80(rng.getrandbits(80))}"
+
+
+def encode_time(now: datetime) -> str:
+    """10 characters of millisecond time that sort as the times do."""
+    return _encode80(int(now.timestamp() * 1000))[-10:]
