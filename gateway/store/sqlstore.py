@@ -43,6 +43,19 @@ ON CONFLICT (kind, ref) DO UPDATE SET
     updated_at = excluded.updated_at
 """
 
+# the due jobs of one lane in due order; each lane has its own partial index (jobs_due_starts, jobs_due_later)
+_CLAIMABLE = (
+    "SELECT id FROM jobs WHERE {lane} AND due_at <= ? AND state IN ('queued', 'running')"
+    " AND (state = 'queued' OR (state = 'running' AND lease_expires_at < ?)) ORDER BY due_at LIMIT ?"
+)
+
+
+def fair_share(starts: Sequence[Row], later: Sequence[Row], limit: int) -> list[Row]:
+    """The jobs one claim takes: the later steps of started runs first, and never less than a quarter of the
+    claim for new starts while starts are due, so neither lane starves the other (issue 12 point 4)."""
+    n_starts = min(len(starts), max(limit - len(later), limit // 4, 1))
+    return [*later[: limit - n_starts], *starts[:n_starts]]
+
 
 class SqlStore:
     def __init__(self, db: Database, sealer: Sealer | None = None) -> None:
@@ -522,12 +535,11 @@ class SqlStore:
         expires = to_us(now + timedelta(seconds=lease_seconds))
 
         async def write(tx: Tx) -> list[Row]:
-            rows = await tx.fetchall(
-                "SELECT id FROM jobs WHERE due_at <= ? AND state IN ('queued', 'running') AND (state = 'queued' OR"
-                " (state = 'running' AND lease_expires_at < ?)) ORDER BY due_at LIMIT ?"  # jobs_due is partial
-                + self.sql.claim_suffix,
-                (now_us, now_us, limit),
-            )
+            starts, later = [
+                await tx.fetchall(_CLAIMABLE.format(lane=lane) + self.sql.claim_suffix, (now_us, now_us, limit))
+                for lane in ("kind = 'start_run'", "kind <> 'start_run'")
+            ]
+            rows = fair_share(starts, later, limit)
             if not rows:
                 return []
             ids = [row["id"] for row in rows]
