@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import threading
 
 POOL_BYTES = 4096
 
@@ -11,21 +12,24 @@ POOL_BYTES = 4096
 class PooledSystemRandom(random.SystemRandom):
     """``random.SystemRandom`` (the same source, unpredictable ids) drawing from a buffer of ``os.urandom`` bytes.
 
-    The buffer is refilled in a forked child before its first draw, so two processes never share bytes."""
+    No two draws share bytes: a lock keeps threads apart (AES-GCM nonces are drawn in the writer thread too),
+    and the buffer is refilled in a forked child before its first draw."""
 
     def __init__(self) -> None:
         super().__init__()
         self._pool = b""
         self._at = 0
         self._pid = -1
+        self._lock = threading.Lock()
 
     def _take(self, count: int) -> bytes:
         if count > POOL_BYTES:
             return os.urandom(count)
-        if self._at + count > len(self._pool) or self._pid != os.getpid():
-            self._pool, self._at, self._pid = os.urandom(POOL_BYTES), 0, os.getpid()
-        start, self._at = self._at, self._at + count
-        return self._pool[start : self._at]
+        with self._lock:
+            if self._at + count > len(self._pool) or self._pid != os.getpid():
+                self._pool, self._at, self._pid = os.urandom(POOL_BYTES), 0, os.getpid()
+            start, self._at = self._at, self._at + count
+            return self._pool[start : self._at]
 
     def getrandbits(self, k: int) -> int:
         if k < 0:

@@ -122,7 +122,8 @@ def sealer_for(settings: Settings) -> Sealer:
     encryption = settings.encryption
     if encryption.current is None:
         return PlainSealer()
-    return AesGcmSealer(encryption.current, {key.id: key for key in encryption.previous})
+    others = {key.id: key for key in encryption.previous}
+    return AesGcmSealer(encryption.current, others, random_bytes=PooledSystemRandom().randbytes)
 
 
 def _assemble(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 
 import pytest
 
@@ -33,3 +34,20 @@ def test_a_forked_child_draws_fresh_bytes() -> None:
     os.waitpid(pid, 0)
     os.close(read)
     assert child != rng.getrandbits(128)
+
+
+def test_threads_drawing_at_once_never_get_the_same_bytes() -> None:
+    rng = PooledSystemRandom()
+    drawn: list[list[bytes]] = [[], [], [], []]
+
+    def draw(into: list[bytes]) -> None:
+        for _ in range(5000):
+            into.append(rng.randbytes(12))
+
+    threads = [threading.Thread(target=draw, args=(into,)) for into in drawn]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    every = [nonce for into in drawn for nonce in into]
+    assert len(set(every)) == len(every) == 20000
