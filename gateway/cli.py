@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import os
+import socket
 import sys
 from collections.abc import Mapping, Sequence
 
@@ -33,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", default=os.environ.get("GATEWAY_CONFIG", DEFAULT_CONFIG))
     serve.add_argument("--host", default=None)
     serve.add_argument("--port", type=int, default=None)
+    serve.add_argument("--role", choices=["all", "api", "worker"], default="all", help="what this process runs")
+    serve.add_argument("--processes", type=int, default=1, help="API processes on one socket (see docs)")
     check = commands.add_parser("check-config", help="validate a config file and print it, secrets masked")
     check.add_argument("path")
     migrate = commands.add_parser("migrate", help="apply pending store migrations")
@@ -70,7 +73,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         from gateway import maintenance_cli
 
         return asyncio.run(maintenance_cli.run(args, settings))
-    return serve(settings, host=args.host)
+    return serve(settings, host=args.host, role=args.role, processes=args.processes)
 
 
 def generate_data_key(key_id: str) -> int:
@@ -96,31 +99,54 @@ def check_config(path: str, environ: Mapping[str, str]) -> int:
 
 
 async def _migrate(settings: Settings) -> int:
-    from gateway.store import open_store
-
-    store = await open_store(settings.store.url, busy_timeout_ms=settings.store.busy_timeout_ms)
-    try:
-        applied = await store.migrate()
-    finally:
-        await store.aclose()
+    applied = await _apply_migrations(settings)
     print(f"applied {applied} migration(s)")
     return 0
 
 
-def serve(settings: Settings, *, host: str | None = None) -> int:
-    from gateway import logs
+async def _apply_migrations(settings: Settings) -> int:
+    from gateway.store import open_store
 
+    store = await open_store(settings.store.url, busy_timeout_ms=settings.store.busy_timeout_ms)
+    try:
+        return await store.migrate()
+    finally:
+        await store.aclose()
+
+
+def serve(settings: Settings, *, host: str | None = None, role: str = "all", processes: int = 1) -> int:
+    from gateway import logs
+    from gateway.processes import plan
+
+    try:
+        roles = plan(role, processes)
+    except ValueError as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return 2
     logs.configure(os.environ.get("GATEWAY_LOG_LEVEL", "INFO"))
     if settings.dev_secrets_used:
         log.warning(
             "development secrets in use; never run this way in production",
             extra={"variables": ",".join(settings.dev_secrets_used)},
         )
+    bind = host or settings.server.host
+    log.info("serving", extra={"host": bind, "port": settings.server.port, "role": role, "processes": processes})
+    if len(roles) == 1:
+        _serve_role(settings, bind, roles[0], None)
+        return 0
+    from gateway.processes import serve_group
+
+    asyncio.run(_apply_migrations(settings))  # once, before the fork, not raced by the whole group
+    return serve_group(settings, bind, roles, lambda one, sock: _serve_role(settings, bind, one, sock))
+
+
+def _serve_role(settings: Settings, host: str, role: str, sock: socket.socket | None) -> None:
     from gateway import serving
 
-    log.info("serving", extra={"host": host or settings.server.host, "port": settings.server.port})
-    serving.run(serving.serve_gateway(settings, host or settings.server.host))
-    return 0
+    if role == "worker":
+        serving.run(serving.serve_worker(settings))
+    else:
+        serving.run(serving.serve_gateway(settings, host, run_background=role == "all", sock=sock))
 
 
 if __name__ == "__main__":
