@@ -144,7 +144,7 @@ def alone(services: Any) -> list[tuple[str, float]]:
         timed("CloudEvent: parse and validate", lambda: cloudevents.parse(body, headers)),
         timed("route: match and render input", lambda: routing.render(route.input, routing.event_document(event))),
         timed("ids: event and run", lambda: (new_id("evt", now, rng), new_id("run", now, rng))),
-        timed("idempotency key", lambda: idempotency_key("demo", event.id, route.name)),
+        timed("idempotency key", lambda: idempotency_key("demo", event.id, route.name, now)),
         timed(
             "seal: event body and run input (AES-GCM)",
             lambda: (sealer.seal("e", "1", "b", event.as_dict()), sealer.seal("r", "1", "i", document)),
