@@ -160,7 +160,7 @@ async def main(args: argparse.Namespace) -> None:
         try:
             await drive(app, "warm", 500, args.concurrency)
             await drive(baseline, "warm", 500, args.concurrency)
-            profile = cProfile.Profile() if args.profile else None
+            profile = cProfile.Profile(time.thread_time) if args.profile else None
             if profile:
                 profile.enable()
             gw = await drive(app, "gw", args.requests, args.concurrency)
