@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -139,12 +140,14 @@ def create_app(services: Services, *, run_background: bool = True) -> App:
         HTTPException: on_http_error,
         Exception: on_unexpected,
     }
+    source_limits = SourceLimits(services.settings.sources, services.clock)
+    plain = {("POST", "/v1/events"): functools.partial(events.submit_plain, services, source_limits)}
     app = App(
         routes=routes(services),
         lifespan=lifespan,
-        front=lambda router: Front(router, handlers=handlers, throttle=throttle, access=access),
+        front=lambda router: Front(router, handlers=handlers, throttle=throttle, access=access, plain=plain),
     )
     app.router.redirect_slashes = False  # a JSON API answers 404 JSON, not a 307 with no body
     app.state.services = services
-    app.state.source_limits = SourceLimits(services.settings.sources, services.clock)
+    app.state.source_limits = source_limits
     return app

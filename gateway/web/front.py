@@ -27,9 +27,16 @@ log = logging.getLogger("gateway.http")
 
 class Front:
     def __init__(
-        self, app: ASGIApp, *, handlers: Mapping[type[Exception], Handler], throttle: AuthThrottle, access: AccessLog
+        self,
+        app: ASGIApp,
+        *,
+        handlers: Mapping[type[Exception], Handler],
+        throttle: AuthThrottle,
+        access: AccessLog,
+        plain: Mapping[tuple[str, str], ASGIApp] | None = None,
     ) -> None:
         self.app = app
+        self.plain = dict(plain or {})  # (method, path) -> plain ASGI endpoint, for the hot paths
         self.handlers = dict(handlers)
         route_level = {k: v for k, v in handlers.items() if k is not Exception}
         self.route_handlers: tuple[dict[type[Exception], Handler], dict[int, Handler]] = (route_level, {})
@@ -57,7 +64,7 @@ class Front:
             if guarded and await self.throttle.refuse(scope, send):
                 status = 429
                 return
-            await self.app(scope, receive, answer)
+            await self.plain.get((scope["method"], scope["path"]), self.app)(scope, receive, answer)
         except Exception as exc:
             if status:  # the response has begun: nothing can be said to the client any more
                 log.error("error after the response began", extra={"path": scope["path"], "error": type(exc).__name__})
