@@ -20,7 +20,7 @@ from bench import workload
 from tests.e2e.test_quickstart import GATEWAY, ROOT, free_port
 
 pytestmark = pytest.mark.e2e
-DEADLINE = 60.0
+DEADLINE = 240.0  # generous: the machine may be shared and busy
 EVENTS = 40
 
 
