@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -163,7 +164,7 @@ def test_an_operator_works_an_item_end_to_end_and_a_colleague_sees_the_claim(
     rows.last.locator("a").click()
 
     expect(alice.get_by_test_id("review-state")).to_have_text("OPEN")
-    expect(alice.get_by_test_id("gathered")).to_contain_text("P-1001")
+    expect(alice.get_by_test_id("gathered")).to_contain_text(re.compile(r"P-100[123]"))  # reviews open in any order
     alice.get_by_test_id("claim").click()
     expect(alice.get_by_test_id("holder")).to_contain_text("alice")
     item_url = alice.url
