@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 CONFIG ?= config.example.toml
 
-.PHONY: run test lint typecheck unit bench soak clean browsers screenshots
+.PHONY: run test lint typecheck unit bench soak clean browsers screenshots wrk
 
 $(BIN)/gateway: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,7 +43,11 @@ screenshots: $(BIN)/gateway browsers
 soak: $(BIN)/gateway
 	$(BIN)/python -m tests.crash.harness --kills $(or $(KILLS),100)
 
-bench: $(BIN)/gateway
+# wrk drives the closed-loop maxima (Debian's package); without it the harness falls back to its Python client.
+wrk:
+	@command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk) || echo "wrk not installed: using the Python load generator"
+
+bench: $(BIN)/gateway wrk
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:

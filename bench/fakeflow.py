@@ -44,6 +44,7 @@ class Fake:
             "last_delivery": None,
         }
         self.delivered: set[str] = set()
+        self.delivery_times: list[float] = []
 
     async def token(self, request: Request) -> Response:
         return JSONResponse({"access_token": "fake-token", "token_type": "Bearer", "expires_in": 3600})
@@ -72,10 +73,12 @@ class Fake:
             self.stats["deliveries"] += 1
             self.stats["first_delivery"] = self.stats["first_delivery"] or now
             self.stats["last_delivery"] = now
+            self.delivery_times.append(now)
         return Response(status_code=200)
 
     async def show_stats(self, request: Request) -> Response:
-        return JSONResponse(self.stats)
+        times = self.delivery_times
+        return JSONResponse({**self.stats, "median_delivery": times[len(times) // 2] if times else None})
 
     def notification(self, run_id: str, seq: int) -> bytes:
         body = json.dumps(

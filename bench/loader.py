@@ -9,13 +9,14 @@ Run ``i`` has provider run id ``fr-load-{i:09d}`` (the benchmark signs notificat
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import multiprocessing
 import sqlite3
 import sys
 import time
+from datetime import UTC, datetime
 
+from gateway.service import idempotency_key
 from gateway.store.codec import dumps
 from gateway.store.db import SqliteDatabase
 from gateway.store.migrate import migrate
@@ -90,7 +91,7 @@ def rows(bounds: tuple[int, int, int]) -> dict[str, list[tuple[object, ...]]]:
                 response,
             )
         )
-        key = "gw-" + hashlib.sha256(f"demo\x1f{ce_id}\x1f{route}".encode()).hexdigest()[:40]
+        key = idempotency_key("demo", ce_id, route, datetime.fromtimestamp(at / 1e6, UTC))
         done = None if pending else at + 900_000
         output = None if pending else f'{{"eligible":true,"patientId":"P-{i}"}}'.encode()
         flow, template = ("eligibility", "eligibility-check") if reviewed else ("auto-eligibility", "auto-check")

@@ -19,10 +19,11 @@ def free_port() -> int:
 
 
 class Process:
-    """A ``python -m MODULE ARGS...`` child, its output in ``log``; ready when ``port`` accepts connections."""
+    """A ``python -m MODULE ARGS...`` child, its output in ``log``; ready when ``port`` accepts connections
+    (a child with no port, such as a worker, is taken as ready once started)."""
 
-    def __init__(self, module: str, args: list[str], *, port: int, log: Path, env: dict[str, str] | None = None):
-        self.port = port
+    def __init__(self, module: str, args: list[str], *, port: int | None, log: Path, env: dict[str, str] | None = None):
+        self.port = port or 0
         self.log = log
         handle = log.open("ab")
         self.proc = subprocess.Popen(
@@ -32,7 +33,8 @@ class Process:
             env={**os.environ, **(env or {})},
         )
         handle.close()
-        self._wait_ready()
+        if port is not None:
+            self._wait_ready()
 
     def _wait_ready(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout

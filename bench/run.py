@@ -48,6 +48,18 @@ class Bench:
         args = [str(port), str(config)] + ([] if worker else ["--no-worker"])
         return Process("bench.serve", ["gateway", *args], port=port, log=self.work / f"{name}.log")
 
+    def served(self, db: Path, fake_port: int, *, role: str, processes: int, name: str, port: int = 0) -> Process:
+        """``gateway serve --role ROLE --processes N``, as an operator runs it (the two-process table)."""
+        config = self.work / f"{name}.toml"
+        config.write_text(workload.config_text(str(db), fake_port))
+        port = port or free_port()
+        args = ["serve", "--config", str(config), "--port", str(port), "--role", role, "--processes", str(processes)]
+        ready = port if role != "worker" else None
+        proc = Process("gateway", args, port=ready, log=self.work / f"{name}.log")
+        if ready is not None:  # the socket is bound before the API processes start: wait until they answer
+            _wait_http(f"http://{HOST}:{port}/healthz", timeout=60)
+        return proc
+
     def fresh_db(self, name: str) -> Path:
         db = self.work / f"{name}.db"
         for suffix in ("", "-wal", "-shm"):
@@ -122,38 +134,61 @@ class Bench:
             proc.stop()
         _say(f"ingest: {top['rate']:.0f} req/s; at {half:.0f}/s p99 {self.figures['ingest_latency']['p99_ms']} ms")
 
-    def end_to_end(self) -> Path:
-        db = self.fresh_db("e2e")
+    def end_to_end(self, key: str = "e2e", *, split: bool = False) -> Path:
+        """Event -> provider -> webhook -> fetch -> sink for ``--e2e-runs`` runs; ``split``: the API and the
+        worker as two processes (``--role api`` and ``--role worker``) instead of one."""
+        db = self.fresh_db(key)
         fake_port, count = free_port(), self.args.e2e_runs
         gateway_port = free_port()
         fake = Process(
-            "bench.fakeflow", [str(fake_port), str(gateway_port)], port=fake_port, log=self.work / "fakeflow.log"
+            "bench.fakeflow", [str(fake_port), str(gateway_port)], port=fake_port, log=self.work / f"{key}-fake.log"
         )
-        config = self.work / "e2e.toml"
-        config.write_text(workload.config_text(str(db), fake_port))
-        proc = Process(
-            "bench.serve", ["gateway", str(gateway_port), str(config)], port=gateway_port, log=self.work / "e2e.log"
-        )
+        procs: list[Process] = []
         try:
+            if split:
+                procs.append(self.served(db, fake_port, role="api", processes=1, name=f"{key}-api", port=gateway_port))
+                procs.append(self.served(db, fake_port, role="worker", processes=1, name=f"{key}-worker"))
+            else:
+                config = self.work / f"{key}.toml"
+                config.write_text(workload.config_text(str(db), fake_port))
+                args = ["gateway", str(gateway_port), str(config)]
+                procs.append(Process("bench.serve", args, port=gateway_port, log=self.work / f"{key}.log"))
             began = time.time()
-            sent = asyncio.run(loadgen.send_all(HOST, gateway_port, workload.event_request("e2e"), count, CONNECTIONS))
+            sent = asyncio.run(loadgen.send_all(HOST, gateway_port, workload.event_request(key), count, CONNECTIONS))
             stats = _wait_deliveries(fake_port, count, timeout=self.args.e2e_timeout)
             elapsed = (stats["last_delivery"] or time.time()) - began
-            self.figures["e2e"] = {
+            self.figures[key] = {
                 "runs": count,
                 "accepted": sent.ok,
                 "delivered": stats["deliveries"],
                 "seconds": round(elapsed, 2),
                 "rate": round(stats["deliveries"] / elapsed, 1) if elapsed > 0 else 0.0,
+                "first_delivery_s": _since(stats["first_delivery"], began),
+                "median_delivery_s": _since(stats["median_delivery"], began),
                 "webhooks": stats["webhooks_sent"],
                 "webhook_failures": stats["webhook_failures"],
             }
-            self.rss["e2e"] = proc.peak_rss_mb()
+            self.rss[key] = max(p.peak_rss_mb() for p in procs)
+        finally:
+            for proc in procs:
+                proc.stop()
+            fake.stop()
+        fig = self.figures[key]
+        _say(
+            f"{key}: {fig['rate']:.0f} runs/s ({fig['delivered']}/{count} delivered; first after"
+            f" {fig['first_delivery_s']} s, median after {fig['median_delivery_s']} s)"
+        )
+        return db
+
+    def two_processes(self) -> None:
+        """The second table: durable ingest with two API processes, and e2e with the API and the worker apart."""
+        proc = self.served(self.fresh_db("ingest2"), free_port(), role="api", processes=2, name="ingest2")
+        try:
+            self.figures["ingest2"] = self.max_rate(proc.port, "ingest2")
         finally:
             proc.stop()
-            fake.stop()
-        _say(f"e2e: {self.figures['e2e']['rate']:.0f} runs/s ({self.figures['e2e']['delivered']}/{count} delivered)")
-        return db
+        _say(f"ingest, two API processes: {self.figures['ingest2']['rate']:.0f} req/s")
+        self.end_to_end("e2e2", split=True)
 
     def webhooks(self, db: Path, key: str) -> None:
         ids = [r[0] for r in _query(db, "SELECT provider_run_id FROM runs WHERE provider_run_id IS NOT NULL")]
@@ -188,7 +223,7 @@ class Bench:
         """A copy of a cached loaded store (rebuilt when the run count or the migrations change)."""
         runs = self.args.scale_runs
         versions = "-".join(str(m.version) for m in migrations("sqlite"))
-        template = self.work / f"template-{runs}-{versions}-sealed.db"
+        template = self.work / f"template-{runs}-{versions}-sealed-timekeys.db"
         if not template.exists():
             for old in self.work.glob("template-*.db"):
                 old.unlink()
@@ -216,6 +251,23 @@ def _summary(result: loadgen.Result) -> dict[str, Any]:
         "p99_ms": round(result.percentile(0.99) * 1000, 2),
         "loadgen": "python",
     }
+
+
+def _wait_http(url: str, *, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(0.1)
+
+
+def _since(moment: float | None, began: float) -> float | None:
+    return round(moment - began, 2) if moment else None
 
 
 def _query(db: Path, sql: str) -> list[tuple[Any, ...]]:
@@ -247,6 +299,7 @@ def main() -> None:
     parser.add_argument("--e2e-timeout", type=float, default=120.0)
     parser.add_argument("--scale-runs", type=int, default=1_000_000)
     parser.add_argument("--no-scale", action="store_true")
+    parser.add_argument("--no-two", action="store_true", help="skip the two-process table")
     parser.add_argument("--python-loadgen", action="store_true", help="do not use wrk even when installed")
     parser.add_argument("--label", default="run")
     parser.add_argument("--workdir", default="var/bench")
@@ -264,6 +317,8 @@ def main() -> None:
     bench.ingest()
     e2e_db = bench.end_to_end()
     bench.webhooks(e2e_db, "webhooks")
+    if not args.no_two:
+        bench.two_processes()
     if not args.no_scale:
         bench.scale()
     doc = report.document(bench.figures, bench.rss, args, loadgen="wrk" if bench.wrk else "python")

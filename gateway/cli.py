@@ -8,6 +8,7 @@ import ipaddress
 import json
 import logging
 import os
+import socket
 import sys
 from collections.abc import Mapping, Sequence
 
@@ -39,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="serve a demo-mode config on an address other than loopback (its tokens are public: never real data)",
     )
+    serve.add_argument("--role", choices=["all", "api", "worker"], default="all", help="what this process runs")
+    serve.add_argument("--processes", type=int, default=1, help="API processes on one socket (see docs)")
     check = commands.add_parser("check-config", help="validate a config file and print it, secrets masked")
     check.add_argument("path")
     migrate = commands.add_parser("migrate", help="apply pending store migrations")
@@ -76,7 +79,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         from gateway import maintenance_cli
 
         return asyncio.run(maintenance_cli.run(args, settings))
-    return serve(settings, host=args.host, allow_demo=args.allow_demo)
+    return serve(settings, host=args.host, allow_demo=args.allow_demo, role=args.role, processes=args.processes)
 
 
 def generate_data_key(key_id: str) -> int:
@@ -102,15 +105,19 @@ def check_config(path: str, environ: Mapping[str, str]) -> int:
 
 
 async def _migrate(settings: Settings) -> int:
+    applied = await _apply_migrations(settings)
+    print(f"applied {applied} migration(s)")
+    return 0
+
+
+async def _apply_migrations(settings: Settings) -> int:
     from gateway.store import open_store
 
     store = await open_store(settings.store.url, busy_timeout_ms=settings.store.busy_timeout_ms)
     try:
-        applied = await store.migrate()
+        return await store.migrate()
     finally:
         await store.aclose()
-    print(f"applied {applied} migration(s)")
-    return 0
 
 
 def demo_refusal(settings: Settings, host: str, *, allow_demo: bool) -> str | None:
@@ -132,12 +139,20 @@ def _loopback(host: str) -> bool:
         return False
 
 
-def serve(settings: Settings, *, host: str | None = None, allow_demo: bool = False) -> int:
+def serve(
+    settings: Settings, *, host: str | None = None, allow_demo: bool = False, role: str = "all", processes: int = 1
+) -> int:
     from gateway import logs
+    from gateway.processes import plan
 
     refusal = demo_refusal(settings, host or settings.server.host, allow_demo=allow_demo)
     if refusal is not None:
         print(f"gateway: {refusal}", file=sys.stderr)
+        return 2
+    try:
+        roles = plan(role, processes)
+    except ValueError as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
         return 2
     logs.configure(os.environ.get("GATEWAY_LOG_LEVEL", "INFO"))
     if settings.dev_secrets_used:
@@ -145,11 +160,24 @@ def serve(settings: Settings, *, host: str | None = None, allow_demo: bool = Fal
             "development secrets in use; never run this way in production",
             extra={"variables": ",".join(settings.dev_secrets_used)},
         )
+    bind = host or settings.server.host
+    log.info("serving", extra={"host": bind, "port": settings.server.port, "role": role, "processes": processes})
+    if len(roles) == 1:
+        _serve_role(settings, bind, roles[0], None)
+        return 0
+    from gateway.processes import serve_group
+
+    asyncio.run(_apply_migrations(settings))  # once, before the fork, not raced by the whole group
+    return serve_group(settings, bind, roles, lambda one, sock: _serve_role(settings, bind, one, sock))
+
+
+def _serve_role(settings: Settings, host: str, role: str, sock: socket.socket | None) -> None:
     from gateway import serving
 
-    log.info("serving", extra={"host": host or settings.server.host, "port": settings.server.port})
-    serving.run(serving.serve_gateway(settings, host or settings.server.host))
-    return 0
+    if role == "worker":
+        serving.run(serving.serve_worker(settings))
+    else:
+        serving.run(serving.serve_gateway(settings, host, run_background=role == "all", sock=sock))
 
 
 if __name__ == "__main__":

@@ -65,7 +65,7 @@ class Dispatcher:
     async def run_once(self) -> int:
         """Claim what is due now and start it; returns how many jobs were claimed."""
         free = self.settings.concurrency - len(self._tasks)
-        if free <= 0:
+        if free < max(1, self.settings.concurrency // 4):  # claim in batches, not one job per finished job
             await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
             return 1
         jobs = await self.store.claim_jobs(

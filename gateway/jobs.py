@@ -157,7 +157,12 @@ class Handlers:
 
     async def fetch_run(self, job: Job) -> None:
         run = await self.store.get_run(job.ref)
-        if run is None or run.provider_run_id is None or run.is_terminal:
+        if (
+            run is None
+            or run.provider_run_id is None
+            or run.is_terminal
+            or lifecycle.news_changes_nothing(run, job.data)
+        ):
             await self.store.finish_job(job, self.clock.now())
             return
         if not await self._breaker_admits(job, f"provider:{run.provider}"):

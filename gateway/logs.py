@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sys
 from datetime import UTC, datetime
+from typing import Any
 
 from gateway import fastjson
 
@@ -44,3 +46,66 @@ def configure(level: str = "INFO") -> None:
         logging.getLogger(name).propagate = True
     logging.getLogger("uvicorn.access").disabled = True
     logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+class AccessLog:
+    """The access log: one JSON line per request, the same line ``JsonFormatter`` writes for a ``logging`` record
+    with these fields, built without a ``LogRecord`` and written once per turn of the event loop for all the
+    requests answered in it. Anywhere logging is not set up by ``configure`` it goes through ``logging``."""
+
+    def __init__(self, name: str = "gateway.http") -> None:
+        self.logger = logging.getLogger(name)
+        self._lines: list[str] = []
+        self._handler: logging.StreamHandler[Any] | None = None
+
+    def request(self, method: str, path: str, status: int, ms: float) -> None:
+        if not self.logger.isEnabledFor(logging.INFO):
+            return
+        handler = _json_handler(self.logger)
+        if handler is None:
+            self.logger.info("request", extra={"method": method, "path": path, "status": status, "ms": ms})
+            return
+        entry = {
+            "time": datetime.now(UTC).isoformat(),
+            "level": "info",
+            "logger": self.logger.name,
+            "message": "request",
+            "method": method,
+            "path": path,
+            "status": status,
+            "ms": ms,
+        }
+        text = fastjson.dumps(entry).decode()
+        self._lines.append(text if text.isascii() else json.dumps(entry, separators=(",", ":")))
+        if self._handler is None:
+            self._handler = handler
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        handler, self._handler = self._handler, None
+        lines, self._lines = self._lines, []
+        if handler is None or not lines:
+            return
+        handler.acquire()
+        try:
+            handler.stream.write("\n".join(lines) + "\n")
+            handler.flush()
+        except Exception:  # as logging does: a broken log stream must not break requests
+            handler.handleError(logging.makeLogRecord({"msg": "access log write failed"}))
+        finally:
+            handler.release()
+
+
+def _json_handler(logger: logging.Logger) -> logging.StreamHandler[Any] | None:
+    """The stream handler ``configure`` installed, when it is the only place this logger's records go."""
+    if logger.handlers or not logger.propagate or logger.disabled:
+        return None
+    handlers = logging.getLogger().handlers
+    if len(handlers) != 1:
+        return None
+    handler = handlers[0]
+    if type(handler) is not logging.StreamHandler or not isinstance(handler.formatter, JsonFormatter):
+        return None
+    if handler.level > logging.INFO or handler.filters or logger.filters:
+        return None
+    return handler

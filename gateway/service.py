@@ -16,7 +16,7 @@ from datetime import datetime
 
 from gateway import errors, starts
 from gateway.core import lifecycle, routing
-from gateway.core.ids import new_id
+from gateway.core.ids import encode_time, new_id
 from gateway.jobs import deliveries_for
 from gateway.model import (
     JSON,
@@ -103,7 +103,7 @@ class Gateway:
             provider=flow.provider,
             template=flow.template,
             status=RunStatus.QUEUED,
-            idempotency_key=idempotency_key(source, event.id, route.name),
+            idempotency_key=idempotency_key(source, event.id, route.name, now),
             created_at=now,
             updated_at=now,
             input=flow_input if isinstance(flow_input, dict) else {"value": flow_input},
@@ -231,7 +231,9 @@ class Gateway:
         return replayed
 
 
-def idempotency_key(source: str, ce_id: str, route: str) -> str:
-    """The key sent to the provider on every start attempt of this (event, route) (D3)."""
+def idempotency_key(source: str, ce_id: str, route: str, received_at: datetime) -> str:
+    """The key sent to the provider on every start attempt of this (event, route) (D3). Written once, with the
+    run; it starts with the time (so its unique index is appended to, not written at random pages on a big
+    store) and ends with a digest of (source, event id, route)."""
     digest = hashlib.sha256(f"{source}\x1f{ce_id}\x1f{route}".encode()).hexdigest()
-    return f"gw-{digest[:40]}"
+    return f"gw-{encode_time(received_at)}{digest[:30]}"

@@ -7,6 +7,7 @@ loopback: uvicorn's own default trusts 127.0.0.1, which would let any local clie
 from __future__ import annotations
 
 import asyncio
+import signal
 import socket
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -61,11 +62,30 @@ class GatewayServer(uvicorn.Server):
         await super().shutdown(sockets)
 
 
-async def serve_gateway(settings: Settings, host: str, *, run_background: bool = True) -> None:
+async def serve_gateway(
+    settings: Settings, host: str, *, run_background: bool = True, sock: socket.socket | None = None
+) -> None:
+    """The HTTP API (and, with ``run_background``, the worker); on ``sock`` when given (``--processes``)."""
     from gateway.web.app import create_app
     from gateway.wiring import open_services
 
     async with open_services(settings) as services:
         app = create_app(services, run_background=run_background)
         config = server_config(app, host=host, port=settings.server.port, limits=settings.server.http)
-        await GatewayServer(config).serve()
+        await GatewayServer(config).serve(sockets=[sock] if sock is not None else None)
+
+
+async def serve_worker(settings: Settings) -> None:
+    """The worker alone (``--role worker``): dispatcher and housekeeping until SIGTERM or SIGINT."""
+    from gateway.wiring import open_services
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    async with open_services(settings) as services:
+        await services.start_background()
+        try:
+            await stop.wait()
+        finally:
+            await services.stop_background()

@@ -14,6 +14,7 @@ from gateway.breakers import BreakerBoard
 from gateway.core.netpolicy import OutboundPolicy
 from gateway.desk.parts import DeskParts, build_desk
 from gateway.dispatcher import Dispatcher
+from gateway.entropy import PooledSystemRandom
 from gateway.follower import StreamFollower
 from gateway.housekeeping import Housekeeper
 from gateway.jobs import Handlers
@@ -99,7 +100,7 @@ async def open_services(
     migrate: bool = True,
 ) -> AsyncIterator[Services]:
     clock = clock or SystemClock()
-    rng = rng or random.SystemRandom()
+    rng = rng or PooledSystemRandom()
     store = await open_store(
         settings.store.url,
         sealer=sealer_for(settings),
@@ -121,7 +122,8 @@ def sealer_for(settings: Settings) -> Sealer:
     encryption = settings.encryption
     if encryption.current is None:
         return PlainSealer()
-    return AesGcmSealer(encryption.current, {key.id: key for key in encryption.previous})
+    others = {key.id: key for key in encryption.previous}
+    return AesGcmSealer(encryption.current, others, random_bytes=PooledSystemRandom().randbytes)
 
 
 def _assemble(

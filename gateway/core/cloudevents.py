@@ -20,6 +20,9 @@ _NOT_ATTRIBUTES = frozenset({"data", "data_base64"})
 _MAX_ATTRIBUTE = 1024
 
 
+REPEATED_ATTRIBUTE = "a ce-* header is given more than once"  # the route depends on them: never last-wins
+
+
 def parse(body: bytes, headers: Mapping[str, str]) -> CloudEvent:
     """Parse an event from a request body and its (lower-case keyed) headers; raises BadRequest."""
     content_type = headers.get("content-type", "").split(";")[0].strip().lower()
@@ -48,7 +51,7 @@ def _binary(body: bytes, headers: Mapping[str, str], content_type: str) -> Cloud
     pairs = [(name[3:], value) for name, value in headers.items() if name.startswith("ce-")]
     attributes: dict[str, Any] = dict(pairs)
     if len(attributes) != len(pairs):
-        raise errors.BadRequest("a ce-* header is given more than once")
+        raise errors.BadRequest(REPEATED_ATTRIBUTE)
     if content_type:
         attributes["datacontenttype"] = content_type
     if not body:

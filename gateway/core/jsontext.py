@@ -35,7 +35,9 @@ def loads(raw: bytes | str) -> Any:
         except UnicodeDecodeError:
             raise ValueError("JSON text is not UTF-8") from None
     try:
-        value = json.loads(raw, object_pairs_hook=_unique_keys, parse_constant=_refuse_constant)
+        value = json.loads(
+            raw, object_pairs_hook=_unique_keys, parse_constant=_refuse_constant, parse_float=_finite_float
+        )
     except RecursionError:
         raise ValueError(f"JSON is nested more than {MAX_DEPTH} levels deep") from None
     except Refused as exc:
@@ -43,8 +45,15 @@ def loads(raw: bytes | str) -> Any:
     except ValueError:
         raise ValueError("invalid JSON") from None
     # Decoded UTF-8 holds no surrogates: only a \uD800-\uDFFF escape can make one (a valid pair makes none).
-    _check(value, strings=_SURROGATE_ESCAPE.search(raw) is not None)
+    strings = _SURROGATE_ESCAPE.search(raw) is not None
+    if strings or _openings(raw) > MAX_DEPTH:  # each level opens with a bracket, counted in C
+        _check(value, strings=strings)
     return value
+
+
+def _openings(raw: str) -> int:
+    """An upper bound of the nesting depth: brackets inside strings only make it larger."""
+    return raw.count("[") + raw.count("{")
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -58,10 +67,17 @@ def _refuse_constant(name: str) -> Any:
     raise Refused(_NOT_FINITE)
 
 
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):  # 1e400 parses as inf
+        raise Refused(_NOT_FINITE)
+    return number
+
+
 def _check(value: Any, *, strings: bool) -> None:
-    """Depth, numbers (and strings, when escapes could hide a surrogate), walked without recursion."""
-    if isinstance(value, str | float):
-        _check_scalar(value)
+    """Depth (and strings, when escapes could hide a surrogate), walked without recursion."""
+    if isinstance(value, str):
+        _check_string(value)
         return
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
@@ -71,7 +87,7 @@ def _check(value: Any, *, strings: bool) -> None:
         if type(item) is dict:
             if strings:
                 for key in item:
-                    _check_scalar(key)
+                    _check_string(key)
             children: Any = item.values()
         elif type(item) is list:
             children = item
@@ -81,13 +97,10 @@ def _check(value: Any, *, strings: bool) -> None:
             kind = type(child)
             if kind is dict or kind is list:
                 stack.append((child, level + 1))
-            elif kind is float or (strings and kind is str):
-                _check_scalar(child)
+            elif strings and kind is str:
+                _check_string(child)
 
 
-def _check_scalar(value: str | float) -> None:
-    if isinstance(value, float):
-        if not math.isfinite(value):  # 1e400 parses as inf
-            raise ValueError(_NOT_FINITE)
-    elif not value.isascii() and _SURROGATE.search(value):
+def _check_string(value: str) -> None:
+    if not value.isascii() and _SURROGATE.search(value):
         raise ValueError("JSON string holds a lone surrogate")

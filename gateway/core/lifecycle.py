@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -25,6 +26,14 @@ ALLOWED: dict[RunStatus, frozenset[RunStatus]] = {
     S.CANCELLED: frozenset(),
     S.EXPIRED: frozenset(),
 }
+
+
+def news_changes_nothing(run: Run, hint: Mapping[str, object]) -> bool:
+    """A notification that repeats the provider status an in-progress run already has gives the gateway nothing
+    to act on, so it needs no Get Run. A paused run is always fetched (the pause point and the input it asks
+    for can change without its status changing), and so is any news about a status the run does not have."""
+    status = hint.get("status_hint")
+    return run.status in (S.CREATED, S.IN_PROGRESS) and isinstance(status, str) and status == run.provider_status
 
 
 def can_move(source: RunStatus, target: RunStatus) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -42,17 +43,24 @@ def valid_path(path: str) -> bool:
 def lookup(document: Any, path: str) -> Any:
     """Resolve ``$.a.b[0].c`` in a JSON-like document; returns the _MISSING sentinel when absent."""
     current = document
-    if path == "$":
-        return current
-    for match in _SEGMENT.finditer(path[1:]):
-        key, index = match.group(1), match.group(2)
-        if key is not None and isinstance(current, Mapping) and key in current:
-            current = current[key]
-        elif index is not None and isinstance(current, list) and int(index) < len(current):
-            current = current[int(index)]
-        else:
-            return _MISSING
+    for step in _steps(path):
+        if isinstance(step, str):
+            if (type(current) is dict or isinstance(current, Mapping)) and step in current:
+                current = current[step]
+                continue
+        elif type(current) is list and step < len(current):
+            current = current[step]
+            continue
+        return _MISSING
     return current
+
+
+@functools.lru_cache(maxsize=1024)
+def _steps(path: str) -> tuple[str | int, ...]:
+    """A path's keys (str) and list indexes (int), parsed once."""
+    if path == "$":
+        return ()
+    return tuple(key if key else int(index) for key, index in _SEGMENT.findall(path[1:]))
 
 
 def is_missing(value: Any) -> bool:
@@ -99,7 +107,10 @@ def render(mapping: Mapping_, document: Any) -> Any:
         return None if found is _MISSING else found
     out: JSON = {}
     for key, node in mapping.items():
-        if isinstance(node, Path) and lookup(document, node.path) is _MISSING:
+        if isinstance(node, Path):
+            found = lookup(document, node.path)
+            if found is not _MISSING:
+                out[key] = found
             continue
         out[key] = render(node, document)
     return out

@@ -5,19 +5,23 @@ SQL is written once with ``?`` placeholders; a dialect that needs ``$1`` placeho
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import aiosqlite
 
 if TYPE_CHECKING:
     from gateway.store.groupcommit import GroupWriter
 
+WAKE_POLL_SECONDS = 0.02
 Row = Mapping[str, Any]
 Params = Sequence[Any]
+T = TypeVar("T")
 
 
 class Tx(Protocol):
@@ -36,6 +40,8 @@ class Database(Protocol):
     dialect: str
 
     def write(self) -> Any: ...  # async context manager yielding Tx
+
+    async def transact(self, body: Callable[[Tx], Awaitable[T]]) -> T: ...  # body awaits nothing but its Tx
 
     def read(self) -> Any: ...
 
@@ -80,6 +86,8 @@ class SqliteDatabase:
         self.busy_timeout_ms = busy_timeout_ms
         self._writer: GroupWriter | None = None
         self._reader: aiosqlite.Connection | None = None
+        self._wake: list[Callable[[], None]] = []
+        self._watcher: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
         from gateway.store.groupcommit import GroupWriter
@@ -108,28 +116,62 @@ class SqliteDatabase:
         assert self._writer is not None, "database is not open"
         return self._writer.write()
 
+    async def transact(self, body: Callable[[Tx], Awaitable[T]]) -> T:
+        """``body`` run and committed in the writer thread, with the writes that arrive with it."""
+        assert self._writer is not None, "database is not open"
+        return await self._writer.transact(body)
+
     @asynccontextmanager
     async def read(self) -> AsyncIterator[SqliteTx]:
         assert self._reader is not None, "database is not open"
         yield SqliteTx(self._reader)
 
     def on_wake(self, callback: Callable[[], None]) -> None:
-        """Nothing to listen for: one process owns a SQLite store and wakes its dispatcher itself."""
+        """Call ``callback`` when a commit lands from another connection (another process: ``gateway serve
+        --role api`` beside ``--role worker``), seen as a change of ``PRAGMA data_version``, polled every
+        ``WAKE_POLL_SECONDS`` on a connection of its own."""
+        self._wake.append(callback)
+        if self._watcher is None and self.path != ":memory:":
+            self._watcher = asyncio.create_task(self._watch(), name="sqlite-wake")
+
+    async def _watch(self) -> None:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            seen = _data_version(conn)
+            while True:
+                await asyncio.sleep(WAKE_POLL_SECONDS)
+                version = _data_version(conn)
+                if version != seen:
+                    seen = version
+                    for callback in self._wake:
+                        callback()
+        finally:
+            conn.close()
 
     async def pragmas(self) -> dict[str, Any]:
         assert self._writer is not None
         out = {}
         for name in ("journal_mode", "synchronous", "busy_timeout", "foreign_keys"):
-            row = self._writer.conn.execute(f"PRAGMA {name}").fetchone()
-            out[name] = row[0] if row else None
+            rows = await self._writer.run(f"PRAGMA {name}")
+            out[name] = rows[0][0] if rows else None
         return out
 
     async def aclose(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+            self._watcher = None
         if self._reader is not None:
             await self._reader.close()
         if self._writer is not None:
             await self._writer.aclose()
         self._reader = self._writer = None
+
+
+def _data_version(conn: sqlite3.Connection) -> int:
+    row = conn.execute("PRAGMA data_version").fetchone()
+    return int(row[0])
 
 
 async def _run(conn: aiosqlite.Connection, sql: str) -> None:

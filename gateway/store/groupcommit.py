@@ -1,24 +1,33 @@
-"""Group commit for the SQLite writer: the writes that arrive together share one transaction and one fsync.
+"""The pipelined SQLite writer: the writes that arrive together share one transaction and one fsync, and the
+writer thread runs and commits one batch while the event loop gathers the next.
 
-Each ``write()`` body runs alone on the writer connection inside its own SAVEPOINT, so a body that fails is
-rolled back alone and its caller gets the error. The bodies that ran since the last commit are committed
-together by one task (one ``COMMIT``, one fsync with ``synchronous=FULL``), and every ``write()`` returns only
-after the commit that holds its work: nothing is acknowledged before it is durable.
+A write is either a *body* (``transact(body)``: an async function of a ``Tx`` that awaits nothing but that
+``Tx``), which the writer thread drives to its end on its own connection, or a *session* (``write()``: the
+caller's ``async with`` block), for which the thread opens the savepoint and then lends the connection to the
+event loop until the block ends. Each write runs alone inside its own SAVEPOINT, so one that fails is rolled
+back alone and its caller gets the error. The writes of a batch are committed with one ``COMMIT`` (one fsync
+with ``synchronous=FULL``) and each caller is answered only after the commit that holds its work: nothing is
+acknowledged before it is durable.
 
-Statements run inline on the event loop thread (point reads and writes through indexes take microseconds);
-``BEGIN IMMEDIATE`` (which may wait on another process's lock) and ``COMMIT`` (which fsyncs) run in a thread.
+The loop never waits for SQLite: ``BEGIN IMMEDIATE`` (which may wait on another process's lock), every
+statement of a body, and ``COMMIT`` run in the writer thread, which hands the answers of a whole batch back
+to the loop in one call.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator, Iterable
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
+from typing import Any, TypeVar
 
-from gateway.store.db import Params, Row
+from gateway.store.db import Params, Row, Tx
 
-MAX_GATHER_ROUNDS = 16
+T = TypeVar("T")
+MAX_BATCH = 512  # writes per transaction: bounds the time a COMMIT keeps its callers waiting
 
 
 class SyncTx:
@@ -56,148 +65,253 @@ class SyncTx:
         return rows
 
 
-class _Batch:
-    __slots__ = ("committed", "members")
+def run_to_end(coro: Coroutine[Any, Any, T]) -> T:
+    """Drive a coroutine that never suspends (it awaits only a ``SyncTx``) to its result, synchronously."""
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+    coro.close()
+    raise RuntimeError("a write body suspended: it may await only the Tx it is given")
 
-    def __init__(self) -> None:
-        self.committed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.members = 0
+
+class _Write:
+    """One queued write and what became of it; ``done`` is resolved on the loop after the batch ends."""
+
+    __slots__ = ("body", "done", "error", "result")
+
+    def __init__(self, body: Callable[[Tx], Awaitable[Any]] | None, done: asyncio.Future[Any]) -> None:
+        self.body = body
+        self.done = done
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+
+class _Session(_Write):
+    """A write whose statements the event loop runs itself while the writer thread waits."""
+
+    __slots__ = ("finished", "ready", "succeeded")
+
+    def __init__(self, done: asyncio.Future[Any], ready: asyncio.Future[None]) -> None:
+        super().__init__(None, done)
+        self.ready = ready
+        self.finished = threading.Event()
+        self.succeeded = False
+
+
+class _Statement(_Write):
+    """A statement outside any transaction (pragmas), run after what is pending is committed."""
+
+    __slots__ = ("sql",)
+
+    def __init__(self, sql: str, done: asyncio.Future[Any]) -> None:
+        super().__init__(None, done)
+        self.sql = sql
+
+
+_STOP = object()
 
 
 class GroupWriter:
-    """Owns the writer connection. ``write()`` yields a ``Tx``; leaving the block waits for the commit."""
+    """Owns the writer connection and the thread that uses it."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
-        self._lock = asyncio.Lock()
-        self._batch: _Batch | None = None
-        self._queued = 0  # writers waiting for the connection
-        self._kick = asyncio.Event()
-        self._committer: asyncio.Task[None] | None = None
+        self._queue: collections.deque[Any] = collections.deque()
+        self._ready = threading.Condition(threading.Lock())
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        if self._committer is None:
-            self._committer = asyncio.create_task(self._commit_loop(), name="sqlite-group-commit")
+        if self._thread is None:
+            self._loop = asyncio.get_running_loop()
+            self._thread = threading.Thread(target=self._serve, name="sqlite-writer", daemon=True)
+            self._thread.start()
+
+    # the event loop's side -------------------------------------------------------------------------
+
+    async def transact(self, body: Callable[[Tx], Awaitable[T]]) -> T:
+        """Run ``body`` in the writer thread inside the next batch; its result once the batch is committed."""
+        write = _Write(body, self._future())
+        self._submit(write)
+        result: T = await asyncio.shield(write.done)
+        return result
 
     @contextlib.asynccontextmanager
     async def write(self) -> AsyncIterator[SyncTx]:
-        self._queued += 1
+        """The caller's block runs on the loop with the connection, inside a savepoint of the next batch."""
+        session = _Session(self._future(), self._future())
+        self._submit(session)
         try:
-            await self._lock.acquire()
-        finally:
-            self._queued -= 1
+            await asyncio.shield(session.ready)
+        except BaseException:
+            session.finished.set()  # cancelled while waiting: the thread rolls the savepoint back, if it got one
+            raise
         try:
-            batch = await self._begin()
-            self.conn.execute("SAVEPOINT w")
-            try:
-                yield SyncTx(self.conn)
-            except BaseException:
-                self._undo(batch)
-                raise
-            self.conn.execute("RELEASE w")
-            batch.members += 1
-            self._kick.set()
+            yield SyncTx(self.conn)
+            session.succeeded = True
         finally:
-            self._lock.release()
-        await asyncio.shield(batch.committed)
+            session.finished.set()
+        await asyncio.shield(session.done)
 
-    async def run(self, sql: str) -> None:
-        """A statement outside any transaction (pragmas), after whatever is pending is committed."""
-        async with self._lock:
-            await self._flush()
-            await self._in_thread(sql)
+    async def run(self, sql: str) -> list[Any]:
+        """A statement outside any transaction, after whatever is pending is committed; its rows."""
+        statement = _Statement(sql, self._future())
+        self._submit(statement)
+        rows: list[Any] = await asyncio.shield(statement.done)
+        return rows
 
-    async def _begin(self) -> _Batch:
-        if self._batch is None:
-            if not self.conn.in_transaction:
-                await self._in_thread("BEGIN IMMEDIATE")
-            self._batch = _Batch()
-        return self._batch
+    def _future(self) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future.add_done_callback(_retrieve)  # a write whose caller went away must not warn
+        return future
 
-    def _undo(self, batch: _Batch) -> None:
-        """Roll back one body; what the others in the batch wrote stays and is committed."""
-        with contextlib.suppress(sqlite3.Error):
-            self.conn.execute("ROLLBACK TO w")
-            self.conn.execute("RELEASE w")
-        if not self.conn.in_transaction:  # SQLite rolled the whole transaction back (disk full, I/O error)
-            self._batch = None
-            _fail(batch, sqlite3.OperationalError("the transaction was rolled back"))
-        self._kick.set()
+    def _submit(self, item: Any) -> None:
+        if self._thread is None:
+            self.start()
+        with self._ready:
+            self._queue.append(item)
+            self._ready.notify()
 
-    async def _commit_loop(self) -> None:
+    # the writer thread's side ----------------------------------------------------------------------
+
+    def _serve(self) -> None:
         while True:
-            await self._kick.wait()
-            self._kick.clear()
-            await self._gather()
-            async with self._lock:  # FIFO: the writers already queued run their bodies first
-                with contextlib.suppress(Exception):  # the batch's writers get the error
-                    await self._flush()
-
-    async def _gather(self) -> None:
-        """Let the writes already on their way join the batch: yield to the loop while the batch keeps growing
-        (at most ``MAX_GATHER_ROUNDS`` turns of the loop, a fraction of one fsync)."""
-        for _ in range(MAX_GATHER_ROUNDS):
-            size = self._size()
-            await asyncio.sleep(0)
-            if self._size() == size:
+            with self._ready:
+                while not self._queue:
+                    self._ready.wait()
+                batch = [self._queue.popleft() for _ in range(min(len(self._queue), MAX_BATCH))]
+            answered = self._run_batch(batch)
+            self._answer(answered)
+            if batch[-1] is _STOP:
                 return
 
-    def _size(self) -> int:
-        return self._queued + (self._batch.members if self._batch is not None else 0)
+    def _run_batch(self, batch: list[Any]) -> list[_Write]:
+        answered: list[_Write] = []
+        pending: list[_Write] = []  # written inside the open transaction, not yet committed
+        for item in batch:
+            if item is _STOP:
+                break
+            if isinstance(item, _Statement):
+                self._commit(pending)
+                answered += pending
+                pending = []
+                self._statement(item)
+                answered.append(item)
+                continue
+            if not self._begin(item):
+                answered.append(item)
+                continue
+            if self._one(item):
+                pending.append(item)
+            else:
+                answered.append(item)
+                if not self.conn.in_transaction:  # SQLite rolled the whole transaction back (disk full, I/O)
+                    _fail_all(pending, sqlite3.OperationalError("the transaction was rolled back"))
+                    answered += pending
+                    pending = []
+        self._commit(pending)
+        return answered + pending
 
-    async def _flush(self) -> None:
-        batch, self._batch = self._batch, None
-        if batch is None:
-            if self.conn.in_transaction:  # begun for writers that went away before writing
-                await self._in_thread("COMMIT")
-            return
-        begin_next = self._queued > 0  # writers are waiting: open their transaction in the same thread hop
+    def _begin(self, item: _Write) -> bool:
+        if self.conn.in_transaction:
+            return True
         try:
-            await self._in_thread("COMMIT", "BEGIN IMMEDIATE" if begin_next else None)
+            self.conn.execute("BEGIN IMMEDIATE").close()
+        except BaseException as exc:
+            item.error = exc
+            if isinstance(item, _Session):
+                item.finished.set()
+            return False
+        return True
+
+    def _one(self, item: _Write) -> bool:
+        """Run one write inside its savepoint; False (and ``item.error``) when it was rolled back."""
+        self.conn.execute("SAVEPOINT w").close()
+        try:
+            if isinstance(item, _Session):
+                self._lend(item)
+            else:
+                assert item.body is not None
+                item.result = run_to_end(item.body(SyncTx(self.conn)))  # type: ignore[arg-type]
+        except BaseException as exc:
+            item.error = exc
+            with contextlib.suppress(sqlite3.Error):
+                self.conn.execute("ROLLBACK TO w").close()
+                self.conn.execute("RELEASE w").close()
+            return False
+        self.conn.execute("RELEASE w").close()
+        return True
+
+    def _lend(self, session: _Session) -> None:
+        """Let the loop run the session's block on the connection; this thread waits until it ends."""
+        assert self._loop is not None
+        if not session.finished.is_set():
+            self._loop.call_soon_threadsafe(_settle_ready, session.ready)
+            session.finished.wait()
+        if not session.succeeded:
+            raise _Abandoned
+
+    def _commit(self, pending: list[_Write]) -> None:
+        if not self.conn.in_transaction:
+            return
+        try:
+            self.conn.execute("COMMIT").close()
         except BaseException as exc:
             with contextlib.suppress(sqlite3.Error):
-                await self._in_thread("ROLLBACK")
-            _fail(batch, exc)
-            raise
-        batch.committed.set_result(None)
-        if begin_next:
-            self._kick.set()  # commits the begun transaction even if its writers go away
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK").close()
+            _fail_all(pending, exc)
 
-    async def _in_thread(self, sql: str, then: str | None = None) -> None:
-        """Run in a thread; a cancelled caller still waits for the statement, so the connection stays in step.
-        ``then`` runs after ``sql`` in the same hop when ``sql`` succeeded (its own failure is left for later)."""
-        work = asyncio.ensure_future(asyncio.to_thread(self._execute, sql, then))
+    def _statement(self, item: _Statement) -> None:
         try:
-            await asyncio.shield(work)
-        except asyncio.CancelledError:
-            with contextlib.suppress(Exception):
-                await work
-            raise
+            cursor = self.conn.execute(item.sql)
+            item.result = cursor.fetchall()
+            cursor.close()
+        except BaseException as exc:
+            item.error = exc
 
-    def _execute(self, sql: str, then: str | None = None) -> None:
-        if sql == "ROLLBACK" and not self.conn.in_transaction:
-            return
-        self.conn.execute(sql).close()
-        if then is not None:
-            with contextlib.suppress(sqlite3.Error):  # _begin sees no transaction and begins again
-                self.conn.execute(then).close()
+    def _answer(self, answered: list[_Write]) -> None:
+        if answered and self._loop is not None and not self._loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody is waiting
+                self._loop.call_soon_threadsafe(_settle, answered)
 
     async def aclose(self) -> None:
-        task, self._committer = self._committer, None
-        if task is not None:
-            async with self._lock:
-                await self._flush()
-                task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            with self._ready:
+                self._queue.append(_STOP)
+                self._ready.notify()
+            await asyncio.to_thread(thread.join)
         self.conn.close()
 
 
-def _fail(batch: _Batch, exc: BaseException) -> None:
-    if batch.committed.done():
-        return
-    if isinstance(exc, Exception):
-        batch.committed.set_exception(exc)
-        batch.committed.exception()  # retrieved: a batch whose writers are gone must not warn
-    else:
-        batch.committed.cancel()
+class _Abandoned(Exception):
+    """The session's block raised or was cancelled: its savepoint is rolled back; its caller has the error."""
+
+
+def _settle_ready(ready: asyncio.Future[None]) -> None:
+    if not ready.done():
+        ready.set_result(None)
+
+
+def _settle(answered: list[_Write]) -> None:
+    for item in answered:
+        if item.done.done():
+            continue
+        if item.error is None:
+            item.done.set_result(item.result)
+        elif isinstance(item.error, Exception):
+            item.done.set_exception(item.error)
+        else:
+            item.done.cancel()
+
+
+def _fail_all(writes: list[_Write], exc: BaseException) -> None:
+    for write in writes:
+        write.error = exc
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()

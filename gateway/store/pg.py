@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import asyncpg  # type: ignore[import-untyped]
 
-from gateway.store.db import Params, Row
+from gateway.store.db import Params, Row, Tx
+
+T = TypeVar("T")
 
 log = logging.getLogger("gateway.store.pg")
 WAKE_CHANNEL = "gateway_jobs"
@@ -118,6 +120,10 @@ class PostgresDatabase:
         assert self._pool is not None, "database is not open"
         async with self._pool.acquire() as conn, conn.transaction():
             yield PgTx(conn)
+
+    async def transact(self, body: Callable[[Tx], Awaitable[T]]) -> T:
+        async with self.write() as tx:
+            return await body(tx)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[PgTx]:

@@ -34,7 +34,7 @@ from gateway.ports import (
 )
 from gateway.store import codec, migrate
 from gateway.store.codec import Payloads, Sealer, dumps, to_us
-from gateway.store.db import Database, Tx
+from gateway.store.db import Database, Row, Tx
 from gateway.store.dialect import dialect
 
 _RUN_COLUMNS = (
@@ -52,6 +52,27 @@ ON CONFLICT (kind, ref) DO UPDATE SET
     data = excluded.data,
     updated_at = excluded.updated_at
 """
+
+# A notification's fetch: news not yet acted on is never dropped. The status a notification saw lets the fetch be
+# skipped when it only repeats the run's status; when news about different statuses is coalesced into one job,
+# the job keeps no status, so it fetches.
+_UPSERT_FETCH_JOB = _UPSERT_JOB.replace(
+    "data = excluded.data,",
+    "data = CASE WHEN jobs.state IN ('done', 'dead') OR jobs.data = excluded.data THEN excluded.data ELSE '{}' END,",
+)
+
+# the due jobs of one lane in due order; each lane has its own partial index (jobs_due_starts, jobs_due_later)
+_CLAIMABLE = (
+    "SELECT id FROM jobs WHERE {lane} AND due_at <= ? AND state IN ('queued', 'running')"
+    " AND (state = 'queued' OR (state = 'running' AND lease_expires_at < ?)) ORDER BY due_at LIMIT ?"
+)
+
+
+def fair_share(starts: Sequence[Row], later: Sequence[Row], limit: int) -> list[Row]:
+    """The jobs one claim takes: the later steps of started runs first, and never less than a quarter of the
+    claim for new starts while starts are due, so neither lane starves the other (issue 12 point 4)."""
+    n_starts = min(len(starts), max(limit - len(later), limit // 4, 1))
+    return [*later[: limit - n_starts], *starts[:n_starts]]
 
 
 class SqlStore:
@@ -91,7 +112,8 @@ class SqlStore:
         """Insert the event with its runs and start jobs; an existing (source, id) wins and is returned."""
         now_us = to_us(record.received_at)
         body = self.payloads.seal("events", record.id, "body", event.as_dict())
-        async with self.db.write() as tx:
+
+        async def write(tx: Tx) -> EventRecord:
             inserted = await tx.execute(
                 "INSERT INTO events (id, source, ce_source, ce_id, type, received_at, body, response)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source, ce_source, ce_id) DO NOTHING",
@@ -121,7 +143,9 @@ class SqlStore:
                     NewJob(kind=JobKind.START_RUN, ref=new.run.id, due_at=record.received_at, data=new.job_data),
                     record.received_at,
                 )
-        return record
+            return record
+
+        return await self.db.transact(write)
 
     async def event_body(self, event_id: str) -> CloudEvent | None:
         async with self.db.read() as tx:
@@ -198,13 +222,16 @@ class SqlStore:
 
     async def apply_run_change(self, change: RunChange, now: datetime) -> bool:
         """Write a run change and everything that follows from it, or nothing (version or fence lost)."""
+
+        async def write(tx: Tx) -> None:
+            if change.finish_job is not None and not await self._finish_job(tx, change.finish_job, now):
+                raise _Lost
+            if change.run is not None and not await self._update_run(tx, change.run, change.expected_version):
+                raise _Lost
+            await self._write_consequences(tx, change, now)
+
         try:
-            async with self.db.write() as tx:
-                if change.finish_job is not None and not await self._finish_job(tx, change.finish_job, now):
-                    raise _Lost
-                if change.run is not None and not await self._update_run(tx, change.run, change.expected_version):
-                    raise _Lost
-                await self._write_consequences(tx, change, now)
+            await self.db.transact(write)
         except _Lost:
             return False
         return True
@@ -319,7 +346,8 @@ class SqlStore:
 
     async def record_notification(self, notification: Notification, received_at: datetime) -> NotificationOutcome:
         """Keep the notification once per message id; queue a fetch of its run when the run is known."""
-        async with self.db.write() as tx:
+
+        async def write(tx: Tx) -> NotificationOutcome:
             await self._lock(tx, f"notifications/{notification.provider}/{notification.provider_run_id}")
             inserted = await tx.execute(
                 "INSERT INTO notifications (provider, message_id, provider_run_id, status, state_id, event_type,"
@@ -346,8 +374,20 @@ class SqlStore:
                 "UPDATE notifications SET run_id = ? WHERE provider = ? AND message_id = ?",
                 (row["id"], notification.provider, notification.message_id),
             )
-            await self._upsert_job(tx, NewJob(kind=JobKind.FETCH_RUN, ref=row["id"], due_at=received_at), received_at)
-        return NotificationOutcome(duplicate=False, run_id=row["id"])
+            await self._upsert_job(
+                tx,
+                NewJob(
+                    kind=JobKind.FETCH_RUN,
+                    ref=row["id"],
+                    due_at=received_at,
+                    data={"status_hint": notification.status},
+                ),
+                received_at,
+                sql=_UPSERT_FETCH_JOB,
+            )
+            return NotificationOutcome(duplicate=False, run_id=row["id"])
+
+        return await self.db.transact(write)
 
     async def pause_state(self, run_id: str, provider_status: str) -> str | None:
         """The state id of the run's latest notification with ``provider_status`` received since the run last
@@ -479,7 +519,7 @@ class SqlStore:
         status_code: int | None,
         now: datetime,
     ) -> bool:
-        async with self.db.write() as tx:
+        async def write(tx: Tx) -> bool:
             if state == DeliveryState.PENDING:
                 assert next_at is not None
                 if not await self._retry_job(tx, job, next_at, error or "", now):
@@ -502,7 +542,9 @@ class SqlStore:
                     delivery.id,
                 ),
             )
-        return True
+            return True
+
+        return await self.db.transact(write)
 
     async def requeue_delivery(self, delivery_id: str, now: datetime) -> Delivery | None:
         """Send a delivery again with the same delivery id (replay)."""
@@ -547,12 +589,11 @@ class SqlStore:
     # jobs ---------------------------------------------------------------------------------------
 
     async def enqueue(self, job: NewJob, now: datetime) -> None:
-        async with self.db.write() as tx:
-            await self._upsert_job(tx, job, now)
+        await self.db.transact(lambda tx: self._upsert_job(tx, job, now))
 
-    async def _upsert_job(self, tx: Tx, job: NewJob, now: datetime) -> None:
+    async def _upsert_job(self, tx: Tx, job: NewJob, now: datetime, *, sql: str = _UPSERT_JOB) -> None:
         await tx.execute(
-            _UPSERT_JOB,
+            sql,
             (job.kind.value, job.ref, to_us(job.due_at), dumps(job.data or {}), to_us(now), to_us(now)),
         )
         if self.sql.notify is not None:
@@ -567,13 +608,13 @@ class SqlStore:
         """Lease up to ``limit`` due jobs; each claim bumps the fencing token."""
         now_us = to_us(now)
         expires = to_us(now + timedelta(seconds=lease_seconds))
-        async with self.db.write() as tx:
-            rows = await tx.fetchall(
-                "SELECT id FROM jobs WHERE due_at <= ? AND state IN ('queued', 'running') AND (state = 'queued' OR"
-                " (state = 'running' AND lease_expires_at < ?)) ORDER BY due_at LIMIT ?"  # jobs_due is partial
-                + self.sql.claim_suffix,
-                (now_us, now_us, limit),
-            )
+
+        async def write(tx: Tx) -> list[Row]:
+            starts, later = [
+                await tx.fetchall(_CLAIMABLE.format(lane=lane) + self.sql.claim_suffix, (now_us, now_us, limit))
+                for lane in ("kind = 'start_run'", "kind <> 'start_run'")
+            ]
+            rows = fair_share(starts, later, limit)
             if not rows:
                 return []
             ids = [row["id"] for row in rows]
@@ -583,12 +624,12 @@ class SqlStore:
                 f" attempts = attempts + 1, rerun = 0, updated_at = ? WHERE id IN ({marks})",
                 (owner, expires, now_us, *ids),
             )
-            claimed = await tx.fetchall(f"SELECT * FROM jobs WHERE id IN ({marks}) ORDER BY due_at", ids)
-        return [codec.job_from_row(row) for row in claimed]
+            return await tx.fetchall(f"SELECT * FROM jobs WHERE id IN ({marks}) ORDER BY due_at", ids)
+
+        return [codec.job_from_row(row) for row in await self.db.transact(write)]
 
     async def finish_job(self, job: Job, now: datetime) -> bool:
-        async with self.db.write() as tx:
-            return await self._finish_job(tx, job, now)
+        return await self.db.transact(lambda tx: self._finish_job(tx, job, now))
 
     async def _finish_job(self, tx: Tx, job: Job, now: datetime) -> bool:
         """Delete a done job, or queue it again when more work arrived while it ran; fenced.
@@ -604,8 +645,7 @@ class SqlStore:
         return count == 1
 
     async def retry_job(self, job: Job, due_at: datetime, error: str, now: datetime) -> bool:
-        async with self.db.write() as tx:
-            return await self._retry_job(tx, job, due_at, error, now)
+        return await self.db.transact(lambda tx: self._retry_job(tx, job, due_at, error, now))
 
     async def _retry_job(self, tx: Tx, job: Job, due_at: datetime, error: str, now: datetime) -> bool:
         count = await tx.execute(
@@ -627,8 +667,7 @@ class SqlStore:
         return count == 1
 
     async def bury_job(self, job: Job, error: str, now: datetime) -> bool:
-        async with self.db.write() as tx:
-            return await self._bury_job(tx, job, error, now)
+        return await self.db.transact(lambda tx: self._bury_job(tx, job, error, now))
 
     async def _bury_job(self, tx: Tx, job: Job, error: str, now: datetime) -> bool:
         count = await tx.execute(

@@ -7,8 +7,8 @@ are the exception: an address out of password attempts gets 429 before the passw
 throttle cannot be used as a password oracle. The client address is the socket peer, or what a proxy listed
 in ``[server] trusted_proxies`` forwarded (uvicorn rewrites the ASGI ``client`` for those alone).
 
-``AuthThrottle`` is the ASGI middleware that applies it; ``SourceLimits`` holds one bucket per source that has
-a ``rate_limit``.
+``AuthThrottle`` is what the front of the app (``gateway.web.front``) asks about each request; ``SourceLimits``
+holds one bucket per source that has a ``rate_limit``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import json
 import math
 from collections.abc import Mapping
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope, Send
 
 from gateway import errors
 from gateway.core.ratelimit import RateLimit, TokenBuckets
@@ -83,36 +83,27 @@ class FailedAuth:
 
 
 class AuthThrottle:
-    def __init__(self, app: ASGIApp, *, limit: RateLimit | None, clock: Clock) -> None:
-        self.app = app
+    """Asked by the front of the app about each request: which credential kind it presents, whether it must be
+    refused before its credential is checked, and what its 401 costs."""
+
+    def __init__(self, *, limit: RateLimit | None, clock: Clock) -> None:
         self.failures = FailedAuth(limit, clock) if limit is not None else None
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        kind = credential_kind(scope) if self.failures is not None and scope["type"] == "http" else None
-        if kind is None or self.failures is None:
-            await self.app(scope, receive, send)
-            return
-        failures, address = self.failures, client_address(scope)
-        wait = failures.refuse_unchecked(address, kind)
-        if wait is not None:
-            await _too_many(send, wait)
-            return
-        replaced = False
+    def watches(self, scope: Scope) -> str | None:
+        """The credential kind this request is counted under, or None when the throttle does not watch it."""
+        return credential_kind(scope) if self.failures is not None else None
 
-        async def watching_send(message: Message) -> None:
-            nonlocal replaced
-            if message["type"] == "http.response.start" and message["status"] == 401:
-                late = failures.failed(address, kind)
-                if late is not None:
-                    replaced = True
-                    await _too_many(send, late)
-            if not replaced:
-                await send(message)
+    def refuse_unchecked(self, scope: Scope, kind: str) -> float | None:
+        assert self.failures is not None
+        return self.failures.refuse_unchecked(client_address(scope), kind)
 
-        await self.app(scope, receive, watching_send)
+    def failed(self, scope: Scope, kind: str) -> float | None:
+        """Record a 401; the wait when the address was already out of attempts (answer 429 instead)."""
+        assert self.failures is not None
+        return self.failures.failed(client_address(scope), kind)
 
 
-async def _too_many(send: Send, wait: float) -> None:
+async def too_many(send: Send, wait: float) -> None:
     body = json.dumps(
         {"error": {"code": "rate_limited", "message": "too many failed authentication attempts"}}
     ).encode()

@@ -1,20 +1,19 @@
-"""create_app(services) -> Starlette: the route table, and the one place errors become HTTP statuses."""
+"""create_app(services) -> App (Starlette): the route table, and the one place errors become HTTP statuses."""
 
 from __future__ import annotations
 
+import functools
 import logging
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import errors
+from gateway.logs import AccessLog
 from gateway.web import (
     audit,
     breakers,
@@ -31,7 +30,8 @@ from gateway.web import (
     webhooks,
 )
 from gateway.web.abuse import AuthThrottle, SourceLimits
-from gateway.web.ui_headers import UiHeaders
+from gateway.web.front import App, Front, Handler
+from gateway.web.ui import HSTS, SECURITY_HEADERS
 from gateway.wiring import Services
 
 log = logging.getLogger("gateway.http")
@@ -127,63 +127,37 @@ def routes(services: Services) -> list[BaseRoute]:
     return guard.declare(table)
 
 
-class AccessLog:
-    """One structured line per request: method, path (never the query string), status, duration."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, tracking_send)
-        finally:
-            log.info(
-                "request",
-                extra={
-                    "method": scope["method"],
-                    "path": scope["path"],
-                    "status": status,
-                    "ms": round((time.perf_counter() - started) * 1000, 2),
-                },
-            )
-
-
-def create_app(services: Services, *, run_background: bool = True) -> Starlette:
+def create_app(services: Services, *, run_background: bool = True) -> App:
     @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(app: App) -> AsyncIterator[None]:
         if run_background:
             await services.start_background()
         try:
             yield
         finally:
+            access.flush()
             if run_background:
                 await services.stop_background()
 
-    app = Starlette(
+    access = AccessLog()
+    throttle = AuthThrottle(limit=services.settings.limits.failed_auth, clock=services.clock)
+    handlers: dict[type[Exception], Handler] = {
+        errors.GatewayError: on_gateway_error,
+        HTTPException: on_http_error,
+        Exception: on_unexpected,
+    }
+    source_limits = SourceLimits(services.settings.sources, services.clock)
+    https = services.settings.desk.ui.secure_cookies
+    ui_headers = {**SECURITY_HEADERS, **({"Strict-Transport-Security": HSTS} if https else {})}
+    plain = {("POST", "/v1/events"): functools.partial(events.submit_plain, services, source_limits)}
+    app = App(
         routes=routes(services),
         lifespan=lifespan,
-        exception_handlers={
-            errors.GatewayError: on_gateway_error,
-            HTTPException: on_http_error,
-            Exception: on_unexpected,
-        },
+        front=lambda router: Front(
+            router, handlers=handlers, throttle=throttle, access=access, ui_headers=ui_headers, plain=plain
+        ),
     )
     app.router.redirect_slashes = False  # a JSON API answers 404 JSON, not a 307 with no body
     app.state.services = services
-    app.state.source_limits = SourceLimits(services.settings.sources, services.clock)
-    app.add_middleware(AuthThrottle, limit=services.settings.limits.failed_auth, clock=services.clock)
-    app.add_middleware(UiHeaders, https=services.settings.desk.ui.secure_cookies)
-    app.add_middleware(AccessLog)
+    app.state.source_limits = source_limits
     return app

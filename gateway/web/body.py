@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
+from starlette.types import Receive
 
 from gateway import errors
 from gateway.core import jsontext
@@ -14,7 +16,11 @@ _LENGTH = re.compile(r"[0-9]{1,19}")  # ASCII digits only: str.isdigit() also ta
 
 
 async def read_limited(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
+    return await limited(request.headers.get("content-length"), request.stream(), limit)
+
+
+async def limited(declared: str | None, stream: AsyncIterator[bytes], limit: int) -> bytes:
+    """The body from ``stream``, refused as soon as ``declared`` (Content-Length) or what arrived is over ``limit``."""
     if declared is not None:
         if not _LENGTH.fullmatch(declared):
             raise errors.BadRequest("Content-Length is not a number")
@@ -23,7 +29,7 @@ async def read_limited(request: Request, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     try:
-        async for chunk in request.stream():
+        async for chunk in stream:
             size += len(chunk)
             if size > limit:
                 raise errors.PayloadTooLarge(f"body is larger than {limit} bytes")
@@ -31,6 +37,19 @@ async def read_limited(request: Request, limit: int) -> bytes:
     except ClientDisconnect:
         raise errors.BadRequest("client disconnected before the body was read") from None
     return b"".join(chunks)
+
+
+async def chunks(receive: Receive) -> AsyncIterator[bytes]:
+    """The body of an ASGI request as it arrives (what ``Request.stream()`` does, without a Request)."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        body: bytes = message.get("body", b"")
+        if body:
+            yield body
+        if not message.get("more_body", False):
+            return
 
 
 async def read_json(request: Request, limit: int) -> Any:

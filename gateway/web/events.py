@@ -8,11 +8,15 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
+from gateway import errors, fastjson
 from gateway.core import cloudevents
 from gateway.web import auth
-from gateway.web.body import read_limited
+from gateway.web.abuse import SourceLimits
+from gateway.web.body import chunks, limited, read_limited
 from gateway.web.common import json, services
+from gateway.wiring import Services
 
 
 async def submit(request: Request) -> Response:
@@ -29,3 +33,33 @@ async def submit(request: Request) -> Response:
     event = cloudevents.parse(body, request.headers)
     submitted = await svc.gateway.submit_event(source.name, event)
     return json(submitted.record.response, status=202 if submitted.created else 200)
+
+
+async def submit_plain(svc: Services, limits: SourceLimits, scope: Scope, receive: Receive, send: Send) -> None:
+    """``POST /v1/events`` as plain ASGI (``gateway.web.front`` sends it here): the steps of ``submit`` without
+    Starlette's routing, request and response objects. Errors are raised for the front to answer."""
+    headers = _headers(scope)
+    source = auth.source_by_token(svc, auth.token_in(headers.get("authorization", "")))  # before the body (W14)
+    limits.check(source.name)
+    body = await limited(headers.get("content-length"), chunks(receive), svc.settings.limits.event_body_bytes)
+    event = cloudevents.parse(body, headers)
+    submitted = await svc.gateway.submit_event(source.name, event)
+    content = fastjson.dumps(submitted.record.response)
+    response_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(content)).encode())]
+    await send(
+        {"type": "http.response.start", "status": 202 if submitted.created else 200, "headers": response_headers}
+    )
+    await send({"type": "http.response.body", "body": content})
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    """Request headers by lower-case name, the first of repeated ones (as Starlette's ``Headers.get``); a repeated
+    ``ce-*`` header is refused, as ``cloudevents.parse`` refuses it."""
+    found: dict[str, str] = {}
+    for name, value in scope["headers"]:
+        key = name.decode("latin-1")
+        if key not in found:
+            found[key] = value.decode("latin-1")
+        elif key.startswith("ce-"):
+            raise errors.BadRequest(cloudevents.REPEATED_ATTRIBUTE)
+    return found

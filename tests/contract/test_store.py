@@ -383,12 +383,14 @@ async def test_list_reviews_filters_and_pages(store: SqlStore) -> None:
 # notifications ------------------------------------------------------------------------------------
 
 
-def notification(message_id: str, provider_run_id: str = "prv_1", state_id: str | None = "await") -> Notification:
+def notification(
+    message_id: str, provider_run_id: str = "prv_1", state_id: str | None = "await", status: str = "PENDING"
+) -> Notification:
     return Notification(
         provider="sohar",
         message_id=message_id,
         provider_run_id=provider_run_id,
-        status="PENDING",
+        status=status,
         state_id=state_id,
         event_type="flow.updated",
     )
@@ -404,8 +406,26 @@ async def test_notifications_are_deduplicated_on_the_message_id(store: SqlStore)
     assert again.duplicate
     assert await count(store, "notifications") == 1
     [fetch] = await store.list_jobs(kind=JobKind.FETCH_RUN)
-    assert (fetch.ref, fetch.data) == (run.id, {})
+    assert (fetch.ref, fetch.data) == (run.id, {"status_hint": "PENDING"})
     assert await store.pause_state(run.id, "PENDING") == "await"
+
+
+async def test_news_of_different_statuses_coalesced_into_one_fetch_leaves_it_no_status_to_skip_on(
+    store: SqlStore,
+) -> None:
+    """A fetch may be skipped when its news only repeats the run's status; a later notification must never hide
+    an earlier one's different status (a stale IN_PROGRESS after a PENDING would lose the pause)."""
+    run = await seed(store)
+    moved, step = to_pending(run)
+    assert await store.apply_run_change(RunChange(run=moved, expected_version=0, transitions=[step]), at(1))
+    await store.record_notification(notification("msg_1", status="IN_PROGRESS", state_id=None), at(2))
+    await store.record_notification(notification("msg_2", status="IN_PROGRESS", state_id=None), at(3))
+    [fetch] = await store.list_jobs(kind=JobKind.FETCH_RUN)
+    assert fetch.data == {"status_hint": "IN_PROGRESS"}  # the same news twice: still skippable
+    await store.record_notification(notification("msg_3", status="PENDING"), at(4))
+    await store.record_notification(notification("msg_4", status="IN_PROGRESS", state_id=None), at(5))
+    [fetch] = await store.list_jobs(kind=JobKind.FETCH_RUN)
+    assert fetch.data == {}
 
 
 async def test_an_early_notification_is_kept_and_attached_when_the_run_appears(store: SqlStore) -> None:

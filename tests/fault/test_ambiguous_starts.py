@@ -142,13 +142,17 @@ async def test_a_held_run_is_adopted_from_its_orphan_notification_and_carries_on
 async def test_adopting_refuses_what_it_cannot_do(tmp_path: Path) -> None:
     async with rig(tmp_path, edit=undocumented_key) as r:
         r.sohar.creates.script = [faults.after_applying(faults.status(500))]
-        held = await r.submit("evt-1")
-        other = await r.submit("evt-2")
-        await r.drain()
-        assert (await run_of(r, other)).provider_run_id == "fr_2"
+        submitted = [await r.submit("evt-1"), await r.submit("evt-2")]
+        await r.drain()  # the two starts run concurrently: either may meet the lost answer
+        runs = {run_id: await run_of(r, run_id) for run_id in submitted}
+        (held,) = [run_id for run_id, run in runs.items() if run.status == RunStatus.HELD]
+        (other,) = [run_id for run_id in submitted if run_id != held]
+        others_provider_run = runs[other].provider_run_id
+        assert others_provider_run is not None
+        (held_provider_run,) = [created for created in r.sohar.created if created != others_provider_run]
         url = f"/v1/runs/{held}/adopt"
         for body, status in [
-            ({"provider_run_id": "fr_2"}, 409),  # another run's
+            ({"provider_run_id": others_provider_run}, 409),  # another run's
             ({"provider_run_id": "has space"}, 422),
             ({"provider_run_id": ""}, 422),
             ({"provider_run_id": 7}, 400),
@@ -163,7 +167,7 @@ async def test_adopting_refuses_what_it_cannot_do(tmp_path: Path) -> None:
         assert (
             await r.client.post("/v1/runs/run_nope/adopt", json={"provider_run_id": "x"}, headers=OPERATOR)
         ).status_code == 404
-        assert (await r.client.post(url, json={"provider_run_id": "fr_1"})).status_code == 401
+        assert (await r.client.post(url, json={"provider_run_id": held_provider_run})).status_code == 401
         cancel = await r.client.post(f"/v1/runs/{held}/cancel", headers=OPERATOR)
         assert (cancel.status_code, cancel.json()["error"]["code"]) == (409, "conflict")
         assert (await run_of(r, held)).status == RunStatus.HELD

@@ -143,6 +143,25 @@ async def test_claims_lease_and_fence_and_skip_what_is_not_due(store: SqlStore) 
     assert await store.next_due() == T0 + timedelta(seconds=2)
 
 
+async def test_a_burst_of_starts_does_not_hold_back_the_later_steps_of_runs_in_flight(store: SqlStore) -> None:
+    """Issue 12 point 4: 40 starts due first, then 5 fetches; a claim of 8 takes the 5 fetches and 3 starts, and
+    while later steps keep coming, starts still get a quarter of each claim."""
+    for n in range(40):
+        await store.enqueue(NewJob(kind=JobKind.START_RUN, ref=f"s{n:02d}", due_at=T0), T0)
+    for n in range(5):
+        await store.enqueue(NewJob(kind=JobKind.FETCH_RUN, ref=f"f{n}", due_at=T0 + timedelta(seconds=1)), T0)
+    now = T0 + timedelta(seconds=2)
+
+    first = await store.claim_jobs("w1", now, 30, 8)
+    assert sorted(j.ref for j in first) == ["f0", "f1", "f2", "f3", "f4", "s00", "s01", "s02"]
+
+    for n in range(20):
+        await store.enqueue(NewJob(kind=JobKind.DELIVER, ref=f"d{n:02d}", due_at=T0 + timedelta(seconds=1)), T0)
+    second = await store.claim_jobs("w1", now, 30, 8)
+    assert sorted(j.kind for j in second).count(JobKind.START_RUN) == 2
+    assert sorted(j.ref for j in second if j.kind == JobKind.START_RUN) == ["s03", "s04"]
+
+
 async def test_work_queued_while_a_job_runs_is_not_lost(store: SqlStore) -> None:
     await store.enqueue(NewJob(kind=JobKind.FETCH_RUN, ref="r", due_at=T0, data={"state_hint": "a"}), T0)
     [job] = await store.claim_jobs("w1", T0, 30, 10)
