@@ -106,8 +106,11 @@ def test_schema_accepts(value: Any) -> None:
         ([], ["input must be a JSON object"]),
         ("approve", ["input must be a JSON object"]),
         ({}, ["input.decision is required"]),
-        ({"decision": "maybe"}, ["input.decision must be one of: approve, deny"]),
-        ({"decision": 1}, ["input.decision must be of type string"]),
+        ({"decision": "maybe"}, ['input.decision must be one of: "approve", "deny"']),
+        (
+            {"decision": 1},
+            ["input.decision must be of type string", 'input.decision must be one of: "approve", "deny"'],
+        ),
         ({"decision": "deny", "extra": 1}, ["input.extra is not allowed"]),
         ({"decision": "deny", "note": "x"}, ["input.note is shorter than 2"]),
         ({"decision": "deny", "note": "toolong"}, ["input.note is longer than 5"]),
@@ -117,11 +120,11 @@ def test_schema_accepts(value: Any) -> None:
         ({"decision": "deny", "score": True}, ["input.score must be of type integer"]),
         ({"decision": "deny", "ratio": False}, ["input.ratio must be of type number"]),
         ({"decision": "deny", "tags": ["a", 2]}, ["input.tags[1] must be of type string"]),
-        ({"decision": "deny", "flag": "yes"}, ["input.flag must be of type ['boolean', 'null']"]),
-        ({"decision": "deny", "fixed": "y"}, ["input.fixed must be 'x'"]),
+        ({"decision": "deny", "flag": "yes"}, ["input.flag must be of type boolean or null"]),
+        ({"decision": "deny", "fixed": "y"}, ['input.fixed must be "x"']),
         (
             {"extra": 1, "score": 99},
-            ["input.decision is required", "input.score is above 10", "input.extra is not allowed"],
+            ["input.decision is required", "input.extra is not allowed", "input.score is above 10"],
         ),
     ],
 )
