@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 CONFIG ?= config.example.toml
 
-.PHONY: run test lint typecheck unit bench soak clean browsers screenshots
+.PHONY: run test lint typecheck unit bench soak clean browsers screenshots mutate
 
 $(BIN)/gateway: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,8 +41,13 @@ screenshots: $(BIN)/gateway browsers
 soak: $(BIN)/gateway
 	$(BIN)/python -m tests.crash.harness --kills $(or $(KILLS),100)
 
+# Mutation testing of gateway/core (not part of `make test`; CPU-heavy, so niced): the score per module.
+# MODULES="signing routing" limits it to those modules; docs/mutation.md lists the accepted survivors.
+mutate: $(BIN)/gateway
+	nice -n 10 $(BIN)/python -m bench.mutation $(MODULES)
+
 bench: $(BIN)/gateway
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache mutants
