@@ -159,12 +159,9 @@ def _optional(attributes: Mapping[str, Any], name: str) -> str | None:
     return str(value) if value is not None else None
 
 
-def dumps(event: CloudEvent) -> bytes:
-    return json.dumps(event.as_dict(), separators=(",", ":"), sort_keys=True).encode()
-
-
 def loads(raw: bytes) -> CloudEvent:
-    """An event as ``dumps`` stored it. Not checked again: it passed the rules in force when it came in."""
+    """An event stored as the JSON of ``CloudEvent.as_dict()``. Not checked again: it passed the rules in force
+    when it came in."""
     document = json.loads(raw)
     known = {name: document.pop(name) for name in (*_REQUIRED, *_OPTIONAL, "data") if name in document}
     return CloudEvent(**known, extensions=document)

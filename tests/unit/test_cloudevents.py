@@ -69,6 +69,8 @@ def test_data_base64_is_kept_encoded() -> None:
         (body(data=1, data_base64="AA=="), "an event carries data or data_base64, not both"),
         (body(data_base64=5), "data_base64 must be a string"),
         (body(data_base64="not base64!"), "data_base64 is not valid base64"),
+        (body(data_base64="AAAA!"), "data_base64 is not valid base64"),
+        (body(data_base64="AA\nAA=="), "data_base64 is not valid base64"),
         (body(id=...), "missing CloudEvent attributes: id"),
         (body(id="", type=...), "missing CloudEvent attributes: id, type"),
         (json.dumps({"data": 1}).encode(), "missing CloudEvent attributes: id, source, specversion, type"),
@@ -143,7 +145,7 @@ def test_binary_refusals(headers: dict[str, str], raw: bytes, message: str) -> N
 
 def test_dumps_and_loads_round_trip() -> None:
     event = cloudevents.parse(body(subject="s", tenant="acme", data={"a": 1}), STRUCTURED)
-    assert cloudevents.loads(cloudevents.dumps(event)) == event
+    assert cloudevents.loads(json.dumps(event.as_dict()).encode()) == event
 
 
 def test_binary_header_values_are_percent_decoded() -> None:
@@ -250,3 +252,13 @@ def test_a_batch_is_refused_as_an_unsupported_media_type(content_type: str) -> N
     with pytest.raises(errors.UnsupportedMediaType) as caught:
         cloudevents.parse(batch, {"content-type": content_type, "ce-id": "1"})
     assert "post each event on its own" in caught.value.message
+
+
+def test_json_nested_too_deeply_is_named_as_such_in_both_modes() -> None:
+    deep = b"[" * 100 + b"]" * 100
+    with pytest.raises(errors.BadRequest) as caught:
+        cloudevents.parse(b'{"data": ' + deep + b"}", STRUCTURED)
+    assert caught.value.message == "body is not usable JSON (nested too deeply)"
+    with pytest.raises(errors.BadRequest) as caught:
+        cloudevents.parse(deep, binary_headers(**{"content-type": "application/json"}))
+    assert caught.value.message == "event data is not usable JSON (nested too deeply)"

@@ -175,7 +175,7 @@ def test_every_rfc3339_rendering_of_a_moment_is_a_time(moment: datetime, sep: st
 @props
 @given(event=valid_events)
 def test_storage_round_trip(event: CloudEvent) -> None:
-    assert cloudevents.loads(cloudevents.dumps(event)) == event
+    assert cloudevents.loads(json.dumps(event.as_dict()).encode()) == event
 
 
 @props
