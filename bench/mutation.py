@@ -30,9 +30,16 @@ def modules() -> list[str]:
 
 
 def run(module: str) -> None:
+    """One module's mutants; mutmut's own output goes to mutants/<module>.log (its tail is shown on failure)."""
     pattern = f"gateway.core.{module}.*"
     print(f"== mutmut run {pattern}", flush=True)
-    subprocess.run([str(MUTMUT), "run", pattern], check=False, stdout=subprocess.DEVNULL)
+    MUTANTS.mkdir(exist_ok=True)
+    log = MUTANTS / f"{module}.log"
+    with log.open("wb") as out:
+        done = subprocess.run([str(MUTMUT), "run", pattern], check=False, stdout=out, stderr=subprocess.STDOUT)
+    if done.returncode != 0:
+        print(f"mutmut failed ({done.returncode}); the end of {log}:", file=sys.stderr)
+        print(log.read_text(errors="replace")[-3000:], file=sys.stderr)
 
 
 def outcomes(module: str) -> dict[str, str]:

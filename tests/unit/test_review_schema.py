@@ -217,6 +217,8 @@ def test_a_schema_that_cannot_be_used_is_named_with_the_reason(schema: dict[str,
         {"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object"},
         {"properties": {"$ref": {"type": "string"}}},  # a member named "$ref" is not a reference
         {"const": {"$ref": "https://schemas.example/a.json"}},  # nor is a constant holding one
+        {"properties": {"x": False, "y": True, "z": {"$ref": "#/$defs/z"}}, "$defs": {"z": {}}},
+        {"items": {"$ref": "#"}, "prefixItems": [{"$dynamicRef": "#/$defs/z"}], "$defs": {"z": True}},
     ],
 )
 def test_usable_schemas_have_no_problems(schema: dict[str, Any]) -> None:
@@ -224,8 +226,20 @@ def test_usable_schemas_have_no_problems(schema: dict[str, Any]) -> None:
 
 
 def test_a_long_reason_is_cut_short() -> None:
-    [problem] = review.schema_problems({"$ref": "#/" + "a" * 500})
-    assert len(problem) < 300 and problem.count("a") < 250
+    long_ref = "#/" + "a" * 500
+    [problem] = review.schema_problems({"$ref": long_ref})
+    assert problem == f"schema $ref {long_ref[:199] + '…'!r} does not point inside the schema (nothing is fetched)"
+    exact = "#/" + "a" * 198
+    [problem] = review.schema_problems({"$ref": exact})
+    assert f"{exact!r}" in problem
+
+
+def test_a_reference_that_resolves_differently_under_a_nested_id_is_refused_when_used() -> None:
+    schema = {"$defs": {"b": {}}, "properties": {"a": {"$id": "https://schemas.example/a", "$ref": "#/$defs/b"}}}
+    assert review.schema_problems(schema) == []  # it resolves from the root
+    assert review.validate_input(PendingInput(schema=schema), {"a": 1}) == [
+        "the input schema of this pause cannot be used: a $ref does not resolve inside it"
+    ]
 
 
 class _Counting(BaseHTTPRequestHandler):

@@ -330,7 +330,7 @@ MUTATIONS: dict[str, Mutation] = {
     "signed by another secret too": _with_signature(lambda e: f"v1,{b64(bytes(32))} {e}"),
     "only another secret": _with_signature(lambda e: f"v1,{b64(bytes(32))}"),
     "body with a byte more": lambda hdrs, body: (hdrs, body + b" "),
-    "body empty": lambda hdrs, body: (hdrs, b""),
+    "another body": lambda hdrs, body: (hdrs, b"{}" if body != b"{}" else b"[]"),
     "other id": lambda hdrs, body: ({**hdrs, "webhook-id": hdrs["webhook-id"] + "x"}, body),
     "timestamp one later": lambda hdrs, body: (
         {**hdrs, "webhook-timestamp": str(int(hdrs["webhook-timestamp"]) + 1)},
@@ -382,3 +382,59 @@ def test_we_agree_with_standardwebhooks_and_svix_on_valid_and_mutated_messages(
     assert theirs, "the oracles had no verdict"
     assert theirs == {ours}
     assert ours is (mutation in {"unchanged", "junk entries first", "junk entry after", "signed by another secret too"})
+
+
+# --- what each refusal says (the messages reach logs and 4xx bodies; they name no secret) ---------------
+
+REFUSALS = {
+    "missing id": ({"webhook-timestamp": str(TS), "webhook-signature": "v1,AAAA"}, "missing signature headers", True),
+    "missing timestamp": ({"webhook-id": MSG_ID, "webhook-signature": "v1,AAAA"}, "missing signature headers", True),
+    "missing signature": ({"webhook-id": MSG_ID, "webhook-timestamp": str(TS)}, "missing signature headers", True),
+    "bad id": (headers("v1,AAAA", msg_id="a.b"), "malformed message id", True),
+    "bad timestamp": ({**headers("v1,AAAA"), "webhook-timestamp": "1e9"}, "malformed message timestamp", True),
+    "no entry": (headers("v1,*"), "no usable signature entry", True),
+    "stale": (headers("v1,AAAA", timestamp=TS - 301), "message timestamp outside the tolerance window", False),
+    "no match": (headers("v1,AAAA"), "no matching signature", False),
+}
+
+
+@pytest.mark.parametrize(("hdrs", "message", "malformed"), REFUSALS.values(), ids=REFUSALS.keys())
+def test_each_refusal_says_why(hdrs: dict[str, str], message: str, malformed: bool) -> None:
+    with pytest.raises(SignatureError) as caught:
+        signing.verify(BODY, hdrs, [HMAC_KEY], now=NOW)
+    assert (caught.value.message, caught.value.malformed) == (message, malformed)
+
+
+KEY_MESSAGES = {
+    "whsec junk": (signing.parse_verify_key, "whsec_!!!!", "the part after 'whsec_' is not valid base64"),
+    "whpk junk": (signing.parse_verify_key, "whpk_!!!!", "the part after 'whpk_' is not valid base64"),
+    "whsk junk": (signing.parse_signing_key, "whsk_!!!!", "the part after 'whsk_' is not valid base64"),
+    "whpk short": (signing.parse_verify_key, "whpk_" + b64(bytes(31)), "an Ed25519 key must be 32 bytes, got 31"),
+    "whsk long": (signing.parse_signing_key, "whsk_" + b64(bytes(33)), "an Ed25519 key must be 32 bytes, got 33"),
+    "whsec short": (signing.parse_verify_key, "whsec_" + b64(bytes(23)), "a secret must be 24 to 64 bytes, got 23"),
+    "verify prefix": (signing.parse_verify_key, "secret", "a verify key must start with 'whsec_' or 'whpk_'"),
+    "signing prefix": (signing.parse_signing_key, "secret", "a signing key must start with 'whsec_' or 'whsk_'"),
+}
+
+
+@pytest.mark.parametrize(("parse", "secret", "message"), KEY_MESSAGES.values(), ids=KEY_MESSAGES.keys())
+def test_each_key_refusal_says_why(parse: Callable[[str], object], secret: str, message: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        parse(secret)
+    assert str(caught.value) == message
+
+
+def test_sign_says_why_it_cannot_sign() -> None:
+    key = signing.parse_signing_key(SECRET)
+    with pytest.raises(ValueError) as caught:
+        signing.sign(key, "a.b", TS, BODY)
+    assert str(caught.value) == "message id must be 1 to 256 visible ASCII characters without '.'"
+    with pytest.raises(ValueError) as caught:
+        signing.sign(key, MSG_ID, -1, BODY)
+    assert str(caught.value) == "timestamp must be a non-negative integer of at most 10 digits"
+
+
+def test_a_naive_now_is_refused_with_a_reason() -> None:
+    with pytest.raises(ValueError) as caught:
+        signing.verify(BODY, headers(good_v1()), [HMAC_KEY], now=NOW.replace(tzinfo=None))
+    assert str(caught.value) == "now must be timezone-aware"
