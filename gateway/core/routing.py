@@ -42,8 +42,6 @@ def valid_path(path: str) -> bool:
 def lookup(document: Any, path: str) -> Any:
     """Resolve ``$.a.b[0].c`` in a JSON-like document; returns the _MISSING sentinel when absent."""
     current = document
-    if path == "$":
-        return current
     for match in _SEGMENT.finditer(path[1:]):
         key, index = match.group(1), match.group(2)
         if key is not None and isinstance(current, Mapping) and key in current:
@@ -84,7 +82,7 @@ def same(a: Any, b: Any) -> bool:
     if isinstance(a, bool) or isinstance(b, bool):
         return isinstance(a, bool) and isinstance(b, bool) and a == b
     if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+        return len(a) == len(b) and all(map(same, a, b))
     if isinstance(a, Mapping) and isinstance(b, Mapping):
         return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
     return bool(a == b)
