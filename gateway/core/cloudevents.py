@@ -146,12 +146,14 @@ def is_timestamp(value: Any) -> bool:
     if found is None:
         return False
     year, month, day, hour, minute, second = (int(part) for part in found.groups()[:6])
-    offset_hours, offset_minutes = (int(part or 0) for part in found.groups()[6:])
+    offset_hours, offset_minutes = found.group(7, 8)
+    if offset_hours is not None and (int(offset_hours) > 23 or int(offset_minutes) > 59):
+        return False
     try:
         datetime(year, month, day, hour, minute, min(second, 59))
     except ValueError:
         return False
-    return second <= 60 and offset_hours <= 23 and offset_minutes <= 59
+    return second <= 60
 
 
 def _optional(attributes: Mapping[str, Any], name: str) -> str | None:

@@ -262,3 +262,11 @@ def test_json_nested_too_deeply_is_named_as_such_in_both_modes() -> None:
     with pytest.raises(errors.BadRequest) as caught:
         cloudevents.parse(deep, binary_headers(**{"content-type": "application/json"}))
     assert caught.value.message == "event data is not usable JSON (nested too deeply)"
+
+
+@pytest.mark.parametrize(
+    ("raw", "value"),
+    [('""', ""), ('"', '"'), ('"a', '"a'), ('a"', 'a"'), ('"%41"', "A"), ('"a\\\\b"', "a\\b"), ('"\\%41"', "A")],
+)
+def test_only_a_whole_quoted_value_is_unquoted_then_percent_decoded(raw: str, value: str) -> None:
+    assert cloudevents.header_value("ce-x", raw) == value

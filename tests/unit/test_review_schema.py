@@ -282,3 +282,15 @@ def test_a_remote_ref_is_refused_and_never_fetched(schema_server: tuple[str, lis
     refused = review.validate_input(PendingInput(schema=schema), {"x": "a string the remote schema would accept"})
     assert refused and "cannot be used" in refused[0]
     assert hits == []
+
+
+def test_values_in_problems_are_shown_as_json_text() -> None:
+    problems = review.validate_input(PendingInput(schema=on_x({"enum": ["é", 1, None, True]})), {"x": 2})
+    assert problems == ['input.x must be one of: "é", 1, null, true']
+
+
+def test_the_providers_assignee_wins_and_config_fills_it_in() -> None:
+    provided = PendingInput(key="k", assignee="sales-ops")
+    configured = PendingInput(key="c", assignee="utilization-review", kind="form")
+    assert review.merge_request(provided, configured).assignee == "sales-ops"
+    assert review.merge_request(PendingInput(key="k"), configured).assignee == "utilization-review"
