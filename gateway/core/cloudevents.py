@@ -73,9 +73,9 @@ def _binary(body: bytes, headers: Mapping[str, str], content_type: str) -> Cloud
             raise errors.BadRequest(f"event data is not usable JSON ({_reason(exc)})") from None
     else:
         try:
-            data = body.decode("utf-8")
+            data = body.decode()
         except UnicodeDecodeError:
-            data = base64.b64encode(body).decode("ascii")
+            data = base64.b64encode(body).decode()
     return _build(attributes, data)
 
 
@@ -87,7 +87,7 @@ def header_value(name: str, raw: str) -> str:
         encoded = raw.encode("latin-1")  # the header's own bytes (HTTP gives them to us as latin-1)
         if b"%" in _PERCENT.sub(b"", encoded):
             raise ValueError("a % not followed by two hex digits")
-        return _PERCENT.sub(lambda hexa: bytes([int(hexa.group(1), 16)]), encoded).decode("utf-8")
+        return _PERCENT.sub(lambda hexa: bytes([int(hexa.group(1), 16)]), encoded).decode()
     except ValueError:
         raise errors.BadRequest(f"header {name} is not valid percent-encoded UTF-8") from None
 

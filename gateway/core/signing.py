@@ -113,7 +113,7 @@ def key_identity(key: VerifyKey) -> tuple[str, bytes]:
 def generate_secret(random_bytes: bytes) -> str:
     """Return ``whsec_`` + base64 of ``random_bytes`` (24 to 64 bytes, drawn by the caller)."""
     _check_secret_length(random_bytes)
-    return HMAC_PREFIX + base64.b64encode(random_bytes).decode("ascii")
+    return HMAC_PREFIX + base64.b64encode(random_bytes).decode()
 
 
 def sign(key: SigningKey, msg_id: str, timestamp: int, body: bytes) -> str:
@@ -218,7 +218,7 @@ def _signed_content(msg_id: str, timestamp: int, body: bytes) -> bytes:
         raise ValueError("message id must be 1 to 256 visible ASCII characters without '.'")
     if not 0 <= timestamp <= _MAX_TIMESTAMP:
         raise ValueError("timestamp must be a non-negative integer of at most 10 digits")
-    return f"{msg_id}.{timestamp}.".encode("ascii") + body
+    return f"{msg_id}.{timestamp}.".encode() + body
 
 
 def _hmac(key: HmacKey, content: bytes) -> bytes:
@@ -250,7 +250,7 @@ def _ed25519_bytes(raw: bytes) -> bytes:
 
 
 def _b64(raw: bytes) -> str:
-    return base64.b64encode(raw).decode("ascii")
+    return base64.b64encode(raw).decode()
 
 
 def _b64decode_or_none(encoded: str) -> bytes | None:
