@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, cast
+from typing import Any
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError, ValidationError
@@ -136,7 +136,9 @@ _RULES: dict[str, Callable[[Any], str]] = {
 
 def _describe(error: ValidationError, root: str) -> list[str]:
     where = _where(root, error.absolute_path)
-    keyword, expected, instance = error.validator, cast(Any, error.validator_value), cast(Any, error.instance)
+    keyword = error.validator
+    expected: Any = error.validator_value
+    instance: Any = error.instance
     if keyword is None:  # the schema ``false``; the library does not say which member met it
         return [f"{where} holds something the schema does not allow"]
     if keyword == "required":

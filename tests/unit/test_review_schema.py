@@ -194,6 +194,10 @@ BAD_SCHEMAS = {
         {"$defs": {"a": {"$ref": "https://schemas.example/a.json"}}},
         "schema $ref 'https://schemas.example/a.json' does not point inside the schema (nothing is fetched)",
     ),
+    "ref beside a boolean schema": (
+        {"properties": {"a": {"$ref": "#/nowhere"}, "b": True}},
+        "schema $ref '#/nowhere' does not point inside",
+    ),
     "dynamic remote": (on_x({"$dynamicRef": "https://schemas.example/a.json#x"}), "does not point inside"),
 }
 
@@ -294,3 +298,26 @@ def test_the_providers_assignee_wins_and_config_fills_it_in() -> None:
     configured = PendingInput(key="c", assignee="utilization-review", kind="form")
     assert review.merge_request(provided, configured).assignee == "sales-ops"
     assert review.merge_request(PendingInput(key="k"), configured).assignee == "utilization-review"
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the library warns before it fetches a remote $ref
+def test_a_ref_that_only_a_nested_id_makes_remote_is_not_fetched(schema_server: tuple[str, list[str]]) -> None:
+    url, hits = schema_server
+    base, _, name = url.rpartition("/")
+    schema = {
+        "$id": "https://schemas.example/root/",
+        "$defs": {"d": {"$id": name, "type": "string"}},
+        "properties": {"x": {"$id": base + "/", "$ref": name}},
+    }
+    assert review.schema_problems(schema) == []  # from the root, the name is the embedded $defs/d
+    assert review.validate_input(PendingInput(schema=schema), {"x": 1}) == [
+        "the input schema of this pause cannot be used: a $ref does not resolve inside it"
+    ]
+    assert hits == []
+
+
+def test_what_the_provider_says_wins_over_the_config() -> None:
+    provided = PendingInput(key="k", kind="approval", options=["yes"], schema={"type": "object"})
+    configured = PendingInput(key="c", kind="form", options=["approve", "deny"], schema={"required": ["x"]})
+    merged = review.merge_request(provided, configured)
+    assert (merged.kind, merged.options, merged.schema) == ("approval", ["yes"], {"type": "object"})
