@@ -270,3 +270,8 @@ def test_json_nested_too_deeply_is_named_as_such_in_both_modes() -> None:
 )
 def test_only_a_whole_quoted_value_is_unquoted_then_percent_decoded(raw: str, value: str) -> None:
     assert cloudevents.header_value("ce-x", raw) == value
+
+
+def test_an_attribute_of_exactly_1024_characters_is_short_enough() -> None:
+    assert cloudevents.parse(body(subject="s" * 1024), STRUCTURED).subject == "s" * 1024
+    assert cloudevents.parse(b"x", binary_headers(**{"content-type": "text/plain", "ce-tenant": "t" * 1024})).extensions
