@@ -44,6 +44,20 @@ def test_schedule_follows_the_delays_within_jitter_then_gives_up() -> None:
     assert retry.schedule_delay(0, policy, rng) is None
 
 
+def test_schedule_jitter_spreads_both_ways() -> None:
+    policy = retry.SchedulePolicy(delays=(100,), jitter=0.2)
+    rng = random.Random(4)
+    delays = [retry.schedule_delay(1, policy, rng) for _ in range(200)]
+    assert min(d for d in delays if d is not None) < 90 and max(d for d in delays if d is not None) > 110
+
+
+def test_backoff_doubles_at_most_30_times() -> None:
+    policy = retry.BackoffPolicy(base=1.0, cap=2.0**40)
+    rng = random.Random(5)
+    delays = [retry.backoff_delay(500, policy, rng) for _ in range(200)]
+    assert max(delays) <= 2.0**30 and max(delays) > 2.0**29
+
+
 def test_schedule_without_jitter_is_exact() -> None:
     policy = retry.SchedulePolicy(delays=(7,), jitter=0)
     assert retry.schedule_delay(1, policy, random.Random()) == 7
