@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 CONFIG ?= config.example.toml
 
-.PHONY: run test lint typecheck unit bench soak clean browsers screenshots wrk
+.PHONY: run test lint typecheck unit bench soak clean browsers screenshots wrk mutate
 
 $(BIN)/gateway: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,8 +47,13 @@ soak: $(BIN)/gateway
 wrk:
 	@command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk) || echo "wrk not installed: using the Python load generator"
 
+# Mutation testing of gateway/core (not part of `make test`; CPU-heavy, so niced): the score per module.
+# MODULES="signing routing" limits it to those modules; docs/mutation.md lists the accepted survivors.
+mutate: $(BIN)/gateway
+	nice -n 10 $(BIN)/python -m bench.mutation $(MODULES)
+
 bench: $(BIN)/gateway wrk
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache mutants

@@ -4,6 +4,7 @@
     ├── ConfigError          settings that cannot be used (every problem listed at once)
     ├── BadRequest           input that is not what the endpoint takes (400)
     │   ├── PayloadTooLarge  a body over the endpoint's limit (413)
+    │   ├── UnsupportedMediaType  a body in a form the endpoint does not take (415)
     │   └── InvalidInput     well-formed input that fails validation (422)
     ├── AuthError            missing or wrong credentials (401)
     │   └── SignatureError   a webhook signature that does not verify (401, or 400 when malformed)
@@ -62,6 +63,12 @@ class PayloadTooLarge(BadRequest):
     """The request body is larger than this endpoint accepts."""
 
     code = "payload_too_large"
+
+
+class UnsupportedMediaType(BadRequest):
+    """The body is in a form this endpoint does not take."""
+
+    code = "unsupported_media_type"
 
 
 class InvalidInput(BadRequest):

@@ -77,12 +77,13 @@ class CloudEvent:
     subject: str | None = None
     time: str | None = None
     datacontenttype: str | None = None
+    dataschema: str | None = None
     data: Any = None
     extensions: JSON = field(default_factory=dict)
 
     def as_dict(self) -> JSON:
         out: JSON = {"id": self.id, "source": self.source, "type": self.type, "specversion": self.specversion}
-        for name in ("subject", "time", "datacontenttype"):
+        for name in ("subject", "time", "datacontenttype", "dataschema"):
             value = getattr(self, name)
             if value is not None:
                 out[name] = value

@@ -17,6 +17,7 @@ from typing import Any
 from gateway import errors, server_limits
 from gateway.config_types import ParseContext, Secret
 from gateway.core import netpolicy, routing
+from gateway.core import review as review_rules
 from gateway.core.breaker import BreakerPolicy
 from gateway.core.ratelimit import RateLimit
 from gateway.core.retry import BackoffPolicy, SchedulePolicy
@@ -552,6 +553,9 @@ def _pending_input(key: str, state: str, item: Mapping[str, Any], ctx: ParseCont
     if schema is not None and not isinstance(schema, Mapping):
         ctx.problem(f"{key}.schema", "must be a JSON schema table")
         schema = None
+    elif schema is not None:
+        for problem in review_rules.schema_problems(schema):
+            ctx.problem(f"{key}.schema", problem)
     return PendingInput(
         key=state,
         kind=str(item.get("kind", "callback")),

@@ -74,6 +74,31 @@ def test_missing_and_unparsable_files_exit_2(tmp_path: Path, capsys: pytest.Capt
     assert main(["migrate", "--config", str(tmp_path / "absent.toml")], environ={}) == 2
 
 
+@pytest.mark.parametrize(
+    ("schema", "problem"),
+    [
+        ('{ type = "strin" }', "schema.type is not valid JSON Schema"),
+        ('{ properties = { d = { pattern = "(" } } }', "schema.properties.d.pattern is not valid JSON Schema"),
+        ('{ "$ref" = "https://schemas.example/d.json" }', "does not point inside the schema (nothing is fetched)"),
+        ('{ "$ref" = "#/$defs/absent" }', "schema $ref '#/$defs/absent' does not point inside the schema"),
+    ],
+)
+@pytest.mark.parametrize("command", ["check-config", "serve"])
+def test_a_decision_schema_that_cannot_be_used_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], schema: str, problem: str, command: str
+) -> None:
+    text = EXAMPLE_CONFIG.read_text()
+    start = text.index("schema = ", text.index("[flows.eligibility.inputs.await-decision]"))
+    text = text[:start] + f"schema = {schema}" + text[text.index("\n", start) :]
+    path = str(write_config(tmp_path, text))
+    assert main(["check-config", path] if command == "check-config" else ["serve", "--config", path], environ={}) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    [line] = [line for line in err.splitlines() if "flows.eligibility.inputs.await-decision.schema: " in line]
+    assert problem in line
+    assert "Traceback" not in err
+
+
 @pytest.mark.parametrize("argv", [[], ["frobnicate"], ["check-config"], ["serve", "--port", "eighty"]])
 def test_bad_arguments_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as caught:

@@ -1,21 +1,28 @@
-"""What a review asks for, and whether an operator's input fits it (options, or a JSON-schema subset)."""
+"""What a review asks for, and whether an operator's input fits it (options, and a JSON Schema).
+
+Schemas are JSON Schema Draft 2020-12, checked by the ``jsonschema`` library against an empty
+``referencing.Registry``: a ``$ref`` must point inside the schema itself, and nothing is ever fetched.
+Problems are written here from the failing keyword and the schema's own values, never from the input's values.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import json
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError, ValidationError
+from referencing import Registry
+from referencing.exceptions import Unresolvable
+from referencing.jsonschema import DRAFT202012
 
 from gateway.model import PendingInput
 
-_TYPES: dict[str, tuple[type, ...]] = {
-    "object": (dict,),
-    "array": (list,),
-    "string": (str,),
-    "integer": (int,),
-    "number": (int, float),
-    "boolean": (bool,),
-    "null": (type(None),),
-}
+_NOTHING_REMOTE: Registry[Any] = Registry()  # no resources and no retrieve: an outside $ref never resolves
+_REFERENCES = ("$ref", "$dynamicRef")
+_MAX_REASON = 200
 
 
 def merge_request(provided: PendingInput | None, configured: PendingInput | None) -> PendingInput:
@@ -53,7 +60,7 @@ def validate_any(requests: Sequence[PendingInput], value: Any) -> list[str]:
 
 
 def validate_input(request: PendingInput, value: Any) -> list[str]:
-    """Problems with ``value`` as an answer to ``request``; empty when it fits."""
+    """Problems with ``value`` as an answer to ``request``; empty when it fits. The one check of a decision."""
     if not isinstance(value, Mapping):
         return ["input must be a JSON object"]
     problems: list[str] = []
@@ -66,58 +73,102 @@ def validate_input(request: PendingInput, value: Any) -> list[str]:
     return problems
 
 
-def check_schema(schema: Mapping[str, Any], value: Any, where: str) -> list[str]:
-    """A small JSON-schema subset: type, enum, const, required, properties, additionalProperties,
-    items, minLength, maxLength, minimum, maximum."""
-    problems: list[str] = []
-    expected = schema.get("type")
-    if expected is not None and not _is_type(value, expected):
-        return [f"{where} must be of type {expected}"]
-    if "enum" in schema and value not in schema["enum"]:
-        problems.append(f"{where} must be one of: {', '.join(map(str, schema['enum']))}")
-    if "const" in schema and value != schema["const"]:
-        problems.append(f"{where} must be {schema['const']!r}")
-    if isinstance(value, Mapping):
-        problems.extend(_check_object(schema, value, where))
-    if isinstance(value, list) and isinstance(schema.get("items"), Mapping):
-        for i, item in enumerate(value):
-            problems.extend(check_schema(schema["items"], item, f"{where}[{i}]"))
-    problems.extend(_check_bounds(schema, value, where))
-    return problems
-
-
-def _is_type(value: Any, expected: Any) -> bool:
-    names = expected if isinstance(expected, list) else [expected]
-    for name in names:
-        kinds = _TYPES.get(str(name), ())
-        if isinstance(value, bool) and name in ("integer", "number"):
-            continue
-        if isinstance(value, kinds):
-            return True
-    return False
-
-
-def _check_object(schema: Mapping[str, Any], value: Mapping[str, Any], where: str) -> list[str]:
-    problems = [f"{where}.{name} is required" for name in schema.get("required", []) if name not in value]
-    properties = schema.get("properties", {})
-    for name, sub in properties.items():
-        if name in value and isinstance(sub, Mapping):
-            problems.extend(check_schema(sub, value[name], f"{where}.{name}"))
-    if schema.get("additionalProperties") is False:
-        problems.extend(f"{where}.{name} is not allowed" for name in value if name not in properties)
-    return problems
-
-
-def _check_bounds(schema: Mapping[str, Any], value: Any, where: str) -> list[str]:
+def schema_problems(schema: Any) -> list[str]:
+    """Why ``schema`` cannot check input: not a Draft 2020-12 schema, or a reference that does not resolve
+    inside it. Empty when it is usable."""
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        return [f"{_where('schema', exc.absolute_path)} is not valid JSON Schema ({_short(exc.message)})"]
+    resolver = _NOTHING_REMOTE.resolver_with_root(DRAFT202012.create_resource(schema))
     problems = []
-    if isinstance(value, str):
-        if len(value) < schema.get("minLength", 0):
-            problems.append(f"{where} is shorter than {schema['minLength']}")
-        if "maxLength" in schema and len(value) > schema["maxLength"]:
-            problems.append(f"{where} is longer than {schema['maxLength']}")
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        if "minimum" in schema and value < schema["minimum"]:
-            problems.append(f"{where} is below {schema['minimum']}")
-        if "maximum" in schema and value > schema["maximum"]:
-            problems.append(f"{where} is above {schema['maximum']}")
+    for reference in _references(schema):
+        try:
+            resolver.lookup(reference)
+        except Unresolvable:
+            problems.append(f"schema $ref {_short(reference)!r} does not point inside the schema (nothing is fetched)")
     return problems
+
+
+def check_schema(schema: Any, value: Any, where: str) -> list[str]:
+    """Problems with ``value`` under ``schema`` (Draft 2020-12), each naming where in ``value`` it is; sorted,
+    so that the order does not depend on how the schema's keys were stored."""
+    unusable = schema_problems(schema)
+    if unusable:
+        return [f"the input schema of this pause cannot be used: {problem}" for problem in unusable]
+    validator = Draft202012Validator(schema, registry=_NOTHING_REMOTE)
+    try:
+        return sorted(problem for error in validator.iter_errors(value) for problem in _describe(error, where))
+    except Unresolvable:
+        return ["the input schema of this pause cannot be used: a $ref does not resolve inside it"]
+
+
+def _references(schema: Any) -> Iterator[str]:
+    pending = [schema]
+    while pending:
+        current = pending.pop()
+        if not isinstance(current, Mapping):
+            continue
+        yield from (current[name] for name in _REFERENCES if isinstance(current.get(name), str))
+        pending.extend(DRAFT202012.subresources_of(current))
+
+
+def _where(root: str, path: Iterable[Any]) -> str:
+    return root + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in path)
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= _MAX_REASON else text[: _MAX_REASON - 1] + "…"
+
+
+def _show(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _kinds(expected: Any) -> str:
+    return " or ".join(expected) if isinstance(expected, list) else str(expected)
+
+
+_RULES: dict[str, Callable[[Any], str]] = {
+    "type": lambda expected: f"must be of type {_kinds(expected)}",
+    "enum": lambda expected: f"must be one of: {', '.join(map(_show, expected))}",
+    "const": lambda expected: f"must be {_show(expected)}",
+    "pattern": lambda expected: f"must match the pattern {expected}",
+    "minLength": lambda expected: f"is shorter than {expected}",
+    "maxLength": lambda expected: f"is longer than {expected}",
+    "minimum": lambda expected: f"is below {expected}",
+    "maximum": lambda expected: f"is above {expected}",
+    "exclusiveMinimum": lambda expected: f"must be above {expected}",
+    "exclusiveMaximum": lambda expected: f"must be below {expected}",
+    "multipleOf": lambda expected: f"must be a multiple of {expected}",
+    "minItems": lambda expected: f"must have at least {expected} items",
+    "maxItems": lambda expected: f"must have at most {expected} items",
+    "uniqueItems": lambda expected: "must not repeat an item",
+    "minProperties": lambda expected: f"must have at least {expected} members",
+    "maxProperties": lambda expected: f"must have at most {expected} members",
+    "oneOf": lambda expected: "must match exactly one of the allowed forms (oneOf)",
+    "anyOf": lambda expected: "must match at least one of the allowed forms (anyOf)",
+    "not": lambda expected: "must not match the excluded form (not)",
+}
+
+
+def _describe(error: ValidationError, root: str) -> list[str]:
+    where = _where(root, error.absolute_path)
+    keyword = error.validator
+    expected: Any = error.validator_value
+    instance: Any = error.instance
+    if keyword is None:  # the schema ``false``; the library does not say which member met it
+        return [f"{where} holds something the schema does not allow"]
+    if keyword == "required":
+        return [f"{where}.{name} is required" for name in expected if name not in instance]
+    if keyword == "additionalProperties" and expected is False:
+        return [f"{where}.{name} is not allowed" for name in _additional(error.schema, instance)]
+    rule = _RULES.get(str(keyword))
+    return [f"{where} {rule(expected)}" if rule else f"{where} does not satisfy the schema's {keyword!r} rule"]
+
+
+def _additional(schema: Any, instance: Mapping[str, Any]) -> list[str]:
+    """The members ``additionalProperties: false`` refused (as the library finds them)."""
+    declared = schema.get("properties", {})
+    patterns = schema.get("patternProperties", {})
+    return [name for name in instance if name not in declared and not any(re.search(p, name) for p in patterns)]

@@ -45,7 +45,7 @@ def lookup(document: Any, path: str) -> Any:
     current = document
     for step in _steps(path):
         if isinstance(step, str):
-            if (type(current) is dict or isinstance(current, Mapping)) and step in current:
+            if isinstance(current, Mapping) and step in current:
                 current = current[step]
                 continue
         elif type(current) is list and step < len(current):
@@ -92,7 +92,7 @@ def same(a: Any, b: Any) -> bool:
     if isinstance(a, bool) or isinstance(b, bool):
         return isinstance(a, bool) and isinstance(b, bool) and a == b
     if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+        return len(a) == len(b) and all(map(same, a, b))
     if isinstance(a, Mapping) and isinstance(b, Mapping):
         return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
     return bool(a == b)

@@ -14,6 +14,7 @@ from typing import Any
 
 from gateway import errors
 from gateway.core import jsontext
+from gateway.core import review as review_rules
 from gateway.model import PendingInput
 
 FIELD_PREFIX = "in."
@@ -40,7 +41,7 @@ def fields(request: PendingInput) -> list[Field]:
         found.append(
             Field(name="decision", kind="select", label="Decision", required=True, options=tuple(request.options))
         )
-    schema = request.schema
+    schema = request.schema if request.schema is None or not review_rules.schema_problems(request.schema) else {}
     if isinstance(schema, Mapping) and schema.get("type") == "object" and isinstance(schema.get("properties"), Mapping):
         required = set(schema.get("required", []))
         for name, sub in schema["properties"].items():

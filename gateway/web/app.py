@@ -38,6 +38,7 @@ log = logging.getLogger("gateway.http")
 
 STATUS: list[tuple[type[errors.GatewayError], int]] = [
     (errors.PayloadTooLarge, 413),
+    (errors.UnsupportedMediaType, 415),
     (errors.InvalidInput, 422),
     (errors.BadRequest, 400),
     (errors.AuthError, 401),

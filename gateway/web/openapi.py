@@ -269,16 +269,17 @@ CLOUD_EVENT = _object(
         "source": {"type": "string", "minLength": 1, "maxLength": 1024},
         "type": {"type": "string", "minLength": 1, "maxLength": 1024},
         "subject": {"type": "string", "maxLength": 1024},
-        "time": {"type": "string", "maxLength": 1024},
+        "time": {"type": "string", "format": "date-time", "maxLength": 1024},
         "datacontenttype": {"type": "string", "maxLength": 1024},
-        "dataschema": {"type": "string", "maxLength": 1024},
+        "dataschema": {"type": "string", "format": "uri", "maxLength": 1024},
         "data": {},
         "data_base64": {"type": "string", "contentEncoding": "base64"},
     },
     required=["specversion", "id", "source", "type"],
     description=(
-        "A CloudEvents 1.0 event in structured mode. Binary mode (ce-* headers, the data as the body) is also "
-        "accepted. Extension attributes are 1-20 lower-case letters or digits with string, integer or "
+        "A CloudEvents 1.0 event in structured mode. Binary mode (ce-* headers, percent-encoded UTF-8, the data as "
+        "the body) is also accepted; batched mode (application/cloudevents-batch+json) is refused with 415. "
+        "Extension attributes are 1-20 lower-case letters or digits with string, integer or "
         "boolean values; data and data_base64 exclude each other."
     ),
     additionalProperties={"type": ["string", "integer", "boolean"]},
@@ -377,6 +378,7 @@ ERRORS = {
     "404": "No such object, source or provider",
     "409": "The object is not in a state that allows this",
     "413": "The body is larger than this endpoint accepts",
+    "415": "The body is in a form this endpoint does not take (a batch of CloudEvents)",
     "422": "Well-formed input that does not fit what is asked for",
     "429": "Too many requests or failed authentications; see Retry-After",
 }
@@ -436,7 +438,7 @@ EVENT_RESPONSES = {
     **_ok(
         "200", "This (source, id) was seen before; the first answer again, nothing new started", _ref("EventAccepted")
     ),
-    **_error_responses("400", "401", "404", "413", "429"),
+    **_error_responses("400", "401", "404", "413", "415", "429"),
 }
 
 

@@ -108,3 +108,17 @@ def test_policy_problems_are_all_reported() -> None:
         "alerts.events",
     ):
         assert key in text
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"type": "object", "required": 3, "properties": {"a": {"type": "string"}}},
+        {"type": "object", "properties": {"a": {"type": "strin"}}},
+        {"type": "object", "properties": {"a": {"$ref": "https://schemas.example/a.json"}}},
+    ],
+)
+def test_a_schema_that_cannot_be_used_gives_a_json_box_not_an_error(schema: dict[str, object]) -> None:
+    request = PendingInput(schema=schema)
+    assert [(f.form_name, f.kind) for f in forms.fields(request)] == [(forms.RAW_FIELD, "json")]
+    assert forms.read(request, {forms.RAW_FIELD: '{"a": "x"}'}) == {"a": "x"}

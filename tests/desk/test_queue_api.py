@@ -57,7 +57,7 @@ async def test_a_decision_that_does_not_fit_gets_422_with_the_reason(tmp_path: P
             f"/v1/reviews/{review_id}/decision", json={"input": {"decision": "maybe"}}, headers=OPERATOR
         )
         assert answer.status_code == 422
-        assert "input.decision must be one of: approve, deny" in answer.json()["error"]["message"]
+        assert 'input.decision must be one of: "approve", "deny"' in answer.json()["error"]["message"]
 
 
 async def test_claim_held_by_someone_else_is_409_and_their_lease_expiry_frees_the_item(tmp_path: Path) -> None:

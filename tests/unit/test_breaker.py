@@ -48,7 +48,7 @@ def test_half_of_the_last_twenty_opens_it_without_five_in_a_row() -> None:
 def test_open_refuses_until_the_period_ends_and_says_how_long() -> None:
     opened = run([True] * 5)
     refused = admit(opened, POLICY, at(4 + 59))
-    assert not refused.allowed
+    assert refused.allowed is False
     assert refused.wait == 1.0
     assert refused.breaker == opened
 
@@ -59,8 +59,9 @@ def test_one_half_open_probe_then_refusals() -> None:
     assert probe.allowed
     assert probe.breaker.state == BreakerState.HALF_OPEN
     second = admit(probe.breaker, POLICY, at(65))
-    assert not second.allowed
+    assert second.allowed is False
     assert second.wait == POLICY.probe_wait
+    assert second.breaker == probe.breaker
 
 
 def test_probe_success_closes_and_forgets_the_history() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -32,6 +33,8 @@ def test_structured_event_with_all_attributes() -> None:
     event = cloudevents.parse(raw, STRUCTURED)
     assert (event.id, event.source, event.type, event.specversion) == ("e-1", "/ehr", "com.example.t", "1.0")
     assert (event.subject, event.time, event.datacontenttype) == ("s", "2026-01-01T00:00:00Z", "application/json")
+    assert event.dataschema == "https://schemas.example/x"
+    assert event.as_dict()["dataschema"] == "https://schemas.example/x"
     assert event.data == {"a": [1, 2]}
     assert event.extensions == {"tenant": "acme"}
 
@@ -66,6 +69,8 @@ def test_data_base64_is_kept_encoded() -> None:
         (body(data=1, data_base64="AA=="), "an event carries data or data_base64, not both"),
         (body(data_base64=5), "data_base64 must be a string"),
         (body(data_base64="not base64!"), "data_base64 is not valid base64"),
+        (body(data_base64="AAAA!"), "data_base64 is not valid base64"),
+        (body(data_base64="AA\nAA=="), "data_base64 is not valid base64"),
         (body(id=...), "missing CloudEvent attributes: id"),
         (body(id="", type=...), "missing CloudEvent attributes: id, type"),
         (json.dumps({"data": 1}).encode(), "missing CloudEvent attributes: id, source, specversion, type"),
@@ -140,4 +145,133 @@ def test_binary_refusals(headers: dict[str, str], raw: bytes, message: str) -> N
 
 def test_dumps_and_loads_round_trip() -> None:
     event = cloudevents.parse(body(subject="s", tenant="acme", data={"a": 1}), STRUCTURED)
-    assert cloudevents.loads(cloudevents.dumps(event)) == event
+    assert cloudevents.loads(json.dumps(event.as_dict()).encode()) == event
+
+
+def test_binary_header_values_are_percent_decoded() -> None:
+    headers = binary_headers(
+        **{
+            "content-type": "text/plain",
+            "ce-subject": "Euro%20%E2%82%AC",
+            "ce-id": "e%2d2",
+            "ce-tenant": '"acme \\"north\\""',
+            "ce-dataschema": "urn:example:%F0%9F%98%80",
+        }
+    )
+    event = cloudevents.parse(b"x", headers)
+    assert (event.subject, event.id, event.extensions) == ("Euro €", "e-2", {"tenant": 'acme "north"'})
+    assert event.dataschema == "urn:example:😀"
+
+
+@pytest.mark.parametrize("value", ["%", "%4", "%4g", "a%%20", "%C0%A0", "%ED%A0%80", "%F4%90%80%80", "\u20ac", "é"])
+def test_bad_percent_encoding_or_utf8_is_a_bad_request(value: str) -> None:
+    with pytest.raises(errors.BadRequest) as caught:
+        cloudevents.parse(b"x", binary_headers(**{"content-type": "text/plain", "ce-subject": value}))
+    assert caught.value.message == "header ce-subject is not valid percent-encoded UTF-8"
+
+
+def test_raw_utf8_bytes_in_a_header_are_read_as_utf8() -> None:
+    raw = "Zoë".encode().decode("latin-1")  # as HTTP servers hand header bytes over
+    assert cloudevents.header_value("ce-subject", raw) == "Zoë"
+
+
+@pytest.mark.parametrize(
+    "time",
+    [
+        "2026-01-31T09:30:00Z",
+        "2026-01-31t09:30:00z",
+        "1985-04-12T23:20:50.52Z",
+        "1996-12-19T16:39:57-08:00",
+        "1990-12-31T23:59:60Z",
+        "2024-02-29T00:00:00.000000001+14:00",
+        "0001-01-01T00:00:00-23:59",
+    ],
+)
+def test_rfc3339_times_are_accepted_in_both_modes(time: str) -> None:
+    assert cloudevents.parse(body(time=time), STRUCTURED).time == time
+    headers = binary_headers(**{"content-type": "text/plain", "ce-time": time.replace("+", "%2B")})
+    assert cloudevents.parse(b"x", headers).time == time
+
+
+@pytest.mark.parametrize(
+    "time",
+    [
+        "yesterday",
+        "",
+        "2026-01-31",
+        "2026-01-31T09:30Z",
+        "2026-01-31T09:30:00",
+        "2026-01-31 09:30:00Z",
+        "2026-01-31T09:30:00+0100",
+        "2026-01-31T09:30:00+01",
+        "2026-01-31T09:30:00.Z",
+        "2026-13-01T00:00:00Z",
+        "2026-00-01T00:00:00Z",
+        "2026-02-29T00:00:00Z",
+        "2026-01-32T00:00:00Z",
+        "2026-01-31T24:00:00Z",
+        "2026-01-31T23:60:00Z",
+        "2026-01-31T23:59:61Z",
+        "2026-01-31T00:00:00+24:00",
+        "2026-01-31T00:00:00+01:60",
+        "\uff12026-01-31T00:00:00Z",
+        " 2026-01-31T00:00:00Z",
+        "2026-01-31T00:00:00Z ",
+    ],
+)
+def test_other_times_are_refused_in_both_modes(time: str) -> None:
+    message = "CloudEvent attribute 'time' must be an RFC 3339 timestamp, e.g. 2026-01-31T09:30:00Z"
+    with pytest.raises(errors.BadRequest) as caught:
+        cloudevents.parse(body(time=time), STRUCTURED)
+    assert caught.value.message == message
+    if time.isascii():
+        with pytest.raises(errors.BadRequest) as caught:
+            cloudevents.parse(b"x", binary_headers(**{"content-type": "text/plain", "ce-time": quote(time)}))
+        assert caught.value.message == message
+
+
+@pytest.mark.parametrize("time", [1769851800, True])
+def test_a_time_that_is_not_a_string_is_refused(time: Any) -> None:
+    with pytest.raises(errors.BadRequest, match="'time' must be an RFC 3339 timestamp"):
+        cloudevents.parse(body(time=time), STRUCTURED)
+
+
+@pytest.mark.parametrize("dataschema", ["", "patient.json", "/schemas/patient.json", "https://x y", "urn:", 5])
+def test_dataschema_must_be_an_absolute_uri(dataschema: Any) -> None:
+    with pytest.raises(errors.BadRequest) as caught:
+        cloudevents.parse(body(dataschema=dataschema), STRUCTURED)
+    assert caught.value.message == "CloudEvent attribute 'dataschema' must be an absolute URI"
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/cloudevents-batch+json", "Application/CloudEvents-Batch+JSON; charset=utf-8"],
+)
+def test_a_batch_is_refused_as_an_unsupported_media_type(content_type: str) -> None:
+    batch = b"[" + body() + b"]"
+    with pytest.raises(errors.UnsupportedMediaType) as caught:
+        cloudevents.parse(batch, {"content-type": content_type, "ce-id": "1"})
+    assert "post each event on its own" in caught.value.message
+
+
+def test_json_nested_too_deeply_is_named_as_such_in_both_modes() -> None:
+    deep = b"[" * 100 + b"]" * 100
+    with pytest.raises(errors.BadRequest) as caught:
+        cloudevents.parse(b'{"data": ' + deep + b"}", STRUCTURED)
+    assert caught.value.message == "body is not usable JSON (JSON is nested more than 64 levels deep)"
+    with pytest.raises(errors.BadRequest) as caught:
+        cloudevents.parse(deep, binary_headers(**{"content-type": "application/json"}))
+    assert caught.value.message == "event data is not usable JSON (JSON is nested more than 64 levels deep)"
+
+
+@pytest.mark.parametrize(
+    ("raw", "value"),
+    [('""', ""), ('"', '"'), ('"a', '"a'), ('a"', 'a"'), ('"%41"', "A"), ('"a\\\\b"', "a\\b"), ('"\\%41"', "A")],
+)
+def test_only_a_whole_quoted_value_is_unquoted_then_percent_decoded(raw: str, value: str) -> None:
+    assert cloudevents.header_value("ce-x", raw) == value
+
+
+def test_an_attribute_of_exactly_1024_characters_is_short_enough() -> None:
+    assert cloudevents.parse(body(subject="s" * 1024), STRUCTURED).subject == "s" * 1024
+    assert cloudevents.parse(b"x", binary_headers(**{"content-type": "text/plain", "ce-tenant": "t" * 1024})).extensions

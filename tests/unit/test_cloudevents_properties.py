@@ -4,7 +4,11 @@ valid events survive a round trip through both content modes and through storage
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -103,6 +107,7 @@ valid_events = st.builds(
     subject=st.none() | visible,
     time=st.none() | st.datetimes().map(lambda d: d.isoformat() + "Z"),
     datacontenttype=st.just("application/json"),
+    dataschema=st.none() | st.sampled_from(["https://schemas.example/patient.json", "urn:example:patient:v2"]),
     data=json_values,
     extensions=st.dictionaries(extension_names, visible, max_size=3),
 )
@@ -115,18 +120,65 @@ def test_structured_round_trip(event: CloudEvent) -> None:
     assert cloudevents.parse(body, {"content-type": cloudevents.STRUCTURED}) == event
 
 
+HEADER_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in '"%')  # the rest is percent-encoded
+
+
+def header(value: str) -> str:
+    """A ``ce-*`` header value as a CloudEvents sender writes it, as HTTP hands it to us (latin-1)."""
+    return quote(value, safe=HEADER_SAFE)
+
+
+any_text = st.text(st.characters(blacklist_categories=["Cs"]), min_size=1, max_size=40)
+
+
 @props
-@given(event=valid_events)
-def test_binary_round_trip(event: CloudEvent) -> None:
-    hdrs = {f"ce-{k}": v for k, v in event.as_dict().items() if k not in ("data", "datacontenttype")}
+@given(event=valid_events, subject=st.none() | any_text, tenant=st.none() | any_text)
+def test_binary_round_trip(event: CloudEvent, subject: str | None, tenant: str | None) -> None:
+    event = replace(event, subject=subject, extensions={**event.extensions, **({"tenant": tenant} if tenant else {})})
+    hdrs = {f"ce-{k}": header(v) for k, v in event.as_dict().items() if k not in ("data", "datacontenttype")}
     hdrs["content-type"] = "application/json"
     assert cloudevents.parse(json.dumps(event.data).encode(), hdrs) == event
 
 
 @props
+@given(value=any_text)
+def test_header_values_are_percent_decoded_from_utf8(value: str) -> None:
+    assert cloudevents.header_value("ce-subject", header(value)) == value
+    lower = re.sub("%[0-9A-F]{2}", lambda m: m.group(0).lower(), header(value))
+    assert cloudevents.header_value("ce-subject", lower) == value
+    needlessly = "".join(f"%{byte:02X}" for byte in value.encode())
+    assert cloudevents.header_value("ce-subject", needlessly) == value
+    quoted = header(value).replace("\\", "\\\\").replace("%20", " ").replace("%22", '\\"')
+    assert cloudevents.header_value("ce-subject", f'"{quoted}"') == value  # older senders quoted instead
+
+
+@props
+@given(raw=st.binary(min_size=1, max_size=12))
+def test_percent_encoded_bytes_decode_only_when_they_are_utf8(raw: bytes) -> None:
+    encoded = "".join(f"%{byte:02x}" for byte in raw)
+    try:
+        expected = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        with pytest.raises(errors.BadRequest, match="header ce-x is not valid percent-encoded UTF-8"):
+            cloudevents.header_value("ce-x", encoded)
+        return
+    assert cloudevents.header_value("ce-x", encoded) == expected
+
+
+@props
+@given(moment=st.datetimes(timezones=st.timezones()), sep=st.sampled_from("Tt"), zulu=st.sampled_from("Zz"))
+def test_every_rfc3339_rendering_of_a_moment_is_a_time(moment: datetime, sep: str, zulu: str) -> None:
+    rendered = moment.isoformat(sep=sep)
+    if moment.utcoffset() is None or moment.utcoffset() == timedelta(0):
+        rendered = moment.replace(tzinfo=None).isoformat(sep=sep) + zulu
+    rendered = re.sub(r"([+-][0-9]{2}:[0-9]{2}):[0-9]{2}(\.[0-9]+)?$", r"\1", rendered)  # RFC 3339: no offset seconds
+    assert cloudevents.is_timestamp(rendered), rendered
+
+
+@props
 @given(event=valid_events)
 def test_storage_round_trip(event: CloudEvent) -> None:
-    assert cloudevents.loads(cloudevents.dumps(event)) == event
+    assert cloudevents.loads(json.dumps(event.as_dict()).encode()) == event
 
 
 @props

@@ -61,3 +61,17 @@ def test_messages_never_echo_the_input() -> None:
         with pytest.raises(ValueError) as caught:
             jsontext.loads(text)
         assert "secret" not in str(caught.value)
+
+
+@pytest.mark.parametrize("raw", [b"[" * 100_000, b"[" * 65 + b"]" * 65, b'{"a":' * 65 + b"1" + b"}" * 65])
+def test_too_deep_is_a_value_error_that_says_so(raw: bytes) -> None:
+    with pytest.raises(ValueError) as caught:
+        jsontext.loads(raw)
+    assert str(caught.value) == "JSON is nested more than 64 levels deep"
+
+
+def test_sixty_four_levels_are_kept() -> None:
+    deepest: list[object] = []
+    for _ in range(63):
+        deepest = [deepest]
+    assert jsontext.loads(b"[" * 64 + b"]" * 64) == deepest

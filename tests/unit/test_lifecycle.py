@@ -191,3 +191,94 @@ def test_failed_to_start_can_only_be_queued_again() -> None:
     moved, _ = lifecycle.transition(run, S.QUEUED, cause="operator:retry", now=T1)
     assert moved.status == S.QUEUED and moved.finished_at is None
     assert lifecycle.apply(run, snap(S.IN_PROGRESS), cause="c", now=T1).stale
+
+
+# --- what apply() keeps and what it drops (pinned by mutation testing) ------------------------------------
+
+
+def failed(error: dict[str, object] | None, status: RunStatus = S.ERROR) -> RunSnapshot:
+    return RunSnapshot(provider_run_id="prv_1", status=status, provider_status="FAILED", error=error)
+
+
+def test_the_providers_error_is_kept_on_the_run() -> None:
+    update = lifecycle.apply(make_run(S.IN_PROGRESS), failed({"code": "timeout"}), cause="c", now=T1)
+    assert update.finished is True
+    assert update.run.error == {"code": "timeout"}
+    assert update.run.provider_status == "FAILED"
+
+
+def test_a_later_snapshot_without_an_error_keeps_the_one_known_and_a_new_error_replaces_it() -> None:
+    run = make_run(S.ERROR, error={"code": "timeout"}, finished_at=T0)
+    kept = lifecycle.apply(run, failed(None), cause="c", now=T1)
+    assert kept.run.error == {"code": "timeout"}
+    replaced = lifecycle.apply(run, failed({"code": "oom"}), cause="c", now=T1)
+    assert replaced.run.error == {"code": "oom"}
+
+
+@pytest.mark.parametrize("target", [S.IN_PROGRESS, S.COMPLETE, S.ERROR, S.CANCELLED, S.UNKNOWN])
+def test_leaving_a_pause_drops_the_pending_input_even_when_the_snapshot_still_carries_one(target: RunStatus) -> None:
+    run = make_run(S.PENDING, pending=PendingInput(key="await", options=["approve"]))
+    stale_pause = PendingInput(key="await", options=["approve"])
+    snapshot = RunSnapshot(provider_run_id="prv_1", status=target, provider_status="x", pending=stale_pause)
+    update = lifecycle.apply(run, snapshot, cause="c", now=T1)
+    assert update.left_pause is True and update.entered_pause is False
+    assert update.run.pending is None
+
+
+def test_a_pause_keeps_what_the_snapshot_asks_for() -> None:
+    asked = PendingInput(key="await", message="Approve?", options=["approve", "deny"], schema={"type": "object"})
+    snapshot = RunSnapshot(provider_run_id="prv_1", status=S.PENDING, provider_status="PENDING", pending=asked)
+    update = lifecycle.apply(make_run(S.IN_PROGRESS), snapshot, cause="c", now=T1)
+    assert update.run.pending == asked
+    assert update.run.finished_at is None and update.finished is False
+
+
+def test_news_updates_the_observed_fields_only() -> None:
+    run = make_run(S.IN_PROGRESS, provider_status="RUNNING", output={"a": 1}, error={"code": "old"})
+    snapshot = RunSnapshot(provider_run_id="prv_other", status=S.IN_PROGRESS, provider_status="STILL_RUNNING")
+    update = lifecycle.apply(run, snapshot, cause="c", now=T1)
+    assert update.run == replace(run, provider_status="STILL_RUNNING", last_news_at=T1, updated_at=T1)
+    assert update.transition is None and update.changed is False and update.stale is False
+    assert (update.entered_pause, update.left_pause, update.finished, update.refined_pause) == (False,) * 4
+
+
+def test_a_stale_snapshot_records_only_that_news_came() -> None:
+    run = make_run(S.COMPLETE, provider_status="DONE", output={"a": 1}, finished_at=T0)
+    snapshot = RunSnapshot(provider_run_id="prv_1", status=S.IN_PROGRESS, provider_status="LATE", output={"b": 2})
+    update = lifecycle.apply(run, snapshot, cause="c", now=T1)
+    assert update.stale is True and update.changed is False
+    assert update.run == replace(run, last_news_at=T1)
+
+
+def test_a_refined_pause_changes_only_the_pending_input_and_the_news() -> None:
+    run = make_run(S.PENDING, pending=PendingInput(), provider_status="PENDING")
+    snapshot = RunSnapshot(
+        provider_run_id="prv_1", status=S.PENDING, provider_status="PENDING", pending=PendingInput(key="k")
+    )
+    update = lifecycle.apply(run, snapshot, cause="c", now=T1)
+    assert update.refined_pause is True and update.changed is False and update.entered_pause is False
+    assert update.run == replace(run, pending=PendingInput(key="k"), last_news_at=T1, updated_at=T1)
+
+
+def test_after_a_resume_a_pause_at_the_same_point_is_a_new_pause() -> None:
+    run = make_run(S.PENDING, pending=PendingInput(key="k"))
+    again = lifecycle.apply(run, snap(S.PENDING, key="k"), cause="c", now=T1, after_resume=True)
+    assert again.changed is True and again.entered_pause is True and again.left_pause is True
+    unknown = lifecycle.apply(run, snap(S.PENDING), cause="c", now=T1, after_resume=True)
+    assert unknown.changed is True and unknown.refined_pause is False
+    refined = lifecycle.apply(make_run(S.PENDING, pending=None), snap(S.PENDING, key="k"), cause="c", now=T1)
+    assert refined.refined_pause is True
+
+
+def test_the_transition_detail_names_the_pause_point_only_when_known() -> None:
+    known = lifecycle.apply(make_run(S.IN_PROGRESS), snap(S.PENDING, key="await"), cause="c", now=T1)
+    assert known.transition is not None and known.transition.detail == "provider_status=PENDING state=await"
+    unnamed = lifecycle.apply(make_run(S.IN_PROGRESS), snap(S.PENDING), cause="c", now=T1)
+    assert unnamed.transition is not None and unnamed.transition.detail == "provider_status=PENDING"
+    assert unnamed.transition.at == T1 and unnamed.transition.run_id == "run_1"
+
+
+def test_a_refused_transition_names_the_run_and_both_states() -> None:
+    with pytest.raises(errors.InvalidTransition) as caught:
+        lifecycle.transition(make_run(S.COMPLETE), S.QUEUED, cause="c", now=T1)
+    assert caught.value.message == "run run_1 cannot move from COMPLETE to QUEUED"

@@ -202,6 +202,20 @@ def test_parse_conditions_errors(value: Any, fragment: str) -> None:
         ({"a": 1}, {"a": 1, "b": 2}, False),
         (None, None, True),
         ("1", 1, False),
+        (["a", "b"], "ab", False),
+        ("ab", ["a", "b"], False),
+        (["a", "b"], ("a", "b"), False),
+        ([1, 2], [1, 2, 3], False),
+        ([1, 2, 3], [1, 2], False),
+        ([], [], True),
+        ({"a": 1}, ["a"], False),
+        (["a"], {"a": 1}, False),
+        ({"a": 1}, {"b": 1}, False),
+        ({"a": 1, "b": [True]}, {"b": [True], "a": 1}, True),
+        ({}, {}, True),
+        (False, False, True),
+        (False, None, False),
+        (None, False, False),
     ],
 )
 def test_json_equality(a: Any, b: Any, expected: bool) -> None:
@@ -211,3 +225,30 @@ def test_json_equality(a: Any, b: Any, expected: bool) -> None:
 def test_in_uses_json_equality() -> None:
     assert not routing.matches([Condition(path="$.data.count", op="in", value=[False, "0"])], DOC)
     assert routing.matches([Condition(path="$.data.count", op="in", value=[False, 0])], DOC)
+
+
+def test_every_bad_condition_is_reported_and_the_good_ones_kept() -> None:
+    problems: list[str] = []
+    parsed = routing.parse_conditions(
+        [
+            {"path": "$.a"},
+            {"path": "$.b", "in": "x"},
+            {"path": "$.c", "equals": 1},
+            {"equals": 2},
+            {"path": "$.d", "in": [1]},
+        ],
+        "routes[0].when",
+        problems,
+    )
+    assert problems == [
+        "routes[0].when[0]: needs a path and exactly one of equals, not_equals, in, exists",
+        "routes[0].when[1].in: must be a list",
+        "routes[0].when[3]: needs a path and exactly one of equals, not_equals, in, exists",
+    ]
+    assert [(c.path, c.op) for c in parsed] == [("$.c", "equals"), ("$.d", "in")]
+
+
+def test_the_root_path_is_the_whole_document() -> None:
+    assert routing.lookup(DOC, "$") is DOC
+    assert routing.lookup([1], "$") == [1]
+    assert routing.render(Path(path="$"), {"a": 1}) == {"a": 1}
