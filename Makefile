@@ -7,24 +7,29 @@ CONFIG ?= config.example.toml
 
 .PHONY: run test lint typecheck unit bench soak clean browsers screenshots
 
+# `make run` needs the runtime dependencies only; every tool target below adds the test extra.
 $(BIN)/gateway: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e .
 	touch $(BIN)/gateway
+
+$(BIN)/pytest: $(BIN)/gateway
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(BIN)/pytest
 
 run: $(BIN)/gateway
 	mkdir -p var/out
 	$(BIN)/gateway serve --config $(CONFIG) --port $(PORT)
 
-lint: $(BIN)/gateway
+lint: $(BIN)/pytest
 	$(BIN)/ruff check gateway tests bench
 	$(BIN)/ruff format --check gateway tests bench
 
-typecheck: $(BIN)/gateway
+typecheck: $(BIN)/pytest
 	$(BIN)/mypy --strict gateway
 
-unit: $(BIN)/gateway
+unit: $(BIN)/pytest
 	$(BIN)/pytest -q
 
 test: browsers lint typecheck unit
@@ -34,14 +39,14 @@ browsers:
 	@test -x /usr/bin/chromium || (apt-get update && apt-get install -y chromium chromium-driver)
 
 # Refresh the UI screenshots in docs/ from the browser test.
-screenshots: $(BIN)/gateway browsers
+screenshots: $(BIN)/pytest browsers
 	GATEWAY_SCREENSHOT_DIR=docs $(BIN)/pytest -q tests/browser
 
 # The long crash soak (RELIABILITY.md T1): 100 SIGKILLs of the real server under load; prints the numbers.
-soak: $(BIN)/gateway
+soak: $(BIN)/pytest
 	$(BIN)/python -m tests.crash.harness --kills $(or $(KILLS),100)
 
-bench: $(BIN)/gateway
+bench: $(BIN)/pytest
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:

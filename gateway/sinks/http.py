@@ -46,7 +46,7 @@ class HttpSinkSettings:
 
     name: str
     url: str
-    secret: Secret
+    secrets: tuple[Secret, ...]  # every one signs each delivery (rotation)
     timeout: float = DEFAULT_TIMEOUT
     headers: Mapping[str, str] = field(default_factory=dict)
     auth_header: Secret | None = None
@@ -61,12 +61,7 @@ def parse_settings(name: str, data: Mapping[str, Any], ctx: ParseContext) -> Htt
     url = _parse_url(f"{key}.url", data.get("url"), ctx)
     if url is not None and url.startswith("http://") and not internal:
         ctx.problem(f"{key}.url", "must be https:// (set internal = true for a plain-http internal sink)")
-    secret = ctx.secret(f"{key}.secret_env", data.get("secret_env"))
-    if secret is not None:
-        try:
-            signing.parse_signing_key(secret.reveal())
-        except ValueError:
-            ctx.problem(f"{key}.secret_env", "is not a signing secret (expected whsec_<base64>)")
+    secrets = ctx.signing_secrets(f"{key}.secret_env", data.get("secret_env"))
     timeout = ctx.number(f"{key}.timeout", data.get("timeout"), default=DEFAULT_TIMEOUT, minimum=0.1, maximum=300)
     max_response_bytes = ctx.integer(
         f"{key}.max_response_bytes",
@@ -78,7 +73,7 @@ def parse_settings(name: str, data: Mapping[str, Any], ctx: ParseContext) -> Htt
     return HttpSinkSettings(
         name=name,
         url=url or "",
-        secret=secret or Secret(""),
+        secrets=secrets,
         timeout=timeout,
         headers=_parse_headers(f"{key}.headers", data.get("headers"), ctx),
         auth_header=ctx.secret(f"{key}.auth_header_env", data.get("auth_header_env"), required=False),
@@ -136,7 +131,7 @@ class HttpSink:
     def __init__(self, settings: HttpSinkSettings, *, http: httpx.AsyncClient, clock: Clock) -> None:
         self.name = settings.name
         self._settings = settings
-        self._key = signing.parse_signing_key(settings.secret.reveal())
+        self._keys = [signing.parse_signing_key(secret.reveal()) for secret in settings.secrets]
         self._http = http
         self._clock = clock
         self._timeout = httpx.Timeout(settings.timeout, connect=min(5.0, settings.timeout))
@@ -175,7 +170,7 @@ class HttpSink:
             headers["Authorization"] = self._settings.auth_header.reveal()
         headers["Content-Type"] = "application/json"
         headers["Idempotency-Key"] = delivery_id
-        headers.update(signing.sign_headers(self._key, delivery_id, timestamp, body))
+        headers.update(signing.sign_headers(self._keys, delivery_id, timestamp, body))
         return headers
 
     async def aclose(self) -> None:

@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator, Iterable
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
 
 from gateway.store.db import Params, Row
 
@@ -74,6 +75,7 @@ class GroupWriter:
         self._queued = 0  # writers waiting for the connection
         self._kick = asyncio.Event()
         self._committer: asyncio.Task[None] | None = None
+        self.on_commit: Callable[[float, int], None] | None = None  # (seconds, writes in the batch): /metrics
 
     def start(self) -> None:
         if self._committer is None:
@@ -152,6 +154,7 @@ class GroupWriter:
                 await self._in_thread("COMMIT")
             return
         begin_next = self._queued > 0  # writers are waiting: open their transaction in the same thread hop
+        started = time.perf_counter()
         try:
             await self._in_thread("COMMIT", "BEGIN IMMEDIATE" if begin_next else None)
         except BaseException as exc:
@@ -160,6 +163,8 @@ class GroupWriter:
             _fail(batch, exc)
             raise
         batch.committed.set_result(None)
+        if self.on_commit is not None:
+            self.on_commit(time.perf_counter() - started, batch.members)
         if begin_next:
             self._kick.set()  # commits the begun transaction even if its writers go away
 

@@ -11,6 +11,7 @@ from gateway.model import (
     JSON,
     CloudEvent,
     Delivery,
+    DeliveryAttempt,
     DeliveryState,
     Job,
     JobKind,
@@ -22,14 +23,14 @@ from gateway.model import (
     Transition,
 )
 from gateway.ports import EventRecord, NewJob, NewRun, NotificationOutcome, ReplayQuery, RunChange, RunFilter
-from gateway.store import codec, migrate
+from gateway.store import codec, migrate, operations_sql
 from gateway.store.codec import Payloads, Sealer, dumps, to_us
 from gateway.store.db import Database, Tx
 from gateway.store.dialect import dialect
 
 _RUN_COLUMNS = (
     "id, event_id, route, flow, provider, template, status, provider_status, provider_run_id, idempotency_key,"
-    " input, output, error, pending, created_at, updated_at, finished_at, last_news_at, version"
+    " input, output, error, pending, created_at, updated_at, finished_at, last_news_at, version, traceparent"
 )
 _UPSERT_JOB = """
 INSERT INTO jobs (kind, ref, state, due_at, data, created_at, updated_at)
@@ -83,8 +84,8 @@ class SqlStore:
         body = self.payloads.seal("events", record.id, "body", event.as_dict())
         async with self.db.write() as tx:
             inserted = await tx.execute(
-                "INSERT INTO events (id, source, ce_source, ce_id, type, received_at, body, response)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source, ce_source, ce_id) DO NOTHING",
+                "INSERT INTO events (id, source, ce_source, ce_id, type, received_at, body, response, traceparent)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source, ce_source, ce_id) DO NOTHING",
                 (
                     record.id,
                     record.source,
@@ -94,6 +95,7 @@ class SqlStore:
                     now_us,
                     body,
                     dumps(record.response),
+                    record.traceparent,
                 ),
             )
             if inserted == 0:
@@ -123,7 +125,7 @@ class SqlStore:
 
     async def _insert_run(self, tx: Tx, run: Run) -> None:
         await tx.execute(
-            f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({', '.join('?' * 19)})",
+            f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({', '.join('?' * 20)})",
             (
                 run.id,
                 run.event_id,
@@ -144,6 +146,7 @@ class SqlStore:
                 to_us(run.finished_at),
                 to_us(run.last_news_at),
                 run.version,
+                run.traceparent,
             ),
         )
 
@@ -421,7 +424,10 @@ class SqlStore:
         error: str | None,
         status_code: int | None,
         now: datetime,
+        attempt: DeliveryAttempt | None = None,
+        jobs: Sequence[NewJob] = (),
     ) -> bool:
+        """Record one attempt's outcome with its ``delivery_attempts`` row and any follow-up jobs (alerts); fenced."""
         async with self.db.write() as tx:
             if state == DeliveryState.PENDING:
                 assert next_at is not None
@@ -445,6 +451,12 @@ class SqlStore:
                     delivery.id,
                 ),
             )
+            if attempt is not None:
+                await operations_sql.insert_attempt(tx, attempt)
+            if state == DeliveryState.DELIVERED:
+                await operations_sql.clear_sink_failing(tx, delivery.sink)
+            for job_ in jobs:
+                await self._upsert_job(tx, job_, now)
         return True
 
     async def requeue_delivery(self, delivery_id: str, now: datetime) -> Delivery | None:
