@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from contextvars import ContextVar
 from datetime import UTC, datetime
 
-from gateway import fastjson
+from gateway import fastjson, tracing
 
+REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)  # set per request (web/observe.py)
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
 
@@ -20,6 +22,11 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        request_id, trace_id = REQUEST_ID.get(), tracing.current_trace_id()
+        if request_id is not None:
+            entry["request_id"] = request_id
+        if trace_id is not None:
+            entry["trace_id"] = trace_id
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
                 entry[key] = value if isinstance(value, str | int | float | bool) or value is None else str(value)

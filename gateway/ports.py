@@ -84,6 +84,7 @@ class Provider(Protocol):
 class DeliveryReceipt:
     status_code: int | None = None
     detail: str | None = None
+    response_bytes: int | None = None  # how much of the answer was read (never kept)
 
 
 class Sink(Protocol):

@@ -47,4 +47,18 @@ async def serve_gateway(settings: Settings, host: str, *, run_background: bool =
 
     async with open_services(settings) as services:
         app = create_app(services, run_background=run_background)
-        await uvicorn.Server(server_config(app, host=host, port=settings.server.port)).serve()
+        main = uvicorn.Server(server_config(app, host=host, port=settings.server.port))
+        if not settings.metrics.enabled or settings.metrics.port is None:
+            await main.serve()
+            return
+        from gateway.web.app import create_metrics_app
+
+        metrics_config = server_config(create_metrics_app(services), host=host, port=settings.metrics.port)
+        metrics_config.lifespan = "off"
+        scraper = uvicorn.Server(metrics_config)
+        side = asyncio.create_task(scraper.serve(), name="metrics-server")
+        try:
+            await main.serve()
+        finally:
+            scraper.should_exit = True
+            await side

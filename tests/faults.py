@@ -77,7 +77,8 @@ def redirect(location: str, code: int = 302) -> Fault:
 RESET = Fault(error=httpx.ReadError)  # the connection dropped mid-answer
 CONNECT_REFUSED = Fault(error=httpx.ConnectError)
 TIMEOUT = Fault(error=httpx.ReadTimeout)
-GONE = Fault(status=410)
+GONE = Fault(status=410)  # the receiver is gone for good: the sink is disabled
+ABORT = Fault(status=400, headers={"webhook-delivery": "abort-message"})  # stop retrying this one delivery
 
 
 def huge(size: int, code: int = 200) -> Fault:

@@ -23,6 +23,7 @@ from gateway.web import (
     guard,
     health,
     openapi,
+    operations,
     replay,
     reviews,
     runs,
@@ -31,6 +32,7 @@ from gateway.web import (
     webhooks,
 )
 from gateway.web.abuse import AuthThrottle, SourceLimits
+from gateway.web.observe import RequestObserver
 from gateway.wiring import Services
 
 log = logging.getLogger("gateway.http")
@@ -63,8 +65,18 @@ async def on_gateway_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, errors.GatewayError)
     status = status_for(exc)
     code = "malformed_signature" if status == 400 and isinstance(exc, errors.SignatureError) else exc.code
+    count_refusal(request, code)
     headers = {"Retry-After": str(int(exc.retry_after))} if isinstance(exc, errors.RateLimited) else None
     return JSONResponse(error_body(code, exc.message), status_code=status, headers=headers)
+
+
+def count_refusal(request: Request, code: str) -> None:
+    """Refused events and webhooks are counted by source or provider and reason (a fixed error code)."""
+    path, svc = request.url.path, request.app.state.services
+    if path.startswith("/v1/events"):
+        svc.metrics.event(request.path_params.get("source"), "refused", code)
+    elif path.startswith("/v1/webhooks/"):
+        svc.metrics.webhook(request.path_params.get("provider"), code)
 
 
 async def on_http_error(request: Request, exc: Exception) -> Response:
@@ -111,7 +123,14 @@ def routes(services: Services) -> list[BaseRoute]:
         Route("/v1/deliveries/replay", replay.replay_deliveries, methods=["POST"]),
         Route("/v1/deliveries/{delivery_id}", deliveries.get_delivery, methods=["GET"]),
         Route("/v1/deliveries/{delivery_id}/retry", deliveries.retry_delivery, methods=["POST"]),
+        Route("/v1/deliveries/{delivery_id}/attempts", operations.delivery_attempts, methods=["GET"]),
+        Route("/v1/jobs/dead", operations.dead_jobs, methods=["GET"]),
+        Route("/v1/jobs/{job_id}/retry", operations.retry_job, methods=["POST"]),
+        Route("/v1/sinks", operations.list_sinks, methods=["GET"]),
+        Route("/v1/sinks/{sink}/enable", operations.enable_sink, methods=["POST"]),
     ]
+    if services.settings.metrics.enabled and services.settings.metrics.port is None:
+        table.append(Route("/metrics", operations.metrics, methods=["GET"]))
     if services.sandbox is not None:
         table.append(Mount("/sandbox/sohar", app=services.sandbox.asgi))
         if getattr(services.sandbox, "reminix_asgi", None) is not None:
@@ -122,10 +141,12 @@ def routes(services: Services) -> list[BaseRoute]:
 
 
 class AccessLog:
-    """One structured line per request: method, path (never the query string), status, duration."""
+    """One structured line per request: method, path (never the query string), status, duration; with the request
+    id and trace id, the request counter and (tracing on) a server span from ``observer``."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, observer: RequestObserver) -> None:
         self.app = app
+        self.observer = observer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -133,6 +154,7 @@ class AccessLog:
             return
         started = time.perf_counter()
         status = 500
+        observed = self.observer.begin(scope)
 
         async def tracking_send(message: Message) -> None:
             nonlocal status
@@ -152,6 +174,7 @@ class AccessLog:
                     "ms": round((time.perf_counter() - started) * 1000, 2),
                 },
             )
+            self.observer.end(observed, scope, status)
 
 
 def create_app(services: Services, *, run_background: bool = True) -> Starlette:
@@ -178,5 +201,15 @@ def create_app(services: Services, *, run_background: bool = True) -> Starlette:
     app.state.services = services
     app.state.source_limits = SourceLimits(services.settings.sources, services.clock)
     app.add_middleware(AuthThrottle, limit=services.settings.limits.failed_auth, clock=services.clock)
-    app.add_middleware(AccessLog)
+    app.add_middleware(AccessLog, observer=RequestObserver(services.metrics, services.tracing))
+    return app
+
+
+def create_metrics_app(services: Services) -> Starlette:
+    """``GET /metrics`` alone, for ``[metrics] port``: scrapers reach it without reaching the API."""
+    app = Starlette(
+        routes=[Route("/metrics", operations.metrics, methods=["GET"])],
+        exception_handlers={errors.GatewayError: on_gateway_error, HTTPException: on_http_error},
+    )
+    app.state.services = services
     return app
