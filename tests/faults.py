@@ -216,8 +216,19 @@ class Rig:
 
 
 @asynccontextmanager
-async def rig(tmp_path: Path, **worker: Any) -> AsyncIterator[Rig]:
-    settings = parse_settings(rig_config(tmp_path, **worker), ENV)
+async def rig(
+    tmp_path: Path,
+    *,
+    config: Callable[[dict[str, Any]], None] | None = None,
+    env: dict[str, str] | None = None,
+    span_exporter: Any = None,
+    **worker: Any,
+) -> AsyncIterator[Rig]:
+    """The fault rig; ``config`` may change the config document first, ``env`` adds environment variables."""
+    data = rig_config(tmp_path, **worker)
+    if config is not None:
+        config(data)
+    settings = parse_settings(data, {**ENV, **(env or {})})
     clock = FrozenClock()
     sohar = FakeSohar()
     sink = FakeUpstream(_sink_ok)
@@ -232,7 +243,9 @@ async def rig(tmp_path: Path, **worker: Any) -> AsyncIterator[Rig]:
         return httpx.Response(200)
 
     transport = httpx.MockTransport(route)
-    async with open_services(settings, clock=clock, rng=random.Random(7), transport=transport) as services:
+    async with open_services(
+        settings, clock=clock, rng=random.Random(7), transport=transport, span_exporter=span_exporter
+    ) as services:
         app = create_app(services, run_background=False)
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway.test")
         try:
