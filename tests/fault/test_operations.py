@@ -165,7 +165,9 @@ async def test_a_sink_failing_longer_than_disable_after_days_is_disabled(tmp_pat
 
 
 async def test_http_sink_signs_with_every_secret_listed(tmp_path: Path) -> None:
-    async with rig(tmp_path, config=with_alerts(secret_env=["FAULT_SINK_SECRET", "NEW_SINK_SECRET"]), env=ALERT_ENV) as r:
+    async with rig(
+        tmp_path, config=with_alerts(secret_env=["FAULT_SINK_SECRET", "NEW_SINK_SECRET"]), env=ALERT_ENV
+    ) as r:
         wall_clock(r)
         await one_delivery(r)
         (request,) = r.sink.requests
