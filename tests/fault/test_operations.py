@@ -71,7 +71,7 @@ async def test_a_dead_delivery_sends_a_signed_alert_that_verifies_with_either_se
             assert payload["data"]["delivery_id"] == delivery_id
             assert (payload["data"]["sink"], payload["data"]["attempts"]) == ("hook", 2)
         assert len(alert.headers["webhook-signature"].split(" ")) == 2
-        with pytest.raises(Exception, match="[Ss]ignature"):
+        with pytest.raises(Exception, match=r"[Ss]ignature"):
             verified(alert, NEW_SINK_SECRET)
         assert b"result" not in alert.content  # ids and states only, never the run's output
 
