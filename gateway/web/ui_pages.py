@@ -11,6 +11,7 @@ import secrets
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from gateway import errors
 from gateway.desk import access, forms, views
 from gateway.desk.audit import AuditEntry
 from gateway.model import DeliveryState, ReviewState, RunStatus
@@ -18,6 +19,7 @@ from gateway.ports import RunFilter
 from gateway.store import audit_sql
 from gateway.web import render as json_render
 from gateway.web.common import query_enum, query_limit, query_text
+from gateway.web.operations import attempt_json
 from gateway.web.reviews import next_cursor, queue_filter
 from gateway.web.ui import Ctx, endpoint
 
@@ -169,6 +171,18 @@ async def deliveries_page(ctx: Ctx) -> Response:
     )
 
 
+async def delivery_page(ctx: Ctx) -> Response:
+    delivery = await ctx.services.store.get_delivery(ctx.request.path_params["delivery_id"])
+    if delivery is None:
+        raise errors.NotFound("no such delivery")
+    attempts = await ctx.services.ops.attempts(delivery.id)
+    return ctx.render(
+        "delivery.html",
+        delivery=json_render.delivery(delivery),
+        attempts=[attempt_json(a) for a in attempts],
+    )
+
+
 async def retry_delivery(ctx: Ctx) -> Response:
     delivery_id = ctx.request.path_params["delivery_id"]
     delivery = await ctx.services.gateway.retry_delivery(delivery_id)
@@ -197,5 +211,6 @@ def routes() -> list[BaseRoute]:
         Route("/runs/{run_id}", endpoint(access.RUNS_READ, run_page), methods=["GET"]),
         Route("/runs/{run_id}/retry", endpoint(access.RUNS_RETRY, retry_run), methods=["POST"]),
         Route("/deliveries", endpoint(access.RUNS_READ, deliveries_page), methods=["GET"]),
+        Route("/deliveries/{delivery_id}", endpoint(access.RUNS_READ, delivery_page), methods=["GET"]),
         Route("/deliveries/{delivery_id}/retry", endpoint(access.DELIVERIES_REPLAY, retry_delivery), methods=["POST"]),
     ]
