@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from standardwebhooks.webhooks import Webhook
 
 from gateway.core import signing
+from gateway.logs import JsonFormatter
 from gateway.model import DeliveryState
 from tests import faults
 from tests.faults import OPERATOR, SINK_SECRET, SOURCE, Rig, rig
@@ -260,3 +263,39 @@ async def test_with_tracing_on_every_call_is_a_span_of_the_callers_trace(tmp_pat
             assert format(spans[name].context.trace_id, "032x") == trace_id
         (sent,) = r.sink.requests
         assert sent.headers["traceparent"].split("-")[2] == format(spans["sink deliver"].context.span_id, "016x")
+
+
+async def test_log_lines_carry_the_request_id_and_the_trace_id(tmp_path: Path) -> None:
+    class Collect(logging.Handler):
+        """Formats at emit time, while the request's context is still current."""
+
+        def __init__(self) -> None:
+            super().__init__(level=logging.INFO)
+            self.setFormatter(JsonFormatter())
+            self.lines: list[dict[str, Any]] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.lines.append(json.loads(self.format(record)))
+
+    def tracing_on(data: dict[str, Any]) -> None:
+        data["tracing"] = {"enabled": True}
+
+    collect, logger = Collect(), logging.getLogger("gateway.http")
+    async with rig(tmp_path, config=tracing_on, span_exporter=InMemorySpanExporter()) as r:
+        event = {"specversion": "1.0", "id": "e1", "source": "/tests", "type": "com.example.check", "data": {}}
+        logger.addHandler(collect)
+        old = logger.level, logger.disabled
+        logger.setLevel(logging.INFO)
+        logger.disabled = False  # another library's logging config may have disabled it
+        try:
+            headers = {**SOURCE, "traceparent": TRACEPARENT, "X-Request-Id": "req-42"}
+            await r.client.post("/v1/events", json=event, headers=headers)
+            await r.client.post("/v1/events", json=event, headers={**SOURCE, "X-Request-Id": "bad id"})
+        finally:
+            logger.removeHandler(collect)
+            logger.setLevel(old[0])
+            logger.disabled = old[1]
+    first, second = [line for line in collect.lines if line["message"] == "request"]
+    assert (first["request_id"], first["trace_id"]) == ("req-42", TRACEPARENT.split("-")[1])
+    assert second["request_id"] != "bad id" and re.fullmatch(r"[0-9a-f]{16}", second["request_id"])
+    assert second["trace_id"] != first["trace_id"]  # a new trace: the caller sent none
