@@ -47,6 +47,7 @@ class Metrics:
 
     def __init__(self, names: Mapping[str, Iterable[str]] | None = None) -> None:
         self.known = {kind: frozenset(values) for kind, values in (names or {}).items()}
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self.registry = registry = CollectorRegistry(auto_describe=True)
         self.http_requests = Counter(
             "gateway_http_requests", "HTTP requests by method and status code", ["method", "status"], registry=registry
@@ -135,6 +136,14 @@ class Metrics:
             registry=registry,
         )
 
+    def child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, remembered: prometheus-client's own lookup takes a lock and builds a key."""
+        key = (id(metric), labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
+
     def name(self, kind: str, value: str | None) -> str:
         """``value`` when it is a configured ``kind`` name (source, provider, flow, sink), else ``other``."""
         return value if value is not None and value in self.known.get(kind, ()) else OTHER
@@ -142,25 +151,25 @@ class Metrics:
     # bumped where things happen ------------------------------------------------------------------
 
     def request(self, method: str, status: int) -> None:
-        self.http_requests.labels(method if method in _METHODS else OTHER, str(status)).inc()
+        self.child(self.http_requests, method if method in _METHODS else OTHER, str(status)).inc()
 
     def event(self, source: str | None, outcome: str, reason: str = "") -> None:
-        self.events.labels(self.name("source", source), outcome, reason).inc()
+        self.child(self.events, self.name("source", source), outcome, reason).inc()
 
     def webhook(self, provider: str | None, outcome: str) -> None:
-        self.webhook_verifications.labels(self.name("provider", provider), outcome).inc()
+        self.child(self.webhook_verifications, self.name("provider", provider), outcome).inc()
 
     def provider_call(self, provider: str, operation: str, outcome: str, seconds: float) -> None:
-        self.provider_calls.labels(self.name("provider", provider), operation, outcome).observe(seconds)
+        self.child(self.provider_calls, self.name("provider", provider), operation, outcome).observe(seconds)
 
     def sink_call(self, sink: str, outcome: str, seconds: float) -> None:
-        self.sink_calls.labels(self.name("sink", sink), outcome).observe(seconds)
+        self.child(self.sink_calls, self.name("sink", sink), outcome).observe(seconds)
 
     def delivery(self, sink: str, result: str) -> None:
-        self.delivery_results.labels(self.name("sink", sink), result).inc()
+        self.child(self.delivery_results, self.name("sink", sink), result).inc()
 
     def run_finished(self, flow: str, status: str) -> None:
-        self.runs_finished.labels(self.name("flow", flow), status).inc()
+        self.child(self.runs_finished, self.name("flow", flow), status).inc()
 
     def commit(self, seconds: float, batch: int) -> None:
         self.store_commit_seconds.observe(seconds)

@@ -4,6 +4,7 @@ and one counter increment."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 from contextlib import AbstractContextManager
@@ -30,6 +31,8 @@ class RequestObserver:
     def __init__(self, metrics: Metrics, tracer: tracing.Tracing) -> None:
         self.metrics = metrics
         self.tracing = tracer
+        self._prefix = os.urandom(4).hex()  # request ids: this process's prefix and a sequence number
+        self._sequence = itertools.count()
 
     def begin(self, scope: Scope) -> Observed:
         request_id = parent = None
@@ -39,7 +42,7 @@ class RequestObserver:
             elif name == b"traceparent":
                 parent = value.decode("latin-1")
         if request_id is None or not _REQUEST_ID.fullmatch(request_id):
-            request_id = os.urandom(8).hex()
+            request_id = f"{self._prefix}{next(self._sequence):08x}"
         observed = Observed(token=logs.REQUEST_ID.set(request_id))
         if self.tracing.enabled:
             method = scope["method"]
