@@ -833,7 +833,13 @@ PATHS: dict[str, Any] = {
         "get": _operation(
             "metrics",
             "Prometheus metrics (text format); a bearer token when [metrics] token_env is set",
-            {**_ok("200", "The metrics", {"type": "string"}), **_error_responses("401")},
+            {
+                "200": {
+                    "description": "The metrics",
+                    "content": {"text/plain; version=0.0.4; charset=utf-8": {"schema": {"type": "string"}}},
+                },
+                **_error_responses("401"),
+            },
             security=[{"metricsToken": []}, {}],
         )
     },

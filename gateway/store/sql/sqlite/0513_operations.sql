@@ -8,7 +8,7 @@ ALTER TABLE runs ADD COLUMN traceparent TEXT;
 
 CREATE TABLE delivery_attempts (
     id             INTEGER PRIMARY KEY AUTOINCREMENT,
-    delivery_id    TEXT NOT NULL REFERENCES deliveries (id),
+    delivery_id    TEXT NOT NULL REFERENCES deliveries (id) ON DELETE CASCADE,
     attempt        INTEGER NOT NULL,
     at             INTEGER NOT NULL,
     duration_us    INTEGER NOT NULL,
