@@ -28,9 +28,17 @@ class BreakerBoard:
         self._set(key, admission.breaker)
         return None if admission.allowed else admission.wait
 
-    def record(self, key: str, *, failed: bool) -> None:
+    def record(self, key: str, *, failed: bool) -> rules.BreakerState | None:
+        """Take a call's outcome; answers ``open`` when this outcome opened a closed breaker and ``closed`` when it
+        closed an open one (the changes an operator is alerted to), else None."""
         current = self._breakers.get(key, rules.Breaker())
-        self._set(key, rules.record(current, self.policy, self._clock.now(), failed=failed))
+        new = rules.record(current, self.policy, self._clock.now(), failed=failed)
+        self._set(key, new)
+        if current.state == rules.BreakerState.CLOSED and new.state == rules.BreakerState.OPEN:
+            return new.state
+        if current.state != rules.BreakerState.CLOSED and new.state == rules.BreakerState.CLOSED:
+            return new.state
+        return None
 
     def state(self, key: str) -> rules.BreakerState:
         return self._breakers.get(key, rules.Breaker()).state

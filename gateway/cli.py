@@ -11,8 +11,9 @@ import os
 import socket
 import sys
 from collections.abc import Mapping, Sequence
+from typing import Any
 
-from gateway import errors
+from gateway import errors, ops_cli
 from gateway.desk import cli as desk_cli
 from gateway.settings import Settings, describe, load_settings
 from gateway.store import transfer
@@ -22,6 +23,12 @@ DEFAULT_CONFIG = "config.example.toml"
 
 
 class _Parser(argparse.ArgumentParser):
+    """Exits 2 with a one-line message; every ``--help`` shows each option's default."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
         print(f"gateway: error: {message}", file=sys.stderr)
@@ -31,29 +38,39 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="gateway", description="Webhook-driven integration gateway for flow APIs.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    config = os.environ.get("GATEWAY_CONFIG", DEFAULT_CONFIG)
+    config_help = "the gateway config file ($GATEWAY_CONFIG)"
     serve = commands.add_parser("serve", help="run the HTTP server and the worker")
-    serve.add_argument("--config", default=os.environ.get("GATEWAY_CONFIG", DEFAULT_CONFIG))
-    serve.add_argument("--host", default=None)
-    serve.add_argument("--port", type=int, default=None)
+    serve.add_argument("--config", default=config, help=config_help)
+    serve.add_argument("--host", default=None, help="address to listen on (None: [server] host)")
+    serve.add_argument("--port", type=int, default=None, help="port to listen on (None: [server] port)")
     serve.add_argument(
         "--allow-demo",
         action="store_true",
         help="serve a demo-mode config on an address other than loopback (its tokens are public: never real data)",
     )
-    serve.add_argument("--role", choices=["all", "api", "worker"], default="all", help="what this process runs")
-    serve.add_argument("--processes", type=int, default=1, help="API processes on one socket (see docs)")
+    serve.add_argument(
+        "--role",
+        choices=["all", "api", "worker"],
+        default="all",
+        help="what this process runs: the HTTP API, the job worker, or both",
+    )
+    serve.add_argument(
+        "--processes", type=int, default=1, help="API processes accepting from one socket (README: Command line)"
+    )
     check = commands.add_parser("check-config", help="validate a config file and print it, secrets masked")
-    check.add_argument("path")
+    check.add_argument("path", help="the config file to check")
     migrate = commands.add_parser("migrate", help="apply pending store migrations")
-    migrate.add_argument("--config", default=os.environ.get("GATEWAY_CONFIG", DEFAULT_CONFIG))
+    migrate.add_argument("--config", default=config, help=config_help)
     purge = commands.add_parser("purge", help="drop payloads of runs that ended before the retention period")
-    purge.add_argument("--config", default=os.environ.get("GATEWAY_CONFIG", DEFAULT_CONFIG))
-    key_commands = desk_cli.add_commands(commands, os.environ.get("GATEWAY_CONFIG", DEFAULT_CONFIG))
+    purge.add_argument("--config", default=config, help=config_help)
+    key_commands = desk_cli.add_commands(commands, config)
     rotate = key_commands.add_parser("rotate-data", help="re-encrypt every stored payload under the current data key")
-    rotate.add_argument("--config", default=os.environ.get("GATEWAY_CONFIG", DEFAULT_CONFIG))
+    rotate.add_argument("--config", default=config, help=config_help)
     generate = key_commands.add_parser("generate-data-key", help="print a new random data key")
     generate.add_argument("key_id", help="a short name for the key, e.g. 2026-11")
     transfer.add_parser(commands)
+    ops_cli.add_commands(commands, config)
     return parser
 
 
@@ -73,6 +90,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         return 2
     if getattr(args, "desk_command", None) is not None:
         return desk_cli.run(args, settings)
+    if getattr(args, "ops_command", None) is not None:
+        return ops_cli.run(args, settings)
     if args.command == "migrate":
         return asyncio.run(_migrate(settings))
     if args.command in ("purge", "keys"):
@@ -153,6 +172,9 @@ def serve(
         roles = plan(role, processes)
     except ValueError as exc:
         print(f"gateway: {exc}", file=sys.stderr)
+        return 2
+    if len(roles) > 1 and settings.metrics.port is not None:
+        print("gateway: [metrics] port serves one process's metrics: use it with --processes 1", file=sys.stderr)
         return 2
     logs.configure(os.environ.get("GATEWAY_LOG_LEVEL", "INFO"))
     if settings.dev_secrets_used:

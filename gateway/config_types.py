@@ -141,6 +141,27 @@ class ParseContext:
             return default
         return value
 
+    def signing_secrets(self, key: str, env_names: Any) -> tuple[Secret, ...]:
+        """Outbound signing secrets: one variable name or a list (every one signs: rotation without downtime)."""
+        from gateway.core import signing
+
+        if isinstance(env_names, list) and env_names:
+            named = [(f"{key}[{i}]", name) for i, name in enumerate(env_names)]
+        else:
+            named = [(key, env_names)]
+        found = []
+        for where, name in named:
+            secret = self.secret(where, name)
+            if secret is None:
+                continue
+            try:
+                signing.parse_signing_key(secret.reveal())
+            except ValueError:
+                self.problem(where, "is not a signing secret (expected whsec_<base64>)")
+                continue
+            found.append(secret)
+        return tuple(found)
+
     def table(self, key: str, value: Any) -> Mapping[str, Any]:
         if value is None:
             return {}

@@ -186,9 +186,11 @@ class SinkError(GatewayError):
         *,
         status_code: int | None = None,
         retry_after: float | None = None,
+        response_bytes: int | None = None,
     ) -> None:
         self.status_code = status_code
         self.retry_after = retry_after
+        self.response_bytes = response_bytes  # how much of the answer was read (never kept)
         super().__init__(message)
 
 

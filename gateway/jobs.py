@@ -6,22 +6,28 @@ lost its lease cannot overwrite the work of the one that took over.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable, Mapping
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from gateway import errors, outcomes, starts
+from opentelemetry.trace import SpanKind
+
+from gateway import errors, outcomes, starts, tracing
 from gateway.breakers import BreakerBoard
 from gateway.core import lifecycle
 from gateway.core import review as review_rules
 from gateway.core.ids import new_id
 from gateway.core.retry import BackoffPolicy, backoff_delay, next_attempt_at, schedule_delay
-from gateway.desk.alerts import run_alert_jobs
+from gateway.desk.alerts import Alerts, run_alert_jobs
+from gateway.metrics import Metrics
 from gateway.model import (
     Delivery,
+    DeliveryAttempt,
     DeliveryEnvelope,
     DeliveryState,
     Job,
@@ -33,11 +39,14 @@ from gateway.model import (
     RunSnapshot,
     RunStatus,
 )
-from gateway.ports import Clock, NewJob, Provider, PushKind, RunChange, Sink, Store
-from gateway.settings import Settings
+from gateway.ports import Clock, DeliveryReceipt, NewJob, Provider, PushKind, RunChange, Sink, Store
+from gateway.settings import Settings, SinkConfig
+from gateway.sink_guard import SinkGuard
+from gateway.sinks.policy import DeliveryPolicy
 
 log = logging.getLogger("gateway.jobs")
 T = TypeVar("T")
+_RESULTS = {DeliveryState.DELIVERED: "delivered", DeliveryState.PENDING: "retrying", DeliveryState.DEAD: "dead"}
 
 
 class Handlers:
@@ -51,8 +60,15 @@ class Handlers:
         clock: Clock,
         rng: random.Random,
         breakers: BreakerBoard | None = None,
+        metrics: Metrics | None = None,
+        tracer: tracing.Tracing | None = None,
+        guard: SinkGuard | None = None,
     ) -> None:
         self.breakers = breakers or BreakerBoard(settings.worker.breaker, clock)
+        self.metrics = metrics or Metrics()
+        self.tracing = tracer or tracing.Tracing(tracing.TracingSettings())
+        self.guard = guard
+        self.alerts: Alerts | None = None  # set by wiring once the desk is built
         self.settings = settings
         self.store = store
         self.providers = providers
@@ -95,6 +111,8 @@ class Handlers:
                 provider.create_run(
                     run.template, run.input or {}, idempotency_key=run.idempotency_key, progress=progress
                 ),
+                parent=run.traceparent,
+                operation="create_run",
             )
         except errors.ProviderError as exc:
             await self._start_failed(run, job, exc, progress, hold=hold)
@@ -224,6 +242,8 @@ class Handlers:
             snapshot = await self._through(
                 f"provider:{run.provider}",
                 provider.resume_run(run.provider_run_id, review.request, review.decision or {}),
+                parent=run.traceparent,
+                operation="resume_run",
             )
         except errors.ProviderError as exc:
             await self._resume_failed(review, run, job, exc)
@@ -297,7 +317,12 @@ class Handlers:
             return
         if run.provider_run_id is not None:
             try:
-                await self.providers[run.provider].cancel_run(run.provider_run_id)
+                await self._through(
+                    f"provider:{run.provider}",
+                    self.providers[run.provider].cancel_run(run.provider_run_id),
+                    parent=run.traceparent,
+                    operation="cancel_run",
+                )
             except errors.TransientProviderError as exc:
                 await self._retry_or(job, exc, self.settings.worker.resume_backoff, lambda e: self._bury(job, e))
                 return
@@ -327,31 +352,62 @@ class Handlers:
         if delivery is None or run is None or delivery.state != DeliveryState.PENDING:
             await self.store.finish_job(job, self.clock.now())
             return
-        sink = self.sinks.get(delivery.sink)
-        if sink is None:
+        sink, config = self.sinks.get(delivery.sink), self.settings.sinks.get(delivery.sink)
+        if sink is None or config is None:
             await self._record(delivery, job, DeliveryState.DEAD, None, "sink is no longer configured", None)
             return
-        attempt = delivery.attempts + 1
-        if not await self._breaker_admits(job, f"sink:{delivery.sink}"):
+        disabled = await self.guard.disabled(delivery.sink) if self.guard else None
+        if disabled is not None:
+            reason = f"sink disabled: {disabled.disabled_reason or 'by an operator'}"
+            await self._record(delivery, job, DeliveryState.DEAD, None, reason, None)
             return
+        if not await self._breaker_admits(job, f"sink:{delivery.sink}") or not await self._throttle_admits(
+            job, delivery.sink, config.policy
+        ):
+            return
+        attempt = delivery.attempts + 1
+        started = time.perf_counter()
         try:
             receipt = await self._through(
                 f"sink:{delivery.sink}",
-                sink.deliver(DeliveryEnvelope(delivery_id=delivery.id, run=run, attempt=attempt)),
+                _bounded(sink.deliver(DeliveryEnvelope(delivery_id=delivery.id, run=run, attempt=attempt)), config),
+                parent=run.traceparent,
+                operation="deliver",
             )
-        except errors.PermanentSinkError as exc:
-            await self._record(delivery, job, DeliveryState.DEAD, None, exc.message, exc.status_code)
-            return
         except errors.SinkError as exc:
-            policy = self.settings.worker.delivery_schedule
-            now = self.clock.now()
-            next_at = next_attempt_at(
-                now, schedule_delay(attempt, policy, self.rng), exc.retry_after, policy.retry_after_cap
-            )
-            state = DeliveryState.PENDING if next_at else DeliveryState.DEAD
-            await self._record(delivery, job, state, next_at, exc.message, exc.status_code)
+            await self._delivery_failed(delivery, job, exc, self._attempt(delivery, attempt, started, exc), config)
             return
-        await self._record(delivery, job, DeliveryState.DELIVERED, None, None, receipt.status_code)
+        tried = self._attempt(delivery, attempt, started, receipt)
+        await self._record(delivery, job, DeliveryState.DELIVERED, None, None, receipt.status_code, tried)
+
+    async def _delivery_failed(
+        self, delivery: Delivery, job: Job, exc: errors.SinkError, tried: DeliveryAttempt, config: SinkConfig
+    ) -> None:
+        now = self.clock.now()
+        next_at = None
+        if not isinstance(exc, errors.PermanentSinkError):
+            schedule = config.policy.schedule(self.settings.worker.delivery_schedule)
+            delay = schedule_delay(tried.attempt, schedule, self.rng, max_attempts=config.policy.max_attempts)
+            next_at = next_attempt_at(now, delay, exc.retry_after, schedule.retry_after_cap)
+        state = DeliveryState.PENDING if next_at else DeliveryState.DEAD
+        await self._record(delivery, job, state, next_at, exc.message, exc.status_code, tried)
+        reason = await self.guard.after_failure(delivery.sink, exc, config.policy) if self.guard else None
+        if reason is not None and self.guard is not None and await self.guard.disable(delivery.sink, reason):
+            log.warning("sink disabled", extra={"sink": delivery.sink, "reason": reason})
+            await self._alert(lambda alerts: alerts.sink_disabled(delivery.sink, reason, now))
+
+    def _attempt(
+        self, delivery: Delivery, attempt: int, started: float, outcome: DeliveryReceipt | errors.SinkError
+    ) -> DeliveryAttempt:
+        return DeliveryAttempt(
+            delivery_id=delivery.id,
+            attempt=attempt,
+            at=self.clock.now(),
+            duration_ms=(time.perf_counter() - started) * 1000,
+            status_code=outcome.status_code,
+            error=outcome.message if isinstance(outcome, errors.SinkError) else None,
+            response_bytes=outcome.response_bytes,
+        )
 
     async def _record(
         self,
@@ -361,7 +417,12 @@ class Handlers:
         next_at: datetime | None,
         error: str | None,
         status_code: int | None,
+        tried: DeliveryAttempt | None = None,
     ) -> None:
+        now = self.clock.now()
+        alerts: Sequence[NewJob] = ()
+        if state == DeliveryState.DEAD and tried is not None and self.alerts is not None:
+            alerts = self.alerts.delivery_dead(delivery, status_code=status_code, attempts=tried.attempt, now=now)
         ok = await self.store.record_delivery_attempt(
             delivery,
             job,
@@ -369,12 +430,33 @@ class Handlers:
             next_at=next_at,
             error=error,
             status_code=status_code,
-            now=self.clock.now(),
+            now=now,
+            attempt=tried,
+            jobs=alerts,
         )
         if not ok:
             log.warning("lease lost", extra={"job_id": job.id, "delivery_id": delivery.id})
+            return
+        self.metrics.delivery(delivery.sink, _RESULTS[state])
         if state == DeliveryState.DEAD:
             log.warning("delivery dead", extra={"delivery_id": delivery.id, "sink": delivery.sink})
+
+    async def _throttle_admits(self, job: Job, sink: str, policy: DeliveryPolicy) -> bool:
+        """False when the sink's ``per_second`` is used up: the job waits for a token without spending an attempt."""
+        wait = self.guard.throttle_wait(sink, policy) if self.guard else None
+        if wait is None:
+            return True
+        now = self.clock.now()
+        await self.store.postpone_job(job, now + timedelta(seconds=wait), f"throttled: sink:{sink}", now)
+        return False
+
+    async def _alert(self, build: Callable[[Alerts], list[NewJob]]) -> None:
+        """Queue an alert that has no transaction of its own to ride in."""
+        if self.alerts is None:
+            return
+        now = self.clock.now()
+        for alert in build(self.alerts):
+            await self.store.enqueue(alert, now)
 
     # circuit breakers (S7) ------------------------------------------------------------------------
 
@@ -388,24 +470,50 @@ class Handlers:
         await self.store.postpone_job(job, due, f"circuit open: {key}", now)
         return False
 
-    async def _through(self, key: str, call: Awaitable[T]) -> T:
-        """Await one provider or sink call and tell the breaker how it went."""
-        try:
-            result = await call
-        except BaseException as exc:
-            refused = isinstance(exc, errors.ProviderError) and not isinstance(exc, errors.TransientProviderError)
-            throttled = getattr(exc, "status_code", None) == 429  # up, asking us to slow down: Retry-After handles it
-            self.breakers.record(key, failed=not (refused or throttled))  # a 4xx refusal means the target is up
-            raise
-        self.breakers.record(key, failed=False)
+    async def _through(self, key: str, call: Awaitable[T], *, parent: str | None, operation: str) -> T:
+        """Await one provider or sink call inside the run's trace; tell the breaker and the metrics how it went."""
+        target, _, name = key.partition(":")
+        started = time.perf_counter()
+        with self.tracing.span(
+            f"{target} {operation}", parent, kind=SpanKind.CLIENT, attributes={f"gateway.{target}": name}
+        ) as span:
+            try:
+                result = await call
+            except BaseException as exc:
+                refused = isinstance(exc, errors.PermanentSinkError) or (
+                    isinstance(exc, errors.ProviderError) and not isinstance(exc, errors.TransientProviderError)
+                )
+                throttled = getattr(exc, "status_code", None) == 429  # up, asking us to slow down
+                self._observe(target, name, operation, "refused" if refused else "transient", started)
+                tracing.mark_failed(span, type(exc).__name__)
+                # a 4xx refusal means the target is up
+                await self._breaker_record(key, failed=not (refused or throttled))
+                raise
+        self._observe(target, name, operation, "ok", started)
+        await self._breaker_record(key, failed=False)
         return result
+
+    def _observe(self, target: str, name: str, operation: str, outcome: str, started: float) -> None:
+        seconds = time.perf_counter() - started
+        if target == "sink":
+            self.metrics.sink_call(name, outcome, seconds)
+        else:
+            self.metrics.provider_call(name, operation, outcome, seconds)
+
+    async def _breaker_record(self, key: str, *, failed: bool) -> None:
+        changed = self.breakers.record(key, failed=failed)
+        if changed is not None:
+            await self._alert(lambda alerts: alerts.breaker_changed(key, changed.value, self.clock.now()))
 
     # shared ---------------------------------------------------------------------------------------
 
     async def _look(self, run: Run, provider_run_id: str) -> RunSnapshot:
         """Get the run from its provider, its pause point named from the store where the provider does not."""
         snapshot = await self._through(
-            f"provider:{run.provider}", self.providers[run.provider].get_run(provider_run_id)
+            f"provider:{run.provider}",
+            self.providers[run.provider].get_run(provider_run_id),
+            parent=run.traceparent,
+            operation="get_run",
         )
         return await self._named(run, snapshot)
 
@@ -477,6 +585,13 @@ class Handlers:
     async def _commit(self, change: RunChange, job: Job) -> None:
         now = self.clock.now()
         if await self.store.apply_run_change(change, now):
+            moved = change.run
+            if (
+                moved is not None
+                and moved.is_terminal
+                and any(step.to_status == moved.status for step in change.transitions)
+            ):
+                self.metrics.run_finished(moved.flow, moved.status.value)
             return
         # The run moved underneath us (or our lease is gone): try again shortly with fresh state.
         await self.store.retry_job(job, now, "conflict: run changed concurrently", now)
@@ -509,7 +624,9 @@ class Handlers:
         await self.store.postpone_job(job, due, f"{exc.code} status=429 (rate limited)", now)
 
     async def _bury(self, job: Job, exc: errors.ProviderError) -> None:
-        await self.store.bury_job(job, f"{exc.code} status={exc.status_code}", self.clock.now())
+        error = f"{exc.code} status={exc.status_code}"
+        if await self.store.bury_job(job, error, self.clock.now()):
+            await self._alert(lambda alerts: alerts.job_buried(job, error, self.clock.now()))
 
 
 def deliveries_for(settings: Settings, run: Run, now: datetime, rng: random.Random) -> list[Delivery]:
@@ -540,3 +657,14 @@ def named(snapshot: RunSnapshot, state: str | None) -> RunSnapshot:
         return snapshot
     pending = replace(snapshot.pending, key=state) if snapshot.pending else PendingInput(key=state)
     return replace(snapshot, pending=pending)
+
+
+async def _bounded(call: Awaitable[T], config: SinkConfig) -> T:
+    """A sink call under the sink's ``timeout``, whatever its kind (a timeout is a transient failure)."""
+    if config.policy.timeout is None:
+        return await call
+    try:
+        async with asyncio.timeout(config.policy.timeout):
+            return await call
+    except TimeoutError:
+        raise errors.TransientSinkError(f"sink {config.name}: timed out after {config.policy.timeout:g} s") from None

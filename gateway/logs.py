@@ -6,11 +6,13 @@ import asyncio
 import json
 import logging
 import sys
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway import fastjson
+from gateway import fastjson, tracing
 
+REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)  # set per request (web/observe.py)
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
 
@@ -22,6 +24,11 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        request_id, trace_id = REQUEST_ID.get(), tracing.current_trace_id()
+        if request_id is not None:
+            entry["request_id"] = request_id
+        if trace_id is not None:
+            entry["trace_id"] = trace_id
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
                 entry[key] = value if isinstance(value, str | int | float | bool) or value is None else str(value)
@@ -75,6 +82,11 @@ class AccessLog:
             "status": status,
             "ms": ms,
         }
+        request_id, trace_id = REQUEST_ID.get(), tracing.current_trace_id()
+        if request_id is not None:
+            entry["request_id"] = request_id
+        if trace_id is not None:
+            entry["trace_id"] = trace_id
         text = fastjson.dumps(entry).decode()
         self._lines.append(text if text.isascii() else json.dumps(entry, separators=(",", ":")))
         if self._handler is None:

@@ -147,6 +147,7 @@ class Run:
     finished_at: datetime | None = None
     last_news_at: datetime | None = None
     version: int = 0
+    traceparent: str | None = None  # W3C trace context of the event that started the run; its jobs continue it
 
     @property
     def is_terminal(self) -> bool:
@@ -204,6 +205,29 @@ class Delivery:
     last_error: str | None = None
     last_status_code: int | None = None
     delivered_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeliveryAttempt:
+    """One try of a delivery: when, how long, what came back (never the body)."""
+
+    delivery_id: str
+    attempt: int
+    at: datetime
+    duration_ms: float
+    status_code: int | None = None
+    error: str | None = None
+    response_bytes: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SinkState:
+    """A sink's standing: failing since when, and disabled (410 Gone, or failing too long) until re-enabled."""
+
+    sink: str
+    failing_since: datetime | None = None
+    disabled_at: datetime | None = None
+    disabled_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -12,6 +12,7 @@ from gateway.model import (
     JSON,
     CloudEvent,
     Delivery,
+    DeliveryAttempt,
     DeliveryEnvelope,
     DeliveryState,
     Job,
@@ -98,6 +99,7 @@ class Provider(Protocol):
 class DeliveryReceipt:
     status_code: int | None = None
     detail: str | None = None
+    response_bytes: int | None = None  # how much of the answer was read (never kept)
 
 
 class Sink(Protocol):
@@ -146,6 +148,7 @@ class EventRecord:
     received_at: datetime
     response: JSON
     event: CloudEvent | None = None
+    traceparent: str | None = None  # the W3C trace context the event arrived in (tracing.py)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -260,6 +263,8 @@ class Store(Protocol):
         error: str | None,
         status_code: int | None,
         now: datetime,
+        attempt: DeliveryAttempt | None = None,
+        jobs: Sequence[NewJob] = (),
     ) -> bool: ...
 
     async def requeue_delivery(self, delivery_id: str, now: datetime) -> Delivery | None: ...

@@ -69,7 +69,7 @@ class Gateway:
 
     # events ---------------------------------------------------------------------------------------
 
-    async def submit_event(self, source: str, event: CloudEvent) -> Submitted:
+    async def submit_event(self, source: str, event: CloudEvent, *, traceparent: str | None = None) -> Submitted:
         """Store the event and one queued run per matching route; the same (source, id) again starts nothing.
 
         No read first: ``insert_event`` returns the stored first answer when (source, id) is known."""
@@ -77,18 +77,28 @@ class Gateway:
         event_id = new_id("evt", now, self.rng)
         document = routing.event_document(event)
         routes = [r for r in self.settings.routes_for(source, event.type) if routing.matches(r.when, document)]
-        runs = [self._new_run(event_id, source, event, route, document) for route in routes]
+        runs = [self._new_run(event_id, source, event, route, document, traceparent) for route in routes]
         response = {
             "event_id": event_id,
             "runs": [{"id": n.run.id, "route": n.run.route, "status": n.run.status.value} for n in runs],
         }
-        record = EventRecord(id=event_id, source=source, ce_id=event.id, received_at=now, response=response)
+        record = EventRecord(
+            id=event_id, source=source, ce_id=event.id, received_at=now, response=response, traceparent=traceparent
+        )
         stored = await self.store.insert_event(record, event, runs)
         if stored.id == event_id and runs:
             self.wake()
         return Submitted(record=stored, created=stored.id == event_id)
 
-    def _new_run(self, event_id: str, source: str, event: CloudEvent, route: RouteSettings, document: JSON) -> NewRun:
+    def _new_run(
+        self,
+        event_id: str,
+        source: str,
+        event: CloudEvent,
+        route: RouteSettings,
+        document: JSON,
+        traceparent: str | None,
+    ) -> NewRun:
         now = self.clock.now()
         flow = self.settings.flows[route.flow]
         if route.input is not None:
@@ -107,6 +117,7 @@ class Gateway:
             created_at=now,
             updated_at=now,
             input=flow_input if isinstance(flow_input, dict) else {"value": flow_input},
+            traceparent=traceparent,
         )
         return NewRun(run=run, job_data={})
 

@@ -72,7 +72,22 @@ async def serve_gateway(
     async with open_services(settings) as services:
         app = create_app(services, run_background=run_background)
         config = server_config(app, host=host, port=settings.server.port, limits=settings.server.http)
-        await GatewayServer(config).serve(sockets=[sock] if sock is not None else None)
+        main = GatewayServer(config)
+        sockets = [sock] if sock is not None else None
+        if not settings.metrics.enabled or settings.metrics.port is None:
+            await main.serve(sockets=sockets)
+            return
+        from gateway.web.app import create_metrics_app
+
+        metrics_config = server_config(create_metrics_app(services), host=host, port=settings.metrics.port)
+        metrics_config.lifespan = "off"
+        scraper = uvicorn.Server(metrics_config)
+        side = asyncio.create_task(scraper.serve(), name="metrics-server")
+        try:
+            await main.serve(sockets=sockets)
+        finally:
+            scraper.should_exit = True
+            await side
 
 
 async def serve_worker(settings: Settings) -> None:

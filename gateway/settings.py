@@ -22,9 +22,12 @@ from gateway.core.breaker import BreakerPolicy
 from gateway.core.ratelimit import RateLimit
 from gateway.core.retry import BackoffPolicy, SchedulePolicy
 from gateway.desk.settings import DeskSettings, parse_desk
+from gateway.metrics import MetricsSettings, parse_metrics
 from gateway.model import PendingInput, RunStatus
 from gateway.protection import EncryptionSettings, RetentionSettings, check_mode, parse_encryption, parse_retention
 from gateway.server_limits import HttpLimits
+from gateway.sinks.policy import DeliveryPolicy, parse_policy
+from gateway.tracing import TracingSettings, parse_tracing
 
 SOURCE_AUTH_KINDS = ("bearer", "standard-webhooks")
 _TOP_LEVEL = {
@@ -46,6 +49,8 @@ _TOP_LEVEL = {
     "ui",
     "alerts",
     "outbound",
+    "metrics",
+    "tracing",
 }
 
 
@@ -146,6 +151,7 @@ class SinkConfig:
     flows: tuple[str, ...]
     on: frozenset[RunStatus]
     settings: Any
+    policy: DeliveryPolicy = field(default_factory=DeliveryPolicy)
 
     def wants(self, flow: str, status: RunStatus) -> bool:
         return status in self.on and ("*" in self.flows or flow in self.flows)
@@ -170,6 +176,8 @@ class Settings:
     mode: str = "production"
     encryption: EncryptionSettings = field(default_factory=EncryptionSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    tracing: TracingSettings = field(default_factory=TracingSettings)
 
     def routes_for(self, source: str, event_type: str) -> list[RouteSettings]:
         return [r for r in self.routes if r.source == source and event_type in r.types]
@@ -230,6 +238,8 @@ def parse_settings(
         mode=str(data.get("mode", "production")),
         encryption=encryption,
         retention=parse_retention(ctx.table("retention", data.get("retention")), ctx),
+        metrics=parse_metrics(ctx.table("metrics", data.get("metrics")), ctx),
+        tracing=parse_tracing(ctx.table("tracing", data.get("tracing")), ctx),
     )
     check_mode(
         settings.mode, settings.encryption, sorted(set(ctx.dev_secrets_used)), ctx, sandbox=settings.sandbox is not None
@@ -657,7 +667,14 @@ def _sinks(data: Mapping[str, Any], ctx: ParseContext, flows: Mapping[str, FlowS
             except ValueError:
                 ctx.problem(f"{key}.on", f"{status!r} is not a run status")
         parsed = sink_module(kind).parse_settings(name, item, ctx)
-        sinks[name] = SinkConfig(name=name, kind=kind, flows=tuple(wanted), on=frozenset(statuses), settings=parsed)
+        sinks[name] = SinkConfig(
+            name=name,
+            kind=kind,
+            flows=tuple(wanted),
+            on=frozenset(statuses),
+            settings=parsed,
+            policy=parse_policy(key, item, ctx),
+        )
     return sinks
 
 

@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from opentelemetry.sdk.trace.export import SpanExporter
 
+from gateway import tracing
 from gateway.breakers import BreakerBoard
 from gateway.core.netpolicy import OutboundPolicy
 from gateway.desk.parts import DeskParts, build_desk
@@ -18,15 +20,18 @@ from gateway.entropy import PooledSystemRandom
 from gateway.follower import StreamFollower
 from gateway.housekeeping import Housekeeper
 from gateway.jobs import Handlers
+from gateway.metrics import Metrics
 from gateway.outbound import guarded_transport
 from gateway.ports import Clock, Provider, Sink, SystemClock
 from gateway.providers import provider_module
 from gateway.reconciler import Reconciler
 from gateway.service import Gateway
 from gateway.settings import Settings
+from gateway.sink_guard import SinkGuard
 from gateway.sinks import sink_module
 from gateway.store import open_store
 from gateway.store.codec import PlainSealer, Sealer
+from gateway.store.operations_sql import OperationsStore
 from gateway.store.sealing import AesGcmSealer
 from gateway.store.sqlstore import SqlStore
 from gateway.stuck import StuckRuns
@@ -46,6 +51,10 @@ class Services:
     dispatcher: Dispatcher
     housekeeper: Housekeeper
     breakers: BreakerBoard
+    metrics: Metrics
+    tracing: tracing.Tracing
+    ops: OperationsStore  # delivery attempts, sink states, dead jobs, metric gauges
+    guard: SinkGuard  # disabled sinks and throttles
     sandbox: Any = None  # gateway.sandbox.app.SandboxApp when [sandbox] is enabled
     reconciler: Reconciler | None = None
     stuck: StuckRuns | None = None
@@ -87,6 +96,7 @@ def outbound_client(
         follow_redirects=False,
         trust_env=False,
         limits=limits,
+        event_hooks={"request": [tracing.send_traceparent]},
     )
 
 
@@ -98,6 +108,7 @@ async def open_services(
     rng: random.Random | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     migrate: bool = True,
+    span_exporter: SpanExporter | None = None,
 ) -> AsyncIterator[Services]:
     clock = clock or SystemClock()
     rng = rng or PooledSystemRandom()
@@ -108,11 +119,13 @@ async def open_services(
         pool_size=settings.store.pool_size,
     )
     http = outbound_client(transport, settings.outbound)
+    tracer = tracing.Tracing(settings.tracing, exporter=span_exporter)
     try:
         if migrate:
             await store.migrate()
-        yield _assemble(settings, store, http, clock, rng)
+        yield _assemble(settings, store, http, clock, rng, tracer)
     finally:
+        await tracer.aclose()
         await http.aclose()
         await store.aclose()
 
@@ -127,7 +140,12 @@ def sealer_for(settings: Settings) -> Sealer:
 
 
 def _assemble(
-    settings: Settings, store: SqlStore, http: httpx.AsyncClient, clock: Clock, rng: random.Random
+    settings: Settings,
+    store: SqlStore,
+    http: httpx.AsyncClient,
+    clock: Clock,
+    rng: random.Random,
+    tracer: tracing.Tracing,
 ) -> Services:
     providers: dict[str, Provider] = {
         name: provider_module(cfg.kind).build(cfg.settings, http=http, clock=clock)
@@ -137,8 +155,23 @@ def _assemble(
         name: sink_module(cfg.kind).build(cfg.settings, http=http, clock=clock) for name, cfg in settings.sinks.items()
     }
     breakers = BreakerBoard(settings.worker.breaker, clock)
+    metrics = Metrics(
+        {"source": settings.sources, "provider": providers, "flow": settings.flows, "sink": settings.sinks}
+    )
+    store.db.on_commit(metrics.commit)
+    ops = OperationsStore(store)
+    guard = SinkGuard(ops, clock)
     handlers = Handlers(
-        settings=settings, store=store, providers=providers, sinks=sinks, clock=clock, rng=rng, breakers=breakers
+        settings=settings,
+        store=store,
+        providers=providers,
+        sinks=sinks,
+        clock=clock,
+        rng=rng,
+        breakers=breakers,
+        metrics=metrics,
+        tracer=tracer,
+        guard=guard,
     )
     dispatcher = Dispatcher(store=store, handlers=handlers, settings=settings.worker, clock=clock, rng=rng)
     store.on_work(dispatcher.wake)
@@ -149,6 +182,7 @@ def _assemble(
     )
     desk = build_desk(settings, store=store, http=http, providers=providers, clock=clock, rng=rng, wake=dispatcher.wake)
     handlers.extra.update(desk.jobs.handlers())
+    handlers.alerts = desk.desk.alerts
     sandbox = None
     if settings.sandbox is not None:
         from gateway.sandbox.app import create_sandbox_app
@@ -166,6 +200,10 @@ def _assemble(
         dispatcher=dispatcher,
         housekeeper=housekeeper,
         breakers=breakers,
+        metrics=metrics,
+        tracing=tracer,
+        ops=ops,
+        guard=guard,
         sandbox=sandbox,
         reconciler=reconciler,
         stuck=stuck,

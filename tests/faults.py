@@ -78,7 +78,8 @@ def redirect(location: str, code: int = 302) -> Fault:
 RESET = Fault(error=httpx.ReadError)  # the connection dropped mid-answer
 CONNECT_REFUSED = Fault(error=httpx.ConnectError)
 TIMEOUT = Fault(error=httpx.ReadTimeout)
-GONE = Fault(status=410)
+GONE = Fault(status=410)  # the receiver is gone for good: the sink is disabled
+ABORT = Fault(status=400, headers={"webhook-delivery": "abort-message"})  # stop retrying this one delivery
 
 
 def after_applying(fault: Fault) -> Fault:
@@ -249,13 +250,18 @@ class Rig:
 
 @asynccontextmanager
 async def rig(
-    tmp_path: Path, *, edit: Callable[[dict[str, Any]], None] | None = None, **worker: Any
+    tmp_path: Path,
+    *,
+    edit: Callable[[dict[str, Any]], None] | None = None,
+    env: dict[str, str] | None = None,
+    span_exporter: Any = None,
+    **worker: Any,
 ) -> AsyncIterator[Rig]:
-    """The rig; ``edit`` changes the config data before it is parsed."""
-    config = rig_config(tmp_path, **worker)
+    """The fault rig; ``edit`` may change the config document first, ``env`` adds environment variables."""
+    data = rig_config(tmp_path, **worker)
     if edit is not None:
-        edit(config)
-    settings = parse_settings(config, ENV)
+        edit(data)
+    settings = parse_settings(data, {**ENV, **(env or {})})
     clock = FrozenClock()
     sohar = FakeSohar()
     sink = FakeUpstream(_sink_ok)
@@ -270,7 +276,9 @@ async def rig(
         return httpx.Response(200)
 
     transport = httpx.MockTransport(route)
-    async with open_services(settings, clock=clock, rng=random.Random(7), transport=transport) as services:
+    async with open_services(
+        settings, clock=clock, rng=random.Random(7), transport=transport, span_exporter=span_exporter
+    ) as services:
         app = create_app(services, run_background=False)
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway.test")
         try:

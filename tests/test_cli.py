@@ -139,7 +139,10 @@ def test_production_with_the_sandbox_is_refused_by_check_config_and_serve(
         ]
     assert (
         main(
-            ["check-config", str(write_config(tmp_path, text.replace("enabled = true", "enabled = false", 1)))],
+            [
+                "check-config",
+                str(write_config(tmp_path, text.replace("[sandbox]\nenabled = true", "[sandbox]\nenabled = false"))),
+            ],
             environ=environ,
         )
         == 0

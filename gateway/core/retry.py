@@ -36,11 +36,17 @@ def backoff_delay(attempt: int, policy: BackoffPolicy, rng: random.Random) -> fl
     return rng.uniform(0, ceiling)
 
 
-def schedule_delay(attempt: int, policy: SchedulePolicy, rng: random.Random) -> float | None:
-    """Delay after the ``attempt``-th failed attempt (1-based), or None when the schedule is used up."""
-    if attempt < 1 or attempt > len(policy.delays):
+def schedule_delay(
+    attempt: int, policy: SchedulePolicy, rng: random.Random, *, max_attempts: int | None = None
+) -> float | None:
+    """Delay after the ``attempt``-th failed attempt (1-based), or None when no attempt is left.
+
+    ``max_attempts`` (default: one more than the delays) may cut the schedule short, or run it longer with
+    its last delay repeated."""
+    limit = policy.max_attempts if max_attempts is None else max_attempts
+    if attempt < 1 or attempt >= limit or not policy.delays:
         return None
-    delay = float(policy.delays[attempt - 1])
+    delay = float(policy.delays[min(attempt, len(policy.delays)) - 1])
     return delay * rng.uniform(1 - policy.jitter, 1 + policy.jitter)
 
 

@@ -125,13 +125,17 @@ def sign(key: SigningKey, msg_id: str, timestamp: int, body: bytes) -> str:
 
 
 def sign_headers(
-    key: SigningKey, msg_id: str, timestamp: int, body: bytes, *, prefix: str = "webhook"
+    key: SigningKey | Sequence[SigningKey], msg_id: str, timestamp: int, body: bytes, *, prefix: str = "webhook"
 ) -> dict[str, str]:
-    """The three headers of a signed message, named ``<prefix>-id``, ``-timestamp`` and ``-signature``."""
+    """The three headers of a signed message, named ``<prefix>-id``, ``-timestamp`` and ``-signature``.
+
+    Several keys give one signature each, space-separated (``v1,sigA v1,sigB``): a receiver that knows
+    either secret accepts the message, so secrets rotate without downtime."""
+    keys = key if isinstance(key, Sequence) else (key,)
     return {
         f"{prefix}-id": msg_id,
         f"{prefix}-timestamp": str(timestamp),
-        f"{prefix}-signature": sign(key, msg_id, timestamp, body),
+        f"{prefix}-signature": " ".join(sign(each, msg_id, timestamp, body) for each in keys),
     }
 
 

@@ -32,18 +32,18 @@ def add_commands(commands: Any, default_config: str) -> Any:
     """Register the desk's commands on the top-level subparsers; returns the ``keys`` group for more key commands."""
     operators = _group(commands, "operators", "manage operators who use the review desk")
     add = _leaf(operators, "add", "add an operator", _add_operator, default_config)
-    add.add_argument("name")
+    add.add_argument("name", help="the operator's name (their login)")
     add.add_argument("--role", action="append", required=True, choices=access.ROLES, help="repeat for several")
     add.add_argument("--password-stdin", action="store_true", help="read a UI password from standard input")
     _leaf(operators, "list", "list operators", _list_operators, default_config)
 
     keys = _group(commands, "keys", "manage API keys")
     create = _leaf(keys, "create", "create an API key (printed once)", _create_key, default_config)
-    create.add_argument("--operator", required=True)
+    create.add_argument("--operator", required=True, help="the operator the key acts for")
     create.add_argument("--scope", action="append", required=True, choices=access.SCOPES, help="repeat for several")
-    create.add_argument("--expires-days", type=int, default=90)
+    create.add_argument("--expires-days", type=int, default=90, help="days until the key expires")
     revoke = _leaf(keys, "revoke", "revoke an API key", _revoke_key, default_config)
-    revoke.add_argument("key_id")
+    revoke.add_argument("key_id", help="the key's id, as `gateway keys list` prints it")
     _leaf(keys, "list", "list API keys (never their secrets)", _list_keys, default_config)
 
     trail = _group(commands, "audit", "check and export the audit trail")
@@ -60,7 +60,7 @@ def _group(commands: Any, name: str, text: str) -> Any:
 
 def _leaf(group: Any, name: str, text: str, command: Command, default_config: str) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = group.add_parser(name, help=text)
-    parser.add_argument("--config", default=default_config)
+    parser.add_argument("--config", default=default_config, help="the gateway config file ($GATEWAY_CONFIG)")
     parser.set_defaults(desk_command=command)
     return parser
 
@@ -141,7 +141,7 @@ async def _list_keys(args: argparse.Namespace, settings: Settings) -> int:
         keys = await AccessStore(store.db).list_keys()
     for key in keys:
         state = "revoked" if key.revoked_at else f"expires {key.expires_at:%Y-%m-%d}"
-        print(f"{key.prefix}_…\t{key.operator}\t{' '.join(sorted(key.scopes))}\t{state}")
+        print(f"{key.id}\t{key.prefix}_…\t{key.operator}\t{' '.join(sorted(key.scopes))}\t{state}")
     return 0
 
 

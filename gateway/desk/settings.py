@@ -7,18 +7,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.config_types import ParseContext, Secret
-from gateway.core import signing
 from gateway.desk import subject
 from gateway.model import JSON
 
 BREACH_ACTIONS = ("none", "escalate", "default_decision", "fail_run")
-ALERT_TYPES = (
-    "review.opened",
-    "review.sla_warning",
-    "review.sla_breached",
-    "run.provider_run_missing",
-    "run.start_held",
+REVIEW_ALERTS = ("review.opened", "review.sla_warning", "review.sla_breached")
+# Failures and runs an operator must hear about (gateway/desk/alerts.py and gateway/jobs.py build each one).
+FAILURE_ALERTS = (
+    "delivery.dead",  # a delivery used up its attempts, or its sink refused it for good
+    "job.buried",  # a provider job gave up (start, fetch, resume or cancel)
+    "breaker.opened",  # a sink's or provider's circuit breaker opened
+    "breaker.closed",  # ... and closed again
+    "sink.disabled",  # a sink answered 410 Gone, or failed for [sinks.X] disable_after_days
+    "run.start_held",  # a start whose outcome is unknown is held for an operator
+    "run.provider_run_missing",  # the provider no longer knows a run: it ended as ERROR
 )
+ALERT_TYPES = (*REVIEW_ALERTS, *FAILURE_ALERTS)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -60,7 +64,7 @@ class UiSettings:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AlertSettings:
     url: str
-    secret: Secret
+    secrets: tuple[Secret, ...]  # every one signs each alert (rotation)
     events: frozenset[str] = frozenset(ALERT_TYPES)
     timeout: float = 10.0
     max_attempts: int = 8
@@ -168,21 +172,16 @@ def _alerts(value: Any, ctx: ParseContext) -> AlertSettings | None:
     data = ctx.table("alerts", value)
     ctx.unknown_keys("alerts", data, {"url", "secret_env", "events", "timeout", "max_attempts"})
     url = ctx.url("alerts.url", data.get("url"))
-    secret = ctx.secret("alerts.secret_env", data.get("secret_env"))
-    if secret is not None:
-        try:
-            signing.parse_signing_key(secret.reveal())
-        except ValueError:
-            ctx.problem("alerts.secret_env", "is not a signing secret (expected whsec_<base64>)")
+    secrets = ctx.signing_secrets("alerts.secret_env", data.get("secret_env"))
     events = ctx.string_list("alerts.events", data.get("events"), default=ALERT_TYPES)
     for name in events:
         if name not in ALERT_TYPES:
             ctx.problem("alerts.events", f"{name!r} is not one of {', '.join(ALERT_TYPES)}")
-    if url is None or secret is None:
+    if url is None or not secrets:
         return None
     return AlertSettings(
         url=url,
-        secret=secret,
+        secrets=secrets,
         events=frozenset(events),
         timeout=ctx.number("alerts.timeout", data.get("timeout"), default=10.0, minimum=0.1, maximum=60),
         max_attempts=ctx.integer("alerts.max_attempts", data.get("max_attempts"), default=8, minimum=1),

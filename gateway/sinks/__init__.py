@@ -18,7 +18,9 @@ from gateway.ports import Clock, Sink
 SINKS: dict[str, str] = {"http": "gateway.sinks.http", "jsonl": "gateway.sinks.jsonl"}
 
 # Settings keys every sink table may hold; the settings loader reads them, sink modules ignore them.
-COMMON_KEYS = frozenset({"kind", "flows", "on"})
+COMMON_KEYS = frozenset(
+    {"kind", "flows", "on", "retry_delays", "max_attempts", "per_second", "timeout", "disable_after_days"}
+)
 
 
 class SinkModule(Protocol):

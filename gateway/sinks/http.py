@@ -1,8 +1,9 @@
 """The http sink: POST each run outcome as JSON, signed with Standard Webhooks headers.
 
 The ``webhook-id`` and ``Idempotency-Key`` are the delivery id, the same on every retry; the timestamp comes
-from the clock, so each attempt carries a fresh signature. Redirects are never followed and the response is
-read only up to ``max_response_bytes``.
+from the clock, so each attempt carries a fresh signature (one per configured secret, for rotation). 410 Gone,
+or a failure answered with ``webhook-delivery: abort-message``, stops the retries. Redirects are never followed
+and the response is read only up to ``max_response_bytes``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ DEFAULT_TIMEOUT = 15.0
 DEFAULT_MAX_RESPONSE_BYTES = 65_536
 MAX_RESPONSE_BYTES_LIMIT = 16 * 1024 * 1024
 THROTTLE_STATUSES = frozenset({408, 425, 429})
+ABORT_MESSAGE = "abort-message"  # `webhook-delivery: abort-message` on a non-2xx answer: stop retrying (Svix-style)
 
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 _RESERVED_HEADERS = frozenset(
@@ -46,7 +48,7 @@ class HttpSinkSettings:
 
     name: str
     url: str
-    secret: Secret
+    secrets: tuple[Secret, ...]  # every one signs each delivery (rotation)
     timeout: float = DEFAULT_TIMEOUT
     headers: Mapping[str, str] = field(default_factory=dict)
     auth_header: Secret | None = None
@@ -61,12 +63,7 @@ def parse_settings(name: str, data: Mapping[str, Any], ctx: ParseContext) -> Htt
     url = _parse_url(f"{key}.url", data.get("url"), ctx)
     if url is not None and url.startswith("http://") and not internal:
         ctx.problem(f"{key}.url", "must be https:// (set internal = true for a plain-http internal sink)")
-    secret = ctx.secret(f"{key}.secret_env", data.get("secret_env"))
-    if secret is not None:
-        try:
-            signing.parse_signing_key(secret.reveal())
-        except ValueError:
-            ctx.problem(f"{key}.secret_env", "is not a signing secret (expected whsec_<base64>)")
+    secrets = ctx.signing_secrets(f"{key}.secret_env", data.get("secret_env"))
     timeout = ctx.number(f"{key}.timeout", data.get("timeout"), default=DEFAULT_TIMEOUT, minimum=0.1, maximum=300)
     max_response_bytes = ctx.integer(
         f"{key}.max_response_bytes",
@@ -78,7 +75,7 @@ def parse_settings(name: str, data: Mapping[str, Any], ctx: ParseContext) -> Htt
     return HttpSinkSettings(
         name=name,
         url=url or "",
-        secret=secret or Secret(""),
+        secrets=secrets,
         timeout=timeout,
         headers=_parse_headers(f"{key}.headers", data.get("headers"), ctx),
         auth_header=ctx.secret(f"{key}.auth_header_env", data.get("auth_header_env"), required=False),
@@ -136,7 +133,7 @@ class HttpSink:
     def __init__(self, settings: HttpSinkSettings, *, http: httpx.AsyncClient, clock: Clock) -> None:
         self.name = settings.name
         self._settings = settings
-        self._key = signing.parse_signing_key(settings.secret.reveal())
+        self._keys = [signing.parse_signing_key(secret.reveal()) for secret in settings.secrets]
         self._http = http
         self._clock = clock
         self._timeout = httpx.Timeout(settings.timeout, connect=min(5.0, settings.timeout))
@@ -146,14 +143,14 @@ class HttpSink:
         label = f"sink {self.name}: delivery {envelope.delivery_id}"
         try:
             async with asyncio.timeout(self._settings.timeout):
-                status, retry_after = await self._post(envelope.delivery_id, body)
+                answer = await self._post(envelope.delivery_id, body)
         except (TimeoutError, httpx.TimeoutException):
             raise errors.TransientSinkError(f"{label} timed out") from None
         except httpx.HTTPError as exc:
             raise errors.TransientSinkError(f"{label} failed ({type(exc).__name__})") from None
-        return _outcome(label, status, retry_after, self._clock.now())
+        return _outcome(label, answer, self._clock.now())
 
-    async def _post(self, delivery_id: str, body: bytes) -> tuple[int, str | None]:
+    async def _post(self, delivery_id: str, body: bytes) -> _Answer:
         request = self._http.build_request(
             "POST",
             self._settings.url,
@@ -163,10 +160,15 @@ class HttpSink:
         )
         response = await self._http.send(request, stream=True, follow_redirects=False)
         try:
-            await _drain(response, self._settings.max_response_bytes)
+            size = await _drain(response, self._settings.max_response_bytes)
         finally:
             await response.aclose()
-        return response.status_code, response.headers.get("retry-after")
+        return _Answer(
+            status=response.status_code,
+            retry_after=response.headers.get("retry-after"),
+            abort=response.headers.get("webhook-delivery", "").strip().lower() == ABORT_MESSAGE,
+            size=size,
+        )
 
     def _headers(self, delivery_id: str, body: bytes) -> dict[str, str]:
         timestamp = int(self._clock.now().timestamp())
@@ -175,37 +177,54 @@ class HttpSink:
             headers["Authorization"] = self._settings.auth_header.reveal()
         headers["Content-Type"] = "application/json"
         headers["Idempotency-Key"] = delivery_id
-        headers.update(signing.sign_headers(self._key, delivery_id, timestamp, body))
+        headers.update(signing.sign_headers(self._keys, delivery_id, timestamp, body))
         return headers
 
     async def aclose(self) -> None:
         """The http client belongs to the caller; nothing to close here."""
 
 
-async def _drain(response: httpx.Response, limit: int) -> None:
-    """Read and drop the body, stopping once ``limit`` bytes have been seen."""
-    if limit <= 0 or response.is_stream_consumed:
-        return
+async def _drain(response: httpx.Response, limit: int) -> int:
+    """Read and drop the body, stopping once ``limit`` bytes have been seen; returns the bytes seen."""
+    if limit <= 0:
+        return 0
+    if response.is_stream_consumed:  # an answer read whole already (an in-process transport)
+        try:
+            return min(len(response.content), limit)
+        except httpx.ResponseNotRead:
+            return 0
     seen = 0
     async for chunk in response.aiter_raw():
         seen += len(chunk)
         if seen >= limit:
-            return
+            break
+    return seen
 
 
-def _outcome(label: str, status: int, retry_after: str | None, now: datetime) -> DeliveryReceipt:
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    status: int
+    retry_after: str | None
+    abort: bool  # the receiver said `webhook-delivery: abort-message`: stop retrying this delivery
+    size: int
+
+
+def _outcome(label: str, answer: _Answer, now: datetime) -> DeliveryReceipt:
+    status, size = answer.status, answer.size
     reason = httpx.codes.get_reason_phrase(status)
     if 200 <= status < 300:
-        return DeliveryReceipt(status_code=status, detail=f"{status} {reason}".strip())
+        return DeliveryReceipt(status_code=status, detail=f"{status} {reason}".strip(), response_bytes=size)
     message = f"{label} got HTTP {status}"
     if status == 410:
-        raise errors.PermanentSinkError(message, status_code=status)
+        raise errors.PermanentSinkError(message, status_code=status, response_bytes=size)
+    if answer.abort:
+        raise errors.PermanentSinkError(f"{message} (webhook-delivery: abort-message)", status_code=status)
     if status in THROTTLE_STATUSES or status >= 500:
-        delay = _http.parse_retry_after(retry_after, now)
+        delay = _http.parse_retry_after(answer.retry_after, now)
         if delay is not None:
             delay = min(delay, _http.MAX_RETRY_AFTER)
-        raise errors.TransientSinkError(message, status_code=status, retry_after=delay)
-    raise errors.TransientSinkError(message, status_code=status)
+        raise errors.TransientSinkError(message, status_code=status, retry_after=delay, response_bytes=size)
+    raise errors.TransientSinkError(message, status_code=status, response_bytes=size)
 
 
 def build(settings: HttpSinkSettings, *, http: httpx.AsyncClient, clock: Clock) -> HttpSink:

@@ -107,6 +107,7 @@ def run_from_row(row: Row, payloads: Payloads) -> Run:
         finished_at=from_us(row["finished_at"]),
         last_news_at=from_us(row["last_news_at"]),
         version=row["version"],
+        traceparent=row["traceparent"],
     )
 
 

@@ -47,6 +47,8 @@ class Database(Protocol):
 
     def on_wake(self, callback: Callable[[], None]) -> None: ...  # work queued elsewhere (other replicas)
 
+    def on_commit(self, callback: Callable[[float, int], None]) -> None: ...  # (seconds, writes committed together)
+
     async def aclose(self) -> None: ...
 
 
@@ -147,6 +149,10 @@ class SqliteDatabase:
                         callback()
         finally:
             conn.close()
+
+    def on_commit(self, callback: Callable[[float, int], None]) -> None:
+        assert self._writer is not None, "database is not open"
+        self._writer.on_commit = callback
 
     async def pragmas(self) -> dict[str, Any]:
         assert self._writer is not None

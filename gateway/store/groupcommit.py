@@ -21,6 +21,7 @@ import collections
 import contextlib
 import sqlite3
 import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from typing import Any, TypeVar
 
@@ -121,6 +122,8 @@ class GroupWriter:
         self._ready = threading.Condition(threading.Lock())
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        # (seconds, writes in the batch) after each COMMIT, called in the writer thread: /metrics
+        self.on_commit: Callable[[float, int], None] | None = None
 
     def start(self) -> None:
         if self._thread is None:
@@ -255,6 +258,7 @@ class GroupWriter:
     def _commit(self, pending: list[_Write]) -> None:
         if not self.conn.in_transaction:
             return
+        started = time.perf_counter()
         try:
             self.conn.execute("COMMIT").close()
         except BaseException as exc:
@@ -262,6 +266,9 @@ class GroupWriter:
                 if self.conn.in_transaction:
                     self.conn.execute("ROLLBACK").close()
             _fail_all(pending, exc)
+            return
+        if self.on_commit is not None:
+            self.on_commit(time.perf_counter() - started, len(pending))
 
     def _statement(self, item: _Statement) -> None:
         try:

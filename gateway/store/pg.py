@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar, cast
@@ -85,6 +86,7 @@ class PostgresDatabase:
         self._pool: Any = None
         self._listener: Any = None
         self._wake: list[Callable[[], None]] = []
+        self._on_commit: Callable[[float, int], None] | None = None
 
     async def open(self) -> None:
         self._pool = await asyncpg.create_pool(
@@ -115,11 +117,17 @@ class PostgresDatabase:
         log.warning("wake-up listener connection lost; idle replicas fall back to polling")
         self._listener = None
 
+    def on_commit(self, callback: Callable[[float, int], None]) -> None:
+        self._on_commit = callback
+
     @asynccontextmanager
     async def write(self) -> AsyncIterator[PgTx]:
         assert self._pool is not None, "database is not open"
+        started = time.perf_counter()
         async with self._pool.acquire() as conn, conn.transaction():
             yield PgTx(conn)
+        if self._on_commit is not None:
+            self._on_commit(time.perf_counter() - started, 1)
 
     async def transact(self, body: Callable[[Tx], Awaitable[T]]) -> T:
         async with self.write() as tx:

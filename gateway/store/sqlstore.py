@@ -12,6 +12,7 @@ from gateway.model import (
     JSON,
     CloudEvent,
     Delivery,
+    DeliveryAttempt,
     DeliveryState,
     Job,
     JobKind,
@@ -32,14 +33,14 @@ from gateway.ports import (
     RunChange,
     RunFilter,
 )
-from gateway.store import codec, migrate
+from gateway.store import codec, migrate, operations_sql
 from gateway.store.codec import Payloads, Sealer, dumps, to_us
 from gateway.store.db import Database, Row, Tx
 from gateway.store.dialect import dialect
 
 _RUN_COLUMNS = (
     "id, event_id, route, flow, provider, template, status, provider_status, provider_run_id, idempotency_key,"
-    " input, output, error, pending, created_at, updated_at, finished_at, last_news_at, version"
+    " input, output, error, pending, created_at, updated_at, finished_at, last_news_at, version, traceparent"
 )
 _UPSERT_JOB = """
 INSERT INTO jobs (kind, ref, state, due_at, data, created_at, updated_at)
@@ -115,8 +116,8 @@ class SqlStore:
 
         async def write(tx: Tx) -> EventRecord:
             inserted = await tx.execute(
-                "INSERT INTO events (id, source, ce_source, ce_id, type, received_at, body, response)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source, ce_source, ce_id) DO NOTHING",
+                "INSERT INTO events (id, source, ce_source, ce_id, type, received_at, body, response, traceparent)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source, ce_source, ce_id) DO NOTHING",
                 (
                     record.id,
                     record.source,
@@ -126,6 +127,7 @@ class SqlStore:
                     now_us,
                     body,
                     dumps(record.response),
+                    record.traceparent,
                 ),
             )
             if inserted == 0:
@@ -157,7 +159,7 @@ class SqlStore:
 
     async def _insert_run(self, tx: Tx, run: Run) -> None:
         await tx.execute(
-            f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({', '.join('?' * 19)})",
+            f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({', '.join('?' * 20)})",
             (
                 run.id,
                 run.event_id,
@@ -178,6 +180,7 @@ class SqlStore:
                 to_us(run.finished_at),
                 to_us(run.last_news_at),
                 run.version,
+                run.traceparent,
             ),
         )
 
@@ -518,7 +521,11 @@ class SqlStore:
         error: str | None,
         status_code: int | None,
         now: datetime,
+        attempt: DeliveryAttempt | None = None,
+        jobs: Sequence[NewJob] = (),
     ) -> bool:
+        """Record one attempt's outcome with its ``delivery_attempts`` row and any follow-up jobs (alerts); fenced."""
+
         async def write(tx: Tx) -> bool:
             if state == DeliveryState.PENDING:
                 assert next_at is not None
@@ -542,6 +549,12 @@ class SqlStore:
                     delivery.id,
                 ),
             )
+            if attempt is not None:
+                await operations_sql.insert_attempt(tx, attempt)
+            if state == DeliveryState.DELIVERED:
+                await operations_sql.clear_sink_failing(tx, delivery.sink)
+            for job_ in jobs:
+                await self._upsert_job(tx, job_, now)
             return True
 
         return await self.db.transact(write)

@@ -36,7 +36,7 @@ def add_parser(commands: Any) -> None:
     parser = commands.add_parser("migrate-store", help="copy a SQLite store into an empty PostgreSQL store")
     parser.add_argument("--from", dest="source", required=True, metavar="URL", help="sqlite:///path/to/gateway.db")
     parser.add_argument("--to", dest="target", required=True, metavar="URL", help="postgresql://user@host/db")
-    parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--batch-size", type=int, default=500, help="rows copied per transaction")
 
 
 def run(args: argparse.Namespace) -> int:

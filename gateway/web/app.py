@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -22,6 +23,7 @@ from gateway.web import (
     guard,
     health,
     openapi,
+    operations,
     replay,
     reviews,
     runs,
@@ -31,6 +33,7 @@ from gateway.web import (
 )
 from gateway.web.abuse import AuthThrottle, SourceLimits
 from gateway.web.front import App, Front, Handler
+from gateway.web.observe import RequestObserver
 from gateway.web.ui import HSTS, SECURITY_HEADERS
 from gateway.wiring import Services
 
@@ -65,8 +68,18 @@ async def on_gateway_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, errors.GatewayError)
     status = status_for(exc)
     code = "malformed_signature" if status == 400 and isinstance(exc, errors.SignatureError) else exc.code
+    count_refusal(request, code)
     headers = {"Retry-After": str(int(exc.retry_after))} if isinstance(exc, errors.RateLimited) else None
     return JSONResponse(error_body(code, exc.message), status_code=status, headers=headers)
+
+
+def count_refusal(request: Request, code: str) -> None:
+    """Refused events and webhooks are counted by source or provider and reason (a fixed error code)."""
+    path, svc = request.url.path, request.app.state.services
+    if path.startswith("/v1/events"):
+        svc.metrics.event(request.path_params.get("source"), "refused", code)
+    elif path.startswith("/v1/webhooks/"):
+        svc.metrics.webhook(request.path_params.get("provider"), code)
 
 
 async def on_http_error(request: Request, exc: Exception) -> Response:
@@ -116,7 +129,14 @@ def routes(services: Services) -> list[BaseRoute]:
         Route("/v1/deliveries/replay", replay.replay_deliveries, methods=["POST"]),
         Route("/v1/deliveries/{delivery_id}", deliveries.get_delivery, methods=["GET"]),
         Route("/v1/deliveries/{delivery_id}/retry", deliveries.retry_delivery, methods=["POST"]),
+        Route("/v1/deliveries/{delivery_id}/attempts", operations.delivery_attempts, methods=["GET"]),
+        Route("/v1/jobs/dead", operations.dead_jobs, methods=["GET"]),
+        Route("/v1/jobs/{job_id}/retry", operations.retry_job, methods=["POST"]),
+        Route("/v1/sinks", operations.list_sinks, methods=["GET"]),
+        Route("/v1/sinks/{sink}/enable", operations.enable_sink, methods=["POST"]),
     ]
+    if services.settings.metrics.enabled and services.settings.metrics.port is None:
+        table.append(Route("/metrics", operations.metrics, methods=["GET"]))
     if services.sandbox is not None:
         table.append(Mount("/sandbox/sohar", app=services.sandbox.asgi))
         if getattr(services.sandbox, "reminix_asgi", None) is not None:
@@ -155,10 +175,26 @@ def create_app(services: Services, *, run_background: bool = True) -> App:
         routes=routes(services),
         lifespan=lifespan,
         front=lambda router: Front(
-            router, handlers=handlers, throttle=throttle, access=access, ui_headers=ui_headers, plain=plain
+            router,
+            handlers=handlers,
+            throttle=throttle,
+            access=access,
+            observer=RequestObserver(services.metrics, services.tracing),
+            ui_headers=ui_headers,
+            plain=plain,
         ),
     )
     app.router.redirect_slashes = False  # a JSON API answers 404 JSON, not a 307 with no body
     app.state.services = services
     app.state.source_limits = source_limits
+    return app
+
+
+def create_metrics_app(services: Services) -> Starlette:
+    """``GET /metrics`` alone, for ``[metrics] port``: scrapers reach it without reaching the API."""
+    app = Starlette(
+        routes=[Route("/metrics", operations.metrics, methods=["GET"])],
+        exception_handlers={errors.GatewayError: on_gateway_error, HTTPException: on_http_error},
+    )
+    app.state.services = services
     return app

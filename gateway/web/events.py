@@ -10,8 +10,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from gateway import errors, fastjson
+from gateway import errors, fastjson, tracing
 from gateway.core import cloudevents
+from gateway.model import CloudEvent
 from gateway.web import auth
 from gateway.web.abuse import SourceLimits
 from gateway.web.body import chunks, limited, read_limited
@@ -31,7 +32,10 @@ async def submit(request: Request) -> Response:
         auth.verify_signed_source(svc, request, source, body)
         request.app.state.source_limits.check(source.name)
     event = cloudevents.parse(body, request.headers)
-    submitted = await svc.gateway.submit_event(source.name, event)
+    submitted = await svc.gateway.submit_event(
+        source.name, event, traceparent=inbound_trace(request.headers.get("traceparent"), event)
+    )
+    svc.metrics.event(source.name, "accepted" if submitted.created else "duplicate")
     return json(submitted.record.response, status=202 if submitted.created else 200)
 
 
@@ -43,7 +47,10 @@ async def submit_plain(svc: Services, limits: SourceLimits, scope: Scope, receiv
     limits.check(source.name)
     body = await limited(headers.get("content-length"), chunks(receive), svc.settings.limits.event_body_bytes)
     event = cloudevents.parse(body, headers)
-    submitted = await svc.gateway.submit_event(source.name, event)
+    submitted = await svc.gateway.submit_event(
+        source.name, event, traceparent=inbound_trace(headers.get("traceparent"), event)
+    )
+    svc.metrics.event(source.name, "accepted" if submitted.created else "duplicate")
     content = fastjson.dumps(submitted.record.response)
     response_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(content)).encode())]
     await send(
@@ -63,3 +70,14 @@ def _headers(scope: Scope) -> dict[str, str]:
         elif key.startswith("ce-"):
             raise errors.BadRequest(cloudevents.REPEATED_ATTRIBUTE)
     return found
+
+
+def inbound_trace(header: str | None, event: CloudEvent) -> str | None:
+    """The trace the event's runs continue: this request's span when tracing is on, else the caller's
+    ``traceparent`` header, else the event's own ``traceparent`` (the CloudEvents distributed-tracing extension)."""
+    extension = event.extensions.get("traceparent")
+    return (
+        tracing.current_traceparent()
+        or tracing.valid_traceparent(header)
+        or tracing.valid_traceparent(extension if isinstance(extension, str) else None)
+    )

@@ -1,5 +1,5 @@
-"""The one layer in front of the routes: the access log, the failed-auth throttle, the UI's security headers,
-and errors turned into JSON.
+"""The one layer in front of the routes: the access log with the request's id, counter and (tracing on) span, the
+failed-auth throttle, the UI's security headers, and errors turned into JSON.
 
 It replaces Starlette's two exception middlewares and our access-log, throttle and UI-header middlewares (five
 layers, each with its own ``send`` wrapper per request) with one. Route-level errors are still answered by the
@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.applications import Starlette
@@ -23,9 +24,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.logs import AccessLog
 from gateway.web.abuse import AuthThrottle, too_many
+from gateway.web.observe import RequestObserver
 
 Handler = Callable[[Request, Exception], Awaitable[Response]]
 log = logging.getLogger("gateway.http")
+
+
+@dataclass(frozen=True, slots=True)
+class PlainRoute:
+    """Stands in for the Starlette route of a plain endpoint in the scope (spans are named after it)."""
+
+    path: str
 
 
 class Front:
@@ -36,16 +45,19 @@ class Front:
         handlers: Mapping[type[Exception], Handler],
         throttle: AuthThrottle,
         access: AccessLog,
+        observer: RequestObserver,
         ui_headers: Mapping[str, str],
         plain: Mapping[tuple[str, str], ASGIApp] | None = None,
     ) -> None:
         self.app = app
         self.plain = dict(plain or {})  # (method, path) -> plain ASGI endpoint, for the hot paths
+        self.plain_routes = {key: PlainRoute(key[1]) for key in self.plain}  # what the router would name
         self.handlers = dict(handlers)
         route_level = {k: v for k, v in handlers.items() if k is not Exception}
         self.route_handlers: tuple[dict[type[Exception], Handler], dict[int, Handler]] = (route_level, {})
         self.throttle = throttle
         self.access = access
+        self.observer = observer
         self.ui_headers = dict(ui_headers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -54,6 +66,7 @@ class Front:
             return
         scope["starlette.exception_handlers"] = self.route_handlers
         started = time.perf_counter()
+        observed = self.observer.begin(scope)
         status = 0
         kind = self.throttle.watches(scope)
         path: str = scope["path"]
@@ -82,7 +95,7 @@ class Front:
                 status = 429
                 await too_many(answer_unwatched, wait)
                 return
-            await self.plain.get((scope["method"], path), self.app)(scope, receive, answer)
+            await self._endpoint(scope)(scope, receive, answer)
         except Exception as exc:
             if status:  # the response has begun: nothing can be said to the client any more
                 log.error("error after the response began", extra={"path": path, "error": type(exc).__name__})
@@ -91,6 +104,15 @@ class Front:
         finally:
             ms = round((time.perf_counter() - started) * 1000, 2)
             self.access.request(scope["method"], path, status or 500, ms)
+            self.observer.end(observed, scope, status or 500)
+
+    def _endpoint(self, scope: Scope) -> ASGIApp:
+        key = (scope["method"], scope["path"])
+        endpoint = self.plain.get(key)
+        if endpoint is None:
+            return self.app
+        scope["route"] = self.plain_routes[key]
+        return endpoint
 
     def _harden(self, start: Message) -> None:
         headers = MutableHeaders(scope=start)

@@ -61,6 +61,12 @@ ROUTE_SCOPES: dict[tuple[str, str], str] = {
     ("GET", "/v1/audit/verify"): access.ADMIN,
     ("POST", "/v1/deliveries/replay"): access.DELIVERIES_REPLAY,
     ("GET", "/v1/health/breakers"): access.RUNS_READ,
+    ("GET", "/metrics"): PUBLIC,  # its own optional bearer token ([metrics] token_env)
+    ("GET", "/v1/deliveries/{delivery_id}/attempts"): access.RUNS_READ,
+    ("GET", "/v1/jobs/dead"): access.RUNS_READ,
+    ("POST", "/v1/jobs/{job_id}/retry"): access.RUNS_RETRY,
+    ("GET", "/v1/sinks"): access.RUNS_READ,
+    ("POST", "/v1/sinks/{sink}/enable"): access.DELIVERIES_REPLAY,
 }
 
 

@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, Response
 from gateway import __version__
 from gateway.core.breaker import BreakerState
 from gateway.desk.model import Order, SlaState
-from gateway.model import DeliveryState, ReviewState, RunStatus
+from gateway.model import DeliveryState, JobKind, JobState, ReviewState, RunStatus
 from gateway.ports import PushKind
 from gateway.stuck import FINISHED_WITHOUT_DELIVERIES, PENDING_WITHOUT_REVIEW, QUEUED_WITHOUT_START
 
@@ -247,6 +247,36 @@ DELIVERY = _object(
         "delivered_at": TIME,
     }
 )
+DELIVERY_ATTEMPT = _object(
+    {
+        "attempt": {"type": "integer", "minimum": 1},
+        "at": {"type": "string", "format": "date-time"},
+        "duration_ms": {"type": "number", "minimum": 0},
+        "status_code": {"type": ["integer", "null"]},
+        "error": TEXT_OR_NULL,
+        "response_bytes": {"type": ["integer", "null"], "description": "How much of the answer was read; never kept"},
+    }
+)
+DEAD_JOB = _object(
+    {
+        "id": {"type": "integer"},
+        "kind": {"type": "string", "enum": [k.value for k in JobKind]},
+        "ref": {"type": "string", "description": "The run, review or delivery the job works on"},
+        "state": {"type": "string", "enum": [s.value for s in JobState]},
+        "attempts": {"type": "integer", "minimum": 0},
+        "due_at": {"type": "string", "format": "date-time"},
+        "last_error": TEXT_OR_NULL,
+    }
+)
+SINK_STATE = _object(
+    {
+        "sink": {"type": "string"},
+        "disabled": {"type": "boolean"},
+        "disabled_at": TIME,
+        "disabled_reason": TEXT_OR_NULL,
+        "failing_since": TIME,
+    }
+)
 EVENT_ACCEPTED = _object(
     {
         "event_id": {"type": "string"},
@@ -304,6 +334,14 @@ SCHEMAS: dict[str, JSONSchema] = {
         "allOf": [_ref("RunSummary"), _object({"capabilities": {"oneOf": [_ref("Capabilities"), {"type": "null"}]}})]
     },
     "RunPage": _page("RunListItem"),
+    "DeliveryAttempts": _object({"items": {"type": "array", "items": DELIVERY_ATTEMPT}}),
+    "DeadJob": DEAD_JOB,
+    "DeadJobPage": _object(
+        {"items": {"type": "array", "items": _ref("DeadJob")}, "next_after": TEXT_OR_NULL},
+        description="Oldest first; pass next_after as after= for the next page",
+    ),
+    "SinkState": SINK_STATE,
+    "SinkStates": _object({"items": {"type": "array", "items": _ref("SinkState")}}),
     "CancelRequested": {"allOf": [_ref("RunSummary"), _object({"cancel": {"type": "string", "const": "requested"}})]},
     "PendingInput": PENDING,
     "Capabilities": CAPABILITIES,
@@ -801,6 +839,60 @@ PATHS: dict[str, Any] = {
     "/v1/deliveries/{delivery_id}/retry": _retry(
         "retryDelivery", "Send a delivery again with the same delivery id", DELIVERY_ID, "Delivery"
     ),
+    "/v1/deliveries/{delivery_id}/attempts": _operator_get(
+        "listDeliveryAttempts",
+        "Every attempt of a delivery, oldest first (never a body)",
+        "DeliveryAttempts",
+        [DELIVERY_ID],
+        not_found=True,
+    ),
+    "/v1/jobs/dead": _operator_get(
+        "listDeadJobs",
+        "Jobs that gave up (buried), oldest first",
+        "DeadJobPage",
+        [
+            _query("kind", {"type": "string", "enum": [k.value for k in JobKind]}, "Only jobs of this kind"),
+            _text_query("after", "Return jobs after this id (next_after of the previous page)"),
+            LIMIT,
+        ],
+        not_found=False,
+    ),
+    "/v1/jobs/{job_id}/retry": _retry(
+        "retryJob",
+        "Queue a dead job again with a fresh attempt budget (a delivery job: its delivery, same id)",
+        _path_param("job_id", "A job id (an integer)"),
+        "DeadJob",
+    ),
+    "/v1/sinks": _operator(
+        "get",
+        "listSinks",
+        "Every configured sink: disabled or not, failing since",
+        _ok("200", "The sinks", _ref("SinkStates")),
+        (),
+        [],
+    ),
+    "/v1/sinks/{sink}/enable": _operator(
+        "post",
+        "enableSink",
+        "Enable a sink disabled after 410 Gone or too long failing",
+        _ok("200", "Enabled", _ref("SinkState")),
+        ("404", "409"),
+        [_path_param("sink", "A sink name from the config")],
+    ),
+    "/metrics": {
+        "get": _operation(
+            "metrics",
+            "Prometheus metrics (text format); a bearer token when [metrics] token_env is set",
+            {
+                "200": {
+                    "description": "The metrics",
+                    "content": {"text/plain; version=0.0.4; charset=utf-8": {"schema": {"type": "string"}}},
+                },
+                **_error_responses("401"),
+            },
+            security=[{"metricsToken": []}, {}],
+        )
+    },
 }
 
 DOCUMENT: dict[str, Any] = {
@@ -819,6 +911,7 @@ DOCUMENT: dict[str, Any] = {
         "schemas": SCHEMAS,
         "securitySchemes": {
             "operatorToken": {"type": "http", "scheme": "bearer", "description": "An operator token"},
+            "metricsToken": {"type": "http", "scheme": "bearer", "description": "The [metrics] token, when set"},
             "sourceToken": {"type": "http", "scheme": "bearer", "description": "A bearer source's token"},
             "webhookSignature": {
                 "type": "apiKey",

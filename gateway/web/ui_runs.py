@@ -15,6 +15,7 @@ from gateway.ports import RunFilter
 from gateway.web import live
 from gateway.web import render as json_render
 from gateway.web.common import query_enum, query_limit, query_text
+from gateway.web.operations import attempt_json
 from gateway.web.ui import Ctx
 
 
@@ -93,9 +94,11 @@ async def delivery_page(ctx: Ctx) -> Response:
     if found is None:
         raise errors.NotFound(f"no delivery {delivery_id}")
     run = await ctx.services.store.get_run(found.run_id)
+    attempts = await ctx.services.ops.attempts(found.id)
     return ctx.render(
         "delivery.html",
         delivery=json_render.delivery(found),
+        attempts=[attempt_json(attempt) for attempt in attempts],
         run=json_render.run_summary(run) if run else None,
         refresh=5 if found.state == DeliveryState.PENDING else 0,
     )

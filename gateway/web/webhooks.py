@@ -17,8 +17,8 @@ async def receive(request: Request) -> Response:
         raise errors.NotFound(f"no provider named {provider!r}")
     body = await read_limited(request, svc.settings.limits.webhook_body_bytes)
     outcome = await svc.gateway.accept_notification(provider, body, request.headers)
-    if outcome.ignored:
-        return json({"status": "ignored"}, status=200)
-    if outcome.duplicate:
-        return json({"status": "duplicate"}, status=200)
+    status = "ignored" if outcome.ignored else "duplicate" if outcome.duplicate else "accepted"
+    svc.metrics.webhook(provider, status)
+    if status != "accepted":
+        return json({"status": status}, status=200)
     return json({"status": "accepted", "run_id": outcome.run_id}, status=202)

@@ -258,7 +258,7 @@ async def test_a_sink_answering_a_redirect_to_metadata_fails_after_one_request()
     """S4 end to end: the delivery fails, one connection, no request to 169.254.169.254."""
     resolver, inner = FakeResolver({"sink.example.com": [["93.184.216.34"]]}), RecordingBackend(REDIRECT)
     settings = HttpSinkSettings(
-        name="out", url="https://sink.example.com/hook", secret=Secret(signing.generate_secret(b"s" * 32))
+        name="out", url="https://sink.example.com/hook", secrets=(Secret(signing.generate_secret(b"s" * 32)),)
     )
     async with guarded_client(allow("sink.example.com"), resolver, inner) as client:
         sink = HttpSink(settings, http=client, clock=FrozenClock())

@@ -167,7 +167,7 @@ async def test_half_open_lets_exactly_one_probe_through(tmp_path: Path) -> None:
 
 async def test_bulk_replay_resends_dead_deliveries_with_the_same_id_and_is_audited(tmp_path: Path) -> None:
     async with rig(tmp_path) as r:
-        r.sink.always = faults.GONE
+        r.sink.always = faults.ABORT
         for i in range(3):
             await r.complete(f"evt-{i}")
         await r.drain()
@@ -190,7 +190,7 @@ async def test_bulk_replay_resends_dead_deliveries_with_the_same_id_and_is_audit
 
 async def test_bulk_replay_filters_by_time_range_and_state(tmp_path: Path) -> None:
     async with rig(tmp_path) as r:
-        r.sink.always = faults.GONE
+        r.sink.always = faults.ABORT
         await r.complete("evt-early")
         await r.drain()
         r.clock.advance(3600)
@@ -237,7 +237,7 @@ async def test_bulk_replay_needs_an_operator(tmp_path: Path) -> None:
 
 async def test_single_retry_keeps_the_delivery_id_and_is_audited(tmp_path: Path) -> None:
     async with rig(tmp_path) as r:
-        r.sink.script = [faults.GONE]
+        r.sink.script = [faults.ABORT]
         _, delivery_id = await one_delivery(r)
         answer = await r.client.post(f"/v1/deliveries/{delivery_id}/retry", headers=OPERATOR)
         assert answer.status_code == 202

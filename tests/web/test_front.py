@@ -16,9 +16,12 @@ from starlette.types import Receive, Scope, Send
 
 from gateway import logs
 from gateway.logs import AccessLog, JsonFormatter
+from gateway.metrics import Metrics
+from gateway.tracing import Tracing, TracingSettings
 from gateway.web.abuse import AuthThrottle
 from gateway.web.app import on_gateway_error, on_http_error, on_unexpected
 from gateway.web.front import Front
+from gateway.web.observe import RequestObserver
 from tests.support import FrozenClock
 
 HANDLERS: dict[type[Exception], Any] = {Exception: on_unexpected}
@@ -35,7 +38,10 @@ def front(app: Any, access: AccessLog | None = None) -> Front:
 
     handlers = {errors.GatewayError: on_gateway_error, HTTPException: on_http_error, Exception: on_unexpected}
     throttle = AuthThrottle(limit=None, clock=FrozenClock())
-    return Front(app, handlers=handlers, throttle=throttle, access=access or AccessLog(), ui_headers={})
+    observer = RequestObserver(Metrics(), Tracing(TracingSettings()))
+    return Front(
+        app, handlers=handlers, throttle=throttle, access=access or AccessLog(), observer=observer, ui_headers={}
+    )
 
 
 @pytest.fixture

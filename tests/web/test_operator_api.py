@@ -135,12 +135,23 @@ async def test_a_dead_delivery_is_listed_and_retried_with_the_same_id(gwd: Runni
     dead_only = (await gwd.client.get("/v1/deliveries?state=DEAD", headers=OPERATOR)).json()["items"]
     assert [d["id"] for d in dead_only] == [dead["id"]]
 
+    # 410 Gone disabled the whole sink: a retry stays DEAD without calling it until an operator enables it again
+    sinks = {s["sink"]: s for s in (await gwd.client.get("/v1/sinks", headers=OPERATOR)).json()["items"]}
+    assert sinks["hook"]["disabled"] and "410" in sinks["hook"]["disabled_reason"]
+    assert (await gwd.client.post(f"/v1/deliveries/{dead['id']}/retry", headers=OPERATOR)).status_code == 202
+    await gwd.settle()
+    assert len(sink.requests) == 1
+    assert (await gwd.client.post("/v1/sinks/hook/enable", headers=OPERATOR)).status_code == 200
+    assert (await gwd.client.post("/v1/sinks/hook/enable", headers=OPERATOR)).status_code == 409
+
     retried = await gwd.client.post(f"/v1/deliveries/{dead['id']}/retry", headers=OPERATOR)
     assert retried.status_code == 202
     assert (retried.json()["id"], retried.json()["state"]) == (dead["id"], "PENDING")
     await gwd.settle()
     after = (await gwd.client.get(f"/v1/deliveries/{dead['id']}", headers=OPERATOR)).json()
-    assert (after["state"], after["attempts"], after["last_status_code"]) == ("DELIVERED", 2, 200)
+    assert (after["state"], after["last_status_code"]) == ("DELIVERED", 200)
+    attempts = (await gwd.client.get(f"/v1/deliveries/{dead['id']}/attempts", headers=OPERATOR)).json()["items"]
+    assert [(a["attempt"], a["status_code"]) for a in attempts] == [(1, 410), (after["attempts"], 200)]
 
     assert len(sink.requests) == 2
     assert {r.headers["webhook-id"] for r in sink.requests} == {dead["id"]}  # D5: one id across attempts

@@ -30,9 +30,8 @@ async def test_list_parameters(gw: Running, path: str, data: st.DataObject) -> N
 
 
 @checked
-@given(  # "." and ".." are dot segments: the client removes them, so they never reach the server as an id
-    template=st.sampled_from(ITEMS), ident=st.text(min_size=1, max_size=40).filter(lambda s: s not in (".", ".."))
-)
+# "." and ".." are dot segments: the client resolves them (RFC 3986) before sending, so they name no item
+@given(template=st.sampled_from(ITEMS), ident=st.text(min_size=1, max_size=40).filter(lambda s: s not in (".", "..")))
 async def test_item_ids(gw: Running, template: str, ident: str) -> None:
     answer = await gw.client.get(template.format(quote(ident, safe="")), headers=OPERATOR)
     assert answer.status_code in (404, 405), answer.text

@@ -1,0 +1,127 @@
+"""Operating endpoints: a delivery's attempts, dead jobs (listed and retried), sink states, and ``GET /metrics``."""
+
+from __future__ import annotations
+
+import hmac
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway import errors
+from gateway.metrics import CONTENT_TYPE
+from gateway.model import DeliveryAttempt, Job, JobKind, JobState, SinkState
+from gateway.web import auth, guard
+from gateway.web.common import json, query_enum, query_limit, query_text, services
+from gateway.wiring import Services
+
+
+async def delivery_attempts(request: Request) -> Response:
+    svc = services(request)
+    auth.operator(svc, request)
+    delivery_id = request.path_params["delivery_id"]
+    if await svc.store.get_delivery(delivery_id) is None:
+        raise errors.NotFound("no such delivery")
+    return json({"items": [attempt_json(a) for a in await svc.ops.attempts(delivery_id)]})
+
+
+async def dead_jobs(request: Request) -> Response:
+    svc = services(request)
+    auth.operator(svc, request)
+    limit = query_limit(request)
+    after = query_text(request, "after")
+    if after is not None and not (after.isascii() and after.isdigit() and len(after) < 19):
+        raise errors.BadRequest("after must be a job id")
+    jobs = await svc.ops.dead_jobs(
+        kind=query_enum(request, "kind", JobKind), limit=limit, after=int(after) if after else None
+    )
+    items = [job_json(job) for job in jobs]
+    return json({"items": items, "next_after": str(items[-1]["id"]) if len(items) == limit else None})
+
+
+async def retry_job(request: Request) -> Response:
+    svc = services(request)
+    auth.operator(svc, request)
+    raw = request.path_params["job_id"]
+    job = await svc.ops.get_job(int(raw)) if raw.isascii() and raw.isdigit() and len(raw) < 19 else None
+    if job is None:
+        raise errors.NotFound("no such job")
+    revived = await revive(svc, job)
+    await guard.record(request, "job_retried", f"job:{job.id}")
+    return json(job_json(revived), status=202)
+
+
+async def revive(svc: Services, job: Job) -> Job:
+    """Queue a dead job again. A dead delivery job is retried through its delivery (same delivery id)."""
+    if job.state != JobState.DEAD:
+        raise errors.Conflict(f"job {job.id} is {job.state.value}; only dead jobs can be retried")
+    if job.kind == JobKind.DELIVER:
+        await svc.gateway.retry_delivery(job.ref)
+    elif not await svc.ops.revive_job(job.id, svc.clock.now()):
+        raise errors.Conflict(f"job {job.id} changed; try again")
+    svc.dispatcher.wake()
+    return await svc.ops.get_job(job.id) or job
+
+
+async def list_sinks(request: Request) -> Response:
+    svc = services(request)
+    auth.operator(svc, request)
+    states = {state.sink: state for state in await svc.ops.sink_states()}
+    return json({"items": [sink_json(states.get(name) or SinkState(sink=name)) for name in svc.settings.sinks]})
+
+
+async def enable_sink(request: Request) -> Response:
+    svc = services(request)
+    auth.operator(svc, request)
+    name = request.path_params["sink"]
+    if name not in svc.settings.sinks:
+        raise errors.NotFound("no such sink")
+    if not await svc.guard.enable(name):
+        raise errors.Conflict(f"sink {name} is not disabled")
+    await guard.record(request, "sink_enabled", f"sink:{name}")
+    return json(sink_json(await svc.ops.sink_state(name)))
+
+
+async def metrics(request: Request) -> Response:
+    """Prometheus text format; behind ``[metrics] token_env`` when set (a token of its own, not an operator's)."""
+    svc = services(request)
+    token = svc.settings.metrics.token
+    if token is not None:
+        given = auth.bearer_token(request) or ""
+        if not hmac.compare_digest(given.encode(), token.reveal().encode()):
+            raise errors.AuthError("a valid metrics bearer token is required")
+    now = svc.clock.now()
+    body = svc.metrics.render(await svc.ops.gauges(now), svc.breakers.snapshot(), now)
+    return Response(body, media_type=CONTENT_TYPE)
+
+
+def attempt_json(attempt: DeliveryAttempt) -> dict[str, object]:
+    return {
+        "attempt": attempt.attempt,
+        "at": attempt.at.isoformat(),
+        "duration_ms": round(attempt.duration_ms, 3),
+        "status_code": attempt.status_code,
+        "error": attempt.error,
+        "response_bytes": attempt.response_bytes,
+    }
+
+
+def job_json(job: Job) -> dict[str, object]:
+    return {
+        "id": job.id,
+        "kind": job.kind.value,
+        "ref": job.ref,
+        "state": job.state.value,
+        "attempts": job.attempts,
+        "due_at": job.due_at.isoformat(),
+        "last_error": job.last_error,
+    }
+
+
+def sink_json(state: SinkState) -> dict[str, object]:
+    return {
+        "sink": state.sink,
+        "disabled": state.disabled_at is not None,
+        "disabled_at": state.disabled_at.isoformat() if state.disabled_at else None,
+        "disabled_reason": state.disabled_reason,
+        "failing_since": state.failing_since.isoformat() if state.failing_since else None,
+    }
