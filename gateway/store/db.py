@@ -53,6 +53,15 @@ class Database(Protocol):
 
 
 class SqliteTx:
+    """Reads on the reader connection, each statement run to its end in one hop to aiosqlite's thread.
+
+    A statement left open across hops (execute, then fetch, then close) keeps the connection's WAL
+    read snapshot open, and another coroutine's read in between then sees state older than commits
+    that landed meanwhile: a job claimed after its creator's commit read the review it must resume as
+    still OPEN. ``execute_fetchall`` steps each statement to its end in one call, so every read starts
+    from a fresh snapshot (RELIABILITY.md, "Jobs read what their creator committed").
+    """
+
     __slots__ = ("_conn",)
     dialect = "sqlite"
 
@@ -60,18 +69,17 @@ class SqliteTx:
         self._conn = conn
 
     async def execute(self, sql: str, params: Params = ()) -> int:
-        cursor = await self._conn.execute(sql, params)
-        count = cursor.rowcount
-        await cursor.close()
-        return count
+        await self._conn.execute_fetchall(sql, params)
+        return -1  # the reader is query_only: there are no rows changed to count
 
     async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
-        await self._conn.executemany(sql, rows)
+        raise sqlite3.OperationalError("the reader connection is read-only")
 
     async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
-        async with self._conn.execute(sql, params) as cursor:
-            row = await cursor.fetchone()
-        return row  # type: ignore[return-value]
+        rows = await self._conn.execute_fetchall(sql, params)
+        for row in rows:
+            return row  # type: ignore[return-value]
+        return None
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
         rows = await self._conn.execute_fetchall(sql, params)
