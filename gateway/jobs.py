@@ -46,6 +46,8 @@ from gateway.sinks.policy import DeliveryPolicy
 
 log = logging.getLogger("gateway.jobs")
 T = TypeVar("T")
+OWED_RECHECKS = 5  # claims of a job whose subject is not as its creator committed it, before it is buried
+_RECHECK_BACKOFF = BackoffPolicy(base=1.0, cap=30.0)
 _RESULTS = {DeliveryState.DELIVERED: "delivered", DeliveryState.PENDING: "retrying", DeliveryState.DEAD: "dead"}
 
 
@@ -92,7 +94,10 @@ class Handlers:
 
     async def start_run(self, job: Job) -> None:
         run = await self.store.get_run(job.ref)
-        if run is None or run.status != RunStatus.QUEUED:
+        if run is None:
+            await self._owed(job, "run not found")
+            return
+        if run.status != RunStatus.QUEUED:
             await self.store.finish_job(job, self.clock.now())
             return
         provider = self.providers[run.provider]
@@ -175,12 +180,10 @@ class Handlers:
 
     async def fetch_run(self, job: Job) -> None:
         run = await self.store.get_run(job.ref)
-        if (
-            run is None
-            or run.provider_run_id is None
-            or run.is_terminal
-            or lifecycle.news_changes_nothing(run, job.data)
-        ):
+        if run is None:
+            await self._owed(job, "run not found")
+            return
+        if run.provider_run_id is None or run.is_terminal or lifecycle.news_changes_nothing(run, job.data):
             await self.store.finish_job(job, self.clock.now())
             return
         if not await self._breaker_admits(job, f"provider:{run.provider}"):
@@ -232,8 +235,12 @@ class Handlers:
     async def resume_run(self, job: Job) -> None:
         review = await self.store.get_review(job.ref)
         run = await self.store.get_run(review.run_id) if review else None
+        if review is not None and review.state not in (ReviewState.DECIDED, ReviewState.OPEN):
+            await self.store.finish_job(job, self.clock.now())  # resumed, closed or expired: nothing is owed
+            return
         if review is None or run is None or review.state != ReviewState.DECIDED or run.provider_run_id is None:
-            await self.store.finish_job(job, self.clock.now())
+            # the job is written with the decision: an open review or a missing row means state not yet seen
+            await self._owed(job, _missing_reason(review, run))
             return
         provider = self.providers[run.provider]
         if not await self._breaker_admits(job, f"provider:{run.provider}"):
@@ -312,7 +319,10 @@ class Handlers:
         """Ask the provider to cancel; its 2xx is the confirmation and the run moves to CANCELLED.
         A run not yet started is cancelled locally (its start job then finds it no longer QUEUED)."""
         run = await self.store.get_run(job.ref)
-        if run is None or run.is_terminal:
+        if run is None:
+            await self._owed(job, "run not found")
+            return
+        if run.is_terminal:
             await self.store.finish_job(job, self.clock.now())
             return
         if run.provider_run_id is not None:
@@ -349,8 +359,11 @@ class Handlers:
     async def deliver(self, job: Job) -> None:
         delivery = await self.store.get_delivery(job.ref)
         run = await self.store.get_run(delivery.run_id) if delivery else None
-        if delivery is None or run is None or delivery.state != DeliveryState.PENDING:
-            await self.store.finish_job(job, self.clock.now())
+        if delivery is None or run is None:
+            await self._owed(job, "delivery not found" if delivery is None else "run not found")
+            return
+        if delivery.state != DeliveryState.PENDING:
+            await self.store.finish_job(job, self.clock.now())  # delivered or dead: nothing is owed
             return
         sink, config = self.sinks.get(delivery.sink), self.settings.sinks.get(delivery.sink)
         if sink is None or config is None:
@@ -624,9 +637,26 @@ class Handlers:
         await self.store.postpone_job(job, due, f"{exc.code} status=429 (rate limited)", now)
 
     async def _bury(self, job: Job, exc: errors.ProviderError) -> None:
-        error = f"{exc.code} status={exc.status_code}"
+        await self._bury_with(job, f"{exc.code} status={exc.status_code}")
+
+    async def _bury_with(self, job: Job, error: str) -> None:
         if await self.store.bury_job(job, error, self.clock.now()):
             await self._alert(lambda alerts: alerts.job_buried(job, error, self.clock.now()))
+
+    async def _owed(self, job: Job, reason: str) -> None:
+        """The job's subject is missing, or not in the state committed with the job: its work is still owed, so
+        the job is never just finished. It looks again after a backoff; after ``OWED_RECHECKS`` claims it is
+        buried, which lists it with the dead jobs and sends the ``job.buried`` alert."""
+        now = self.clock.now()
+        error = f"not as expected: {reason}"
+        fields = {"job_id": job.id, "kind": job.kind.value, "ref": job.ref, "reason": reason, "attempts": job.attempts}
+        if job.attempts < OWED_RECHECKS:
+            log.warning("job subject not as expected; looking again later", extra=fields)
+            due = now + timedelta(seconds=backoff_delay(job.attempts, _RECHECK_BACKOFF, self.rng))
+            await self.store.retry_job(job, due, error, now)
+            return
+        log.error("job subject not as expected; job buried", extra=fields)
+        await self._bury_with(job, error)
 
 
 def deliveries_for(settings: Settings, run: Run, now: datetime, rng: random.Random) -> list[Delivery]:
@@ -643,6 +673,16 @@ def deliveries_for(settings: Settings, run: Run, now: datetime, rng: random.Rand
         for sink in settings.sinks.values()
         if sink.wants(run.flow, run.status)
     ]
+
+
+def _missing_reason(review: Review | None, run: Run | None) -> str:
+    if review is None:
+        return "review not found"
+    if run is None:
+        return "run not found"
+    if review.state != ReviewState.DECIDED:
+        return f"review {review.state} at its resume"
+    return "run has no provider run id"
 
 
 def unnamed_pause(snapshot: RunSnapshot) -> bool:

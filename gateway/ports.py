@@ -306,3 +306,9 @@ class Store(Protocol):
     ) -> list[Run]: ...
 
     async def queued_without_start(self, limit: int) -> list[Run]: ...
+
+    async def held_starts(self, limit: int) -> list[Run]: ...
+
+    async def decided_without_resume(self, limit: int) -> list[tuple[Run, str]]: ...  # (run, review id)
+
+    async def pending_deliveries_without_job(self, limit: int) -> list[tuple[Run, str]]: ...  # (run, delivery id)

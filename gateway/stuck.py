@@ -8,8 +8,15 @@
   A sink added later therefore also receives finished runs that no sink took before; runs that went to
   another sink are not touched.
 * ``queued_without_start``: QUEUED with no start job. Repair: queue the start (same idempotency key, D3).
+* ``decided_without_resume``: a DECIDED review with no resume job (the job is written with the decision and
+  finished with the review's next state, so the decision would never reach the provider).
+  Repair: queue the resume again (jobs are unique per kind and review: never two).
+* ``delivery_without_job``: a PENDING delivery with no deliver job. Repair: queue the delivery again (same
+  delivery id, so a receiver that saw an earlier attempt can dedupe).
+* ``start_held``: HELD after an ambiguous start. Not repaired: an operator adopts, retries or abandons it.
 
-Every repair is one store transaction guarded by the run's version: a run that moved meanwhile is skipped.
+Each run repair is one store transaction guarded by the run's version: a run that moved meanwhile is skipped.
+A job queued again for owed work is an upsert of that job: a job that came back meanwhile is not doubled.
 """
 
 from __future__ import annotations
@@ -35,6 +42,18 @@ from gateway.settings import Settings
 PENDING_WITHOUT_REVIEW = "pending_without_review"
 FINISHED_WITHOUT_DELIVERIES = "finished_without_deliveries"
 QUEUED_WITHOUT_START = "queued_without_start"
+DECIDED_WITHOUT_RESUME = "decided_without_resume"
+DELIVERY_WITHOUT_JOB = "delivery_without_job"
+START_HELD = "start_held"
+PROBLEMS = (
+    PENDING_WITHOUT_REVIEW,
+    FINISHED_WITHOUT_DELIVERIES,
+    QUEUED_WITHOUT_START,
+    DECIDED_WITHOUT_RESUME,
+    DELIVERY_WITHOUT_JOB,
+    START_HELD,
+)
+_OWED_JOB = {DECIDED_WITHOUT_RESUME: JobKind.RESUME_RUN, DELIVERY_WITHOUT_JOB: JobKind.DELIVER}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -42,6 +61,7 @@ class StuckRun:
     run: Run
     problem: str
     sinks: tuple[str, ...] = ()  # for finished_without_deliveries: the sinks that want the run
+    owed: tuple[str, ...] = ()  # the reviews (decided_without_resume) or deliveries (delivery_without_job)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -51,6 +71,7 @@ class StuckRun:
             "flow": self.run.flow,
             "provider": self.run.provider,
             "sinks": list(self.sinks),
+            "owed": list(self.owed),
         }
 
 
@@ -66,6 +87,9 @@ class StuckRuns:
             StuckRun(run=r, problem=PENDING_WITHOUT_REVIEW) for r in await self.store.pending_without_review(limit)
         ]
         found += [StuckRun(run=r, problem=QUEUED_WITHOUT_START) for r in await self.store.queued_without_start(limit)]
+        found += [StuckRun(run=r, problem=START_HELD) for r in await self.store.held_starts(limit)]
+        found += _owing(DECIDED_WITHOUT_RESUME, await self.store.decided_without_resume(limit))
+        found += _owing(DELIVERY_WITHOUT_JOB, await self.store.pending_deliveries_without_job(limit))
         return found + await self._undelivered(limit)
 
     async def repair(self, limit: int = 100) -> list[StuckRun]:
@@ -87,6 +111,12 @@ class StuckRuns:
     async def _repair(self, stuck: StuckRun) -> bool:
         now = self.clock.now()
         run = stuck.run
+        if stuck.problem == START_HELD:
+            return False
+        if stuck.problem in _OWED_JOB:
+            for ref in stuck.owed:
+                await self.store.enqueue(NewJob(kind=_OWED_JOB[stuck.problem], ref=ref, due_at=now), now)
+            return True
         fix: dict[str, Any] = {}
         if stuck.problem == PENDING_WITHOUT_REVIEW:
             fix["open_review"] = self._review(run)
@@ -123,3 +153,13 @@ class StuckRuns:
             created_at=now,
             updated_at=now,
         )
+
+
+def _owing(problem: str, owed: list[tuple[Run, str]]) -> list[StuckRun]:
+    """One entry per run, naming every review or delivery it is owed."""
+    refs: dict[str, list[str]] = {}
+    runs: dict[str, Run] = {}
+    for run, ref in owed:
+        runs.setdefault(run.id, run)
+        refs.setdefault(run.id, []).append(ref)
+    return [StuckRun(run=runs[run_id], problem=problem, owed=tuple(refs[run_id])) for run_id in runs]

@@ -776,6 +776,37 @@ class SqlStore:
         ]
         return await self._runs_where(clauses, [], "id", limit)
 
+    async def held_starts(self, limit: int) -> list[Run]:
+        """Runs HELD after an ambiguous start: an operator adopts, retries or abandons them."""
+        return await self._runs_where(["status = 'HELD'"], [], "id", limit)
+
+    async def decided_without_resume(self, limit: int) -> list[tuple[Run, str]]:
+        """(run, review id) for DECIDED reviews with no resume job queued or running. The job is written with
+        the decision and finished with the review's next state, so this is owed work that nothing will do."""
+        return await self._runs_owing(
+            "SELECT v.run_id, v.id AS owed FROM reviews v WHERE v.state = 'DECIDED' AND NOT EXISTS"
+            " (SELECT 1 FROM jobs j WHERE j.kind = 'resume_run' AND j.ref = v.id AND j.state IN ('queued', 'running'))",
+            limit,
+        )
+
+    async def pending_deliveries_without_job(self, limit: int) -> list[tuple[Run, str]]:
+        """(run, delivery id) for PENDING deliveries with no deliver job queued or running: owed, never sent."""
+        return await self._runs_owing(
+            "SELECT d.run_id, d.id AS owed FROM deliveries d WHERE d.state = 'PENDING' AND NOT EXISTS"
+            " (SELECT 1 FROM jobs j WHERE j.kind = 'deliver' AND j.ref = d.id AND j.state IN ('queued', 'running'))",
+            limit,
+        )
+
+    async def _runs_owing(self, owed_sql: str, limit: int) -> list[tuple[Run, str]]:
+        columns = ", ".join(f"runs.{name.strip()}" for name in _RUN_COLUMNS.split(","))
+        async with self.db.read() as tx:
+            rows = await tx.fetchall(
+                f"SELECT {columns}, o.owed AS owed FROM ({owed_sql}) o JOIN runs ON runs.id = o.run_id"
+                " ORDER BY o.owed LIMIT ?",
+                (limit,),
+            )
+        return [(codec.run_from_row(row, self.payloads), row["owed"]) for row in rows]
+
     async def _runs_where(self, clauses: Sequence[str], params: Sequence[Any], order: str, limit: int) -> list[Run]:
         async with self.db.read() as tx:
             rows = await tx.fetchall(

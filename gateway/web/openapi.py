@@ -17,7 +17,7 @@ from gateway.core.breaker import BreakerState
 from gateway.desk.model import Order, SlaState
 from gateway.model import DeliveryState, JobKind, JobState, ReviewState, RunStatus
 from gateway.ports import PushKind
-from gateway.stuck import FINISHED_WITHOUT_DELIVERIES, PENDING_WITHOUT_REVIEW, QUEUED_WITHOUT_START
+from gateway.stuck import PROBLEMS as STUCK_PROBLEMS
 
 JSONSchema = dict[str, Any]
 
@@ -209,12 +209,13 @@ STUCK_RUN = _object(
         "run_id": {"type": "string"},
         "problem": {
             "type": "string",
-            "enum": [PENDING_WITHOUT_REVIEW, FINISHED_WITHOUT_DELIVERIES, QUEUED_WITHOUT_START],
+            "enum": list(STUCK_PROBLEMS),
         },
         "status": {"type": "string", "enum": [s.value for s in RunStatus]},
         "flow": {"type": "string"},
         "provider": {"type": "string"},
         "sinks": {"type": "array", "items": {"type": "string"}},
+        "owed": {"type": "array", "items": {"type": "string"}},
     }
 )
 REPLAY_QUERY = _object(
