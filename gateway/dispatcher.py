@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 
 from gateway.core.retry import BackoffPolicy, backoff_delay
 from gateway.jobs import Handlers
+from gateway.logs import masked_message
 from gateway.model import Job
 from gateway.ports import Clock, Store
 from gateway.settings import WorkerSettings
@@ -33,6 +34,7 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._slots = asyncio.Semaphore(settings.concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._running: dict[asyncio.Task[None], Job] = {}
         self._loop: asyncio.Task[None] | None = None
 
     def wake(self) -> None:
@@ -43,14 +45,22 @@ class Dispatcher:
             self._loop = asyncio.create_task(self._run(), name="gateway-dispatcher")
 
     async def stop(self) -> None:
+        """Stop claiming; give running jobs ``shutdown_grace`` seconds to finish, then cancel the rest and give
+        their leases back, so a restarted worker takes them at once instead of after ``lease_seconds``."""
         if self._loop is not None:
             self._loop.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop
             self._loop = None
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=self.settings.shutdown_grace)
+        unfinished = [self._running[task] for task in self._tasks if not task.done()]
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if unfinished:
+            released = await self.store.release_jobs(unfinished, self.clock.now())
+            log.info("shutdown: leases released", extra={"unfinished": len(unfinished), "released": released})
 
     async def _run(self) -> None:
         while True:
@@ -74,8 +84,13 @@ class Dispatcher:
         for job in jobs:
             task = asyncio.create_task(self._execute(job))
             self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._running[task] = job
+            task.add_done_callback(self._forget)
         return len(jobs)
+
+    def _forget(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._running.pop(task, None)
 
     async def drain(self) -> None:
         """Run until nothing is due and nothing is in flight (used by tests and the CLI)."""
@@ -103,14 +118,27 @@ class Dispatcher:
                 await self.handlers.handle(job)
         except Exception as exc:
             log.error(
-                "job failed unexpectedly",
-                extra={"job_id": job.id, "kind": job.kind.value, "error": type(exc).__name__},
+                "job failed unexpectedly; retrying later",
+                exc_info=exc,
+                extra={"job_id": job.id, "kind": job.kind.value, "ref": job.ref, "attempts": job.attempts},
             )
-            await self._retry_later(job, type(exc).__name__)
+            await self._retry_later(job, f"{type(exc).__name__}: {masked_message(exc)}")
         self._wake.set()
 
     async def _retry_later(self, job: Job, reason: str) -> None:
+        """Queue the job again after a backoff. If even that fails, its lease runs out and it is claimed again."""
         now: datetime = self.clock.now()
         due = now + timedelta(seconds=backoff_delay(job.attempts, _UNEXPECTED_BACKOFF, self.rng))
-        with contextlib.suppress(Exception):
+        try:
             await self.store.retry_job(job, due, f"unexpected: {reason}", now)
+        except Exception as exc:
+            log.error(
+                "could not queue a failed job again; its lease will expire",
+                exc_info=exc,
+                extra={
+                    "job_id": job.id,
+                    "kind": job.kind.value,
+                    "ref": job.ref,
+                    "lease_seconds": self.settings.lease_seconds,
+                },
+            )

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import sys
+import traceback
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
@@ -14,6 +16,21 @@ from gateway import fastjson, tracing
 
 REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)  # set per request (web/observe.py)
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+_MAY_HOLD_DATA = re.compile(r"'[^']*'|\"[^\"]*\"|\d{4,}")  # quoted values and long numbers (ids, record numbers)
+MESSAGE_CHARS = 300
+
+
+def masked_message(exc: BaseException) -> str:
+    """An exception's message with what may be payload data masked: quoted values and long numbers."""
+    return _MAY_HOLD_DATA.sub("***", str(exc))[:MESSAGE_CHARS]
+
+
+def frames(exc: BaseException) -> str:
+    """Where an exception was raised, innermost last: file, line and function of each frame, no values."""
+    return " > ".join(
+        f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno} {frame.name}"
+        for frame in traceback.extract_tb(exc.__traceback__)
+    )
 
 
 class JsonFormatter(logging.Formatter):
@@ -32,8 +49,11 @@ class JsonFormatter(logging.Formatter):
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
                 entry[key] = value if isinstance(value, str | int | float | bool) or value is None else str(value)
-        if record.exc_info and record.exc_info[0] is not None:
-            entry["exception"] = record.exc_info[0].__name__  # the type only: messages may quote payloads
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            entry["exception"] = type(exc).__name__
+            entry["exception_message"] = masked_message(exc)  # messages may quote payloads: masked
+            entry["traceback"] = frames(exc)
         text = fastjson.dumps(entry).decode()
         if text.isascii():
             return text

@@ -307,6 +307,8 @@ class Store(Protocol):
 
     async def queued_without_start(self, limit: int) -> list[Run]: ...
 
+    async def release_jobs(self, jobs: Sequence[Job], now: datetime) -> int: ...  # leases given back, not attempts
+
     async def held_starts(self, limit: int) -> list[Run]: ...
 
     async def decided_without_resume(self, limit: int) -> list[tuple[Run, str]]: ...  # (run, review id)

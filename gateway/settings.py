@@ -86,6 +86,7 @@ class WorkerSettings:
     missing_run_confirmations: int = 3  # 404s for a run, missing_run_interval apart, before it ends as ERROR
     missing_run_interval: float = 60.0
     startup_sweep_rate: float = 20.0  # fetches per second for the runs in flight when a worker starts; 0 = off
+    shutdown_grace: float = 5.0  # on shutdown, running jobs get this long to finish; the rest are released
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -301,6 +302,7 @@ def _worker(data: Mapping[str, Any], ctx: ParseContext) -> WorkerSettings:
         "missing_run_confirmations",
         "missing_run_interval",
         "startup_sweep_rate",
+        "shutdown_grace",
     }
     ctx.unknown_keys("worker", data, known)
     base = WorkerSettings()
@@ -357,6 +359,9 @@ def _worker(data: Mapping[str, Any], ctx: ParseContext) -> WorkerSettings:
         ),
         startup_sweep_rate=ctx.number(
             "worker.startup_sweep_rate", data.get("startup_sweep_rate"), default=20.0, minimum=0, maximum=10000
+        ),
+        shutdown_grace=ctx.number(
+            "worker.shutdown_grace", data.get("shutdown_grace"), default=5.0, minimum=0, maximum=600
         ),
     )
 

@@ -679,6 +679,23 @@ class SqlStore:
             )
         return count == 1
 
+    async def release_jobs(self, jobs: Sequence[Job], now: datetime) -> int:
+        """Give back the leases of jobs this worker will not finish (it is shutting down): due at once, and the
+        claim does not count as an attempt. Fenced: a job another worker has claimed since is left alone."""
+
+        async def write(tx: Tx) -> int:
+            released = 0
+            for job in jobs:
+                released += await tx.execute(
+                    "UPDATE jobs SET state = 'queued', due_at = ?, attempts = CASE WHEN attempts > 0 THEN attempts - 1"
+                    " ELSE 0 END, lease_owner = NULL, lease_expires_at = NULL, updated_at = ?"
+                    " WHERE id = ? AND fence = ? AND state = 'running'",
+                    (to_us(now), to_us(now), job.id, job.fence),
+                )
+            return released
+
+        return await self.db.transact(write)
+
     async def bury_job(self, job: Job, error: str, now: datetime) -> bool:
         return await self.db.transact(lambda tx: self._bury_job(tx, job, error, now))
 

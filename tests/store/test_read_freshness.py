@@ -67,7 +67,7 @@ async def test_fetchone_returns_the_first_row_or_none(db: SqliteDatabase) -> Non
 
 async def test_the_reader_cannot_write(db: SqliteDatabase) -> None:
     async with db.read() as tx:
-        with pytest.raises(Exception, match="readonly|read-only"):
+        with pytest.raises(Exception, match=r"readonly|read-only"):
             await tx.execute("UPDATE counter SET n = -1")
         with pytest.raises(Exception, match="read-only"):
             await tx.executemany("UPDATE counter SET n = ?", [(-1,)])
