@@ -7,11 +7,12 @@ from starlette.responses import Response
 
 from gateway.desk import audit
 from gateway.store import audit_sql
+from gateway.web import shapes
 from gateway.web.common import json, services
 
 
 async def verify(request: Request) -> Response:
     verdict = audit.verify([record async for record in audit_sql.records(services(request).store.db)])
     return json(
-        {"ok": verdict.ok, "checked": verdict.checked, "broken_at": verdict.broken_at, "reason": verdict.reason}
+        shapes.AuditVerdict(ok=verdict.ok, checked=verdict.checked, broken_at=verdict.broken_at, reason=verdict.reason)
     )

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import Receive
 
 from gateway import errors
 from gateway.core import jsontext
+from gateway.web import shapes
+
+B = TypeVar("B", bound=shapes.Body)
 
 _LENGTH = re.compile(r"[0-9]{1,19}")  # ASCII digits only: str.isdigit() also takes "²", which int() refuses
 
@@ -54,6 +57,13 @@ async def chunks(receive: Receive) -> AsyncIterator[bytes]:
 
 async def read_json(request: Request, limit: int) -> Any:
     return parse_json(await read_limited(request, limit))
+
+
+async def read_body(request: Request, limit: int, shape: type[B], *, empty: bool = False) -> B:
+    """The body as ``shape`` (``gateway.web.shapes``): read within ``limit``, through the JSON guard, then
+    decoded by msgspec. ``empty``: a blank body counts as ``{}``."""
+    raw = await read_limited(request, limit)
+    return shapes.decode({} if empty and not raw.strip() else parse_json(raw), shape)
 
 
 def parse_json(body: bytes) -> Any:

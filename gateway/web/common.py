@@ -6,6 +6,7 @@ import enum
 import re
 from typing import Any, TypeVar
 
+import msgspec
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
@@ -22,14 +23,22 @@ def services(request: Request) -> Services:
 
 
 class FastJSONResponse(JSONResponse):
-    """JSONResponse rendered with orjson."""
+    """JSONResponse rendered with msgspec (a shape from ``gateway.web.shapes``) or orjson (plain data)."""
 
     def render(self, content: Any) -> bytes:
+        if isinstance(content, msgspec.Struct):
+            return msgspec.json.encode(content)
         return fastjson.dumps(content)
 
 
 def json(data: Any, status: int = 200) -> JSONResponse:
     return FastJSONResponse(data, status_code=status)
+
+
+def plain(shape: msgspec.Struct) -> dict[str, Any]:
+    """A shape as plain data (for templates and the CLI): what its JSON encoding holds."""
+    found: dict[str, Any] = msgspec.to_builtins(shape)
+    return found
 
 
 def query_limit(request: Request, default: int = 50, maximum: int = 500) -> int:
@@ -59,5 +68,7 @@ def query_text(request: Request, name: str) -> str | None:
     return raw
 
 
-def page(items: list[dict[str, Any]], limit: int) -> dict[str, Any]:
-    return {"items": items, "next_before": items[-1]["id"] if len(items) == limit else None}
+def next_before(items: list[Any], limit: int) -> str | None:
+    """The cursor of the next page (the last item's id) when this page is full."""
+    last: str | None = items[-1].id if len(items) == limit else None
+    return last

@@ -7,8 +7,8 @@ from starlette.responses import Response
 
 from gateway import errors
 from gateway.model import DeliveryState
-from gateway.web import auth, guard, render
-from gateway.web.common import json, page, query_enum, query_limit, query_text, services
+from gateway.web import auth, guard, shapes
+from gateway.web.common import json, next_before, query_enum, query_limit, query_text, services
 
 
 async def list_deliveries(request: Request) -> Response:
@@ -22,7 +22,8 @@ async def list_deliveries(request: Request) -> Response:
         limit=limit,
         before=query_text(request, "before"),
     )
-    return json(page([render.delivery(item) for item in items], limit))
+    found = [shapes.Delivery.of(item) for item in items]
+    return json(shapes.DeliveryPage(items=found, next_before=next_before(found, limit)))
 
 
 async def get_delivery(request: Request) -> Response:
@@ -31,7 +32,7 @@ async def get_delivery(request: Request) -> Response:
     item = await svc.store.get_delivery(request.path_params["delivery_id"])
     if item is None:
         raise errors.NotFound("no such delivery")
-    return json(render.delivery(item))
+    return json(shapes.Delivery.of(item))
 
 
 async def retry_delivery(request: Request) -> Response:
@@ -39,4 +40,4 @@ async def retry_delivery(request: Request) -> Response:
     auth.operator(svc, request)
     item = await svc.gateway.retry_delivery(request.path_params["delivery_id"])
     await guard.record(request, "delivery_replayed", f"delivery:{item.id}")
-    return json(render.delivery(item), status=202)
+    return json(shapes.Delivery.of(item), status=202)

@@ -5,11 +5,14 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway.web import shapes
 from gateway.web.common import json, services
+
+ALIVE = shapes.Alive(status="ok")
 
 
 async def healthz(request: Request) -> Response:
-    return json({"status": "ok"})
+    return json(ALIVE)
 
 
 async def readyz(request: Request) -> Response:

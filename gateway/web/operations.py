@@ -10,8 +10,8 @@ from starlette.responses import Response
 from gateway import errors
 from gateway.metrics import CONTENT_TYPE
 from gateway.model import DeliveryAttempt, Job, JobKind, JobState, SinkState
-from gateway.web import auth, guard
-from gateway.web.common import json, query_enum, query_limit, query_text, services
+from gateway.web import auth, guard, shapes
+from gateway.web.common import json, plain, query_enum, query_limit, query_text, services
 from gateway.wiring import Services
 
 
@@ -21,7 +21,9 @@ async def delivery_attempts(request: Request) -> Response:
     delivery_id = request.path_params["delivery_id"]
     if await svc.store.get_delivery(delivery_id) is None:
         raise errors.NotFound("no such delivery")
-    return json({"items": [attempt_json(a) for a in await svc.ops.attempts(delivery_id)]})
+    return json(
+        shapes.DeliveryAttempts(items=[shapes.DeliveryAttempt.of(a) for a in await svc.ops.attempts(delivery_id)])
+    )
 
 
 async def dead_jobs(request: Request) -> Response:
@@ -34,8 +36,8 @@ async def dead_jobs(request: Request) -> Response:
     jobs = await svc.ops.dead_jobs(
         kind=query_enum(request, "kind", JobKind), limit=limit, after=int(after) if after else None
     )
-    items = [job_json(job) for job in jobs]
-    return json({"items": items, "next_after": str(items[-1]["id"]) if len(items) == limit else None})
+    items = [shapes.DeadJob.of(job) for job in jobs]
+    return json(shapes.DeadJobPage(items=items, next_after=str(items[-1].id) if len(items) == limit else None))
 
 
 async def retry_job(request: Request) -> Response:
@@ -47,7 +49,7 @@ async def retry_job(request: Request) -> Response:
         raise errors.NotFound("no such job")
     revived = await revive(svc, job)
     await guard.record(request, "job_retried", f"job:{job.id}")
-    return json(job_json(revived), status=202)
+    return json(shapes.DeadJob.of(revived), status=202)
 
 
 async def revive(svc: Services, job: Job) -> Job:
@@ -66,7 +68,8 @@ async def list_sinks(request: Request) -> Response:
     svc = services(request)
     auth.operator(svc, request)
     states = {state.sink: state for state in await svc.ops.sink_states()}
-    return json({"items": [sink_json(states.get(name) or SinkState(sink=name)) for name in svc.settings.sinks]})
+    found = [shapes.SinkState.of(states.get(name) or SinkState(sink=name)) for name in svc.settings.sinks]
+    return json(shapes.SinkStates(items=found))
 
 
 async def enable_sink(request: Request) -> Response:
@@ -78,7 +81,7 @@ async def enable_sink(request: Request) -> Response:
     if not await svc.guard.enable(name):
         raise errors.Conflict(f"sink {name} is not disabled")
     await guard.record(request, "sink_enabled", f"sink:{name}")
-    return json(sink_json(await svc.ops.sink_state(name)))
+    return json(shapes.SinkState.of(await svc.ops.sink_state(name)))
 
 
 async def metrics(request: Request) -> Response:
@@ -94,34 +97,16 @@ async def metrics(request: Request) -> Response:
     return Response(body, media_type=CONTENT_TYPE)
 
 
+# Plain dicts of the same shapes, for the operations CLI and the desk's pages.
+
+
 def attempt_json(attempt: DeliveryAttempt) -> dict[str, object]:
-    return {
-        "attempt": attempt.attempt,
-        "at": attempt.at.isoformat(),
-        "duration_ms": round(attempt.duration_ms, 3),
-        "status_code": attempt.status_code,
-        "error": attempt.error,
-        "response_bytes": attempt.response_bytes,
-    }
+    return plain(shapes.DeliveryAttempt.of(attempt))
 
 
 def job_json(job: Job) -> dict[str, object]:
-    return {
-        "id": job.id,
-        "kind": job.kind.value,
-        "ref": job.ref,
-        "state": job.state.value,
-        "attempts": job.attempts,
-        "due_at": job.due_at.isoformat(),
-        "last_error": job.last_error,
-    }
+    return plain(shapes.DeadJob.of(job))
 
 
 def sink_json(state: SinkState) -> dict[str, object]:
-    return {
-        "sink": state.sink,
-        "disabled": state.disabled_at is not None,
-        "disabled_at": state.disabled_at.isoformat() if state.disabled_at else None,
-        "disabled_reason": state.disabled_reason,
-        "failing_since": state.failing_since.isoformat() if state.failing_since else None,
-    }
+    return plain(shapes.SinkState.of(state))

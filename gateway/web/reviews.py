@@ -20,7 +20,8 @@ from gateway.desk.service import Desk
 from gateway.model import ReviewState
 from gateway.store import audit_sql
 from gateway.store.queue_sql import urgent_cursor
-from gateway.web.body import parse_json, read_limited
+from gateway.web import shapes
+from gateway.web.body import B, read_body
 from gateway.web.common import json, query_enum, query_limit, query_text, services
 from gateway.web.guard import principal
 
@@ -78,11 +79,9 @@ async def review_audit(request: Request) -> Response:
 
 
 async def decide(request: Request) -> Response:
-    body = await _body(request)
-    if "input" not in body:
-        raise errors.BadRequest('body must be a JSON object with an "input" member')
+    body = await _body(request, shapes.Decision)
     key = request.headers.get("idempotency-key")
-    outcome = await desk(request).decide(request.path_params["review_id"], principal(request), body["input"], key)
+    outcome = await desk(request).decide(request.path_params["review_id"], principal(request), body.input, key)
     return json(outcome.body, status=outcome.status)
 
 
@@ -97,37 +96,23 @@ async def release(request: Request) -> Response:
 
 
 async def reassign(request: Request) -> Response:
-    body = await _body(request)
-    to, reason = body.get("to"), body.get("reason")
-    if not isinstance(to, str) or not isinstance(reason, str):
-        raise errors.BadRequest('body must be {"to": "<operator>", "reason": "<why>"}')
-    item = await desk(request).reassign(request.path_params["review_id"], principal(request), to, reason)
+    body = await _body(request, shapes.Reassign)
+    item = await desk(request).reassign(request.path_params["review_id"], principal(request), body.to, body.reason)
     return json(views.summary(item, services(request).clock.now()))
 
 
 async def approve(request: Request) -> Response:
-    body = await _body(request)
-    digest = body.get("proposal_digest")
-    if digest is not None and not isinstance(digest, str):
-        raise errors.BadRequest("proposal_digest must be a string")
-    outcome = await desk(request).approve(request.path_params["review_id"], principal(request), digest)
+    body = await _body(request, shapes.Approve)
+    outcome = await desk(request).approve(request.path_params["review_id"], principal(request), body.proposal_digest)
     return json(outcome.body, status=outcome.status)
 
 
 async def reject(request: Request) -> Response:
-    body = await _body(request)
-    reason = body.get("reason")
-    if not isinstance(reason, str):
-        raise errors.BadRequest('body must be {"reason": "<why>"}')
-    item = await desk(request).reject(request.path_params["review_id"], principal(request), reason)
+    body = await _body(request, shapes.Reject)
+    item = await desk(request).reject(request.path_params["review_id"], principal(request), body.reason)
     return json(views.summary(item, services(request).clock.now()))
 
 
-async def _body(request: Request) -> dict[str, Any]:
-    raw = await read_limited(request, services(request).settings.limits.operator_body_bytes)
-    if not raw.strip():
-        return {}
-    body = parse_json(raw)
-    if not isinstance(body, dict):
-        raise errors.BadRequest("body must be a JSON object")
-    return body
+async def _body(request: Request, shape: type[B]) -> B:
+    """A blank body counts as ``{}`` (``approve`` needs none; the others then name what they miss)."""
+    return await read_body(request, services(request).settings.limits.operator_body_bytes, shape, empty=True)

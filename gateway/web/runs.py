@@ -3,17 +3,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway import errors
 from gateway.model import RunStatus
-from gateway.ports import RunFilter
-from gateway.web import auth, guard, render
-from gateway.web.body import read_json
-from gateway.web.common import json, page, query_enum, query_limit, query_text, services
+from gateway.ports import Capabilities, RunFilter
+from gateway.web import auth, guard, shapes
+from gateway.web.body import read_body
+from gateway.web.common import json, next_before, query_enum, query_limit, query_text, services
 from gateway.wiring import Services
 
 
@@ -31,8 +28,8 @@ async def list_runs(request: Request) -> Response:
         limit=limit,
     )
     runs = await svc.store.list_runs(flt)
-    items = [{**render.run_summary(run), "capabilities": _capabilities(svc, run.provider)} for run in runs]
-    return json(page(items, limit))
+    items = [shapes.RunListItem.listed(run, _capabilities(svc, run.provider)) for run in runs]
+    return json(shapes.RunPage(items=items, next_before=next_before(items, limit)))
 
 
 async def get_run(request: Request) -> Response:
@@ -40,8 +37,7 @@ async def get_run(request: Request) -> Response:
     auth.operator(svc, request)
     run = await svc.gateway.get_run(request.path_params["run_id"])
     timeline = await svc.store.timeline(run.id)
-    provider = svc.providers.get(run.provider)
-    return json(render.run_detail(run, timeline, provider.capabilities if provider else None))
+    return json(shapes.RunDetail.detailed(run, timeline, _capabilities(svc, run.provider)))
 
 
 async def retry_run(request: Request) -> Response:
@@ -49,7 +45,7 @@ async def retry_run(request: Request) -> Response:
     auth.operator(svc, request)
     run = await svc.gateway.retry_start(request.path_params["run_id"])
     await guard.record(request, "run_retried", f"run:{run.id}")
-    return json(render.run_summary(run), status=202)
+    return json(shapes.RunSummary.of(run), status=202)
 
 
 async def abandon_run(request: Request) -> Response:
@@ -58,20 +54,18 @@ async def abandon_run(request: Request) -> Response:
     who = guard.principal(request)
     run = await svc.gateway.abandon_start(request.path_params["run_id"], who.name)
     await guard.record(request, "run_abandoned", f"run:{run.id}")
-    return json(render.run_summary(run))
+    return json(shapes.RunSummary.of(run))
 
 
 async def adopt_run(request: Request) -> Response:
     """``{"provider_run_id": "..."}``: the HELD run is that provider run; it is fetched. Audited."""
     svc = services(request)
     who = guard.principal(request)
-    body = await read_json(request, svc.settings.limits.operator_body_bytes)
-    provider_run_id = body.get("provider_run_id") if isinstance(body, dict) else None
-    if not isinstance(provider_run_id, str):
-        raise errors.BadRequest('body must be {"provider_run_id": "<the provider\'s run id>"}')
+    body = await read_body(request, svc.settings.limits.operator_body_bytes, shapes.Adoption)
+    provider_run_id = body.provider_run_id
     run = await svc.gateway.adopt_start(request.path_params["run_id"], provider_run_id, who.name)
     await guard.record(request, "run_adopted", f"run:{run.id}", {"provider_run_id": provider_run_id})
-    return json(render.run_summary(run), status=202)
+    return json(shapes.RunSummary.of(run), status=202)
 
 
 async def list_orphans(request: Request) -> Response:
@@ -79,7 +73,7 @@ async def list_orphans(request: Request) -> Response:
     elsewhere, or one whose start is being recorded right now. Most recently heard from first."""
     svc = services(request)
     orphans = await svc.store.orphan_runs(provider=query_text(request, "provider"), limit=query_limit(request))
-    return json({"items": [render.orphan(orphan) for orphan in orphans]})
+    return json(shapes.OrphanRuns(items=[shapes.OrphanRun.of(orphan) for orphan in orphans]))
 
 
 async def cancel_run(request: Request) -> Response:
@@ -87,9 +81,9 @@ async def cancel_run(request: Request) -> Response:
     svc = services(request)
     auth.operator(svc, request)
     run = await svc.gateway.request_cancel(request.path_params["run_id"])
-    return json({**render.run_summary(run), "cancel": "requested"}, status=202)
+    return json(shapes.CancelRequested.of(run), status=202)
 
 
-def _capabilities(svc: Services, provider_name: str) -> dict[str, Any] | None:
+def _capabilities(svc: Services, provider_name: str) -> Capabilities | None:
     provider = svc.providers.get(provider_name)
-    return provider.capabilities.as_dict() if provider else None
+    return provider.capabilities if provider else None

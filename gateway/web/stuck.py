@@ -7,7 +7,7 @@ from starlette.responses import Response
 
 from gateway import errors
 from gateway.stuck import StuckRuns
-from gateway.web import auth
+from gateway.web import auth, shapes
 from gateway.web.common import json, query_limit, services
 
 
@@ -22,10 +22,10 @@ def _stuck(request: Request) -> StuckRuns:
 async def list_stuck(request: Request) -> Response:
     stuck = _stuck(request)
     found = await stuck.find(query_limit(request, default=100))
-    return json({"items": [item.as_dict() for item in found]})
+    return json(shapes.StuckRuns(items=[shapes.StuckRun.of(item) for item in found]))
 
 
 async def repair_stuck(request: Request) -> Response:
     stuck = _stuck(request)
     repaired = await stuck.repair(query_limit(request, default=100))
-    return json({"repaired": [item.as_dict() for item in repaired]})
+    return json(shapes.RepairedRuns(repaired=[shapes.StuckRun.of(item) for item in repaired]))

@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway import errors
+from gateway.web import shapes
 from gateway.web.body import read_limited
 from gateway.web.common import json, services
 
@@ -17,8 +18,9 @@ async def receive(request: Request) -> Response:
         raise errors.NotFound(f"no provider named {provider!r}")
     body = await read_limited(request, svc.settings.limits.webhook_body_bytes)
     outcome = await svc.gateway.accept_notification(provider, body, request.headers)
-    status = "ignored" if outcome.ignored else "duplicate" if outcome.duplicate else "accepted"
-    svc.metrics.webhook(provider, status)
-    if status != "accepted":
-        return json({"status": status}, status=200)
-    return json({"status": "accepted", "run_id": outcome.run_id}, status=202)
+    if outcome.ignored or outcome.duplicate:
+        seen = shapes.NotificationSeen(status="ignored" if outcome.ignored else "duplicate")
+        svc.metrics.webhook(provider, seen.status)
+        return json(seen, status=200)
+    svc.metrics.webhook(provider, "accepted")
+    return json(shapes.NotificationAccepted(status="accepted", run_id=outcome.run_id), status=202)
