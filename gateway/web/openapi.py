@@ -895,6 +895,58 @@ PATHS: dict[str, Any] = {
     },
 }
 
+# The queue's search and bulk actions (issue 14), kept in one block: they reuse /v1/reviews' filters and shapes.
+SCHEMAS["ReviewSearch"] = _object(
+    {"q": {"type": "string", "minLength": 1, "maxLength": 200}},
+    description="A review, run or event id, or words of the subject (words: roles that see payloads only)",
+)
+SCHEMAS["BulkAction"] = _object(
+    {
+        "action": {"type": "string", "enum": ["claim", "release", "reassign", "decide"]},
+        "review_ids": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 100},
+        "to": {"type": "string", "description": "reassign: an operator who may decide reviews"},
+        "reason": {"type": "string", "description": "reassign: 1 to 500 characters; claim, release: optional"},
+        "input": {"description": "decide: the decision for every item (see asks_for)"},
+    },
+    required=["action", "review_ids"],
+)
+SCHEMAS["BulkItemResult"] = _object(
+    {
+        "review_id": {"type": "string"},
+        "status": {"type": "integer", "description": "What the single action would have answered"},
+        "body": {"description": "On success: the ReviewSummary, or Decided / Proposed for decide"},
+        "error": ERROR["properties"]["error"],
+    },
+    required=["review_id", "status"],
+)
+SCHEMAS["BulkOutcome"] = _object(
+    {
+        "action": {"type": "string"},
+        "done": {"type": "integer"},
+        "refused": {"type": "integer"},
+        "results": {"type": "array", "items": _ref("BulkItemResult")},
+    }
+)
+PATHS["/v1/reviews/search"] = _operator(
+    "post",
+    "searchReviews",
+    "Search the review items (the text in the body, never in a URL: it may name a patient)",
+    _ok("200", "One page of matches", _ref("ReviewPage")),
+    ("400", "413", "422"),
+    PATHS["/v1/reviews"]["parameters"],
+    requestBody=_json_body("ReviewSearch", "At most 64 KiB"),
+)
+PATHS["/v1/reviews/bulk"] = _operator(
+    "post",
+    "bulkReviews",
+    "Claim, release, reassign or decide up to 100 items; each goes through the single action's rules and audit",
+    _ok("200", "A result per item (refusals included); one refusal stops no other", _ref("BulkOutcome")),
+    ("400", "413", "422"),
+    [],
+    requestBody=_json_body("BulkAction", "At most 64 KiB"),
+    description="decide: an Idempotency-Key header becomes KEY:REVIEW_ID for each item",
+)
+
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {
