@@ -6,6 +6,9 @@ last one seen queues a FETCH_RUN job, so every change goes through the normal fe
 (the stream is a fast trigger, the provider's GET is the truth). A stream that drops is reopened after a
 jittered, doubling delay; after ``reconnects`` drops in a row without progress, or when the stream is refused
 (4xx), the run falls back to polling: one fetch now, then the provider's ``poll_interval`` timer.
+
+Each stream connection is a client span in the run's stored trace (its ``traceparent``), like the worker's
+provider calls, so the stream request carries the trace onward.
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ import random
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from gateway import errors
+from opentelemetry.trace import SpanKind
+
+from gateway import errors, tracing
 from gateway.core.retry import BackoffPolicy, backoff_delay
 from gateway.model import TERMINAL_RUN_STATUSES, JobKind, Run, RunStatus
 from gateway.ports import Clock, NewJob, PushKind, RunFilter, Store
@@ -47,8 +52,10 @@ class StreamFollower:
         clock: Clock,
         rng: random.Random,
         wake_dispatcher: Callable[[], None] = lambda: None,
+        tracer: tracing.Tracing | None = None,
     ) -> None:
         self.store = store
+        self.tracing = tracer or tracing.Tracing(tracing.TracingSettings())
         self.sources = streaming_sources(providers)
         self.clock = clock
         self.rng = rng
@@ -154,19 +161,21 @@ class StreamFollower:
         """Read one connection of the stream; the last status it carried (None when it carried none)."""
         assert run.provider_run_id is not None
         seen: RunStatus | None = None
-        stream = source.stream_run(run.provider_run_id)
-        try:
-            async for snapshot in stream:
-                seen = snapshot.status
-                if seen != last:
-                    last = seen
-                    await self._fetch(run.id)
-                if seen in TERMINAL_RUN_STATUSES:
-                    break
-        finally:
-            close = getattr(stream, "aclose", None)
-            if close is not None:
-                await close()
+        attributes = {"gateway.provider": run.provider}
+        with self.tracing.span("provider stream_run", run.traceparent, kind=SpanKind.CLIENT, attributes=attributes):
+            stream = source.stream_run(run.provider_run_id)
+            try:
+                async for snapshot in stream:
+                    seen = snapshot.status
+                    if seen != last:
+                        last = seen
+                        await self._fetch(run.id)
+                    if seen in TERMINAL_RUN_STATUSES:
+                        break
+            finally:
+                close = getattr(stream, "aclose", None)
+                if close is not None:
+                    await close()
         return seen
 
     async def _finished(self, run_id: str) -> bool:

@@ -405,9 +405,10 @@ class Handlers:
         state = DeliveryState.PENDING if next_at else DeliveryState.DEAD
         await self._record(delivery, job, state, next_at, exc.message, exc.status_code, tried)
         reason = await self.guard.after_failure(delivery.sink, exc, config.policy) if self.guard else None
-        if reason is not None and self.guard is not None and await self.guard.disable(delivery.sink, reason):
-            log.warning("sink disabled", extra={"sink": delivery.sink, "reason": reason})
-            await self._alert(lambda alerts: alerts.sink_disabled(delivery.sink, reason, now))
+        if reason is not None and self.guard is not None:
+            alert = self.alerts.sink_disabled(delivery.sink, reason, now) if self.alerts else []
+            if await self.guard.disable(delivery.sink, reason, alert):  # the alert rides in the same transaction
+                log.warning("sink disabled", extra={"sink": delivery.sink, "reason": reason})
 
     def _attempt(
         self, delivery: Delivery, attempt: int, started: float, outcome: DeliveryReceipt | errors.SinkError
@@ -464,7 +465,8 @@ class Handlers:
         return False
 
     async def _alert(self, build: Callable[[Alerts], list[NewJob]]) -> None:
-        """Queue an alert that has no transaction of its own to ride in."""
+        """Queue an alert that has no transaction to ride in: a breaker's state lives in the worker's memory (see
+        gateway.breakers), so its change cannot roll back and is announced in a transaction of its own."""
         if self.alerts is None:
             return
         now = self.clock.now()
@@ -640,8 +642,9 @@ class Handlers:
         await self._bury_with(job, f"{exc.code} status={exc.status_code}")
 
     async def _bury_with(self, job: Job, error: str) -> None:
-        if await self.store.bury_job(job, error, self.clock.now()):
-            await self._alert(lambda alerts: alerts.job_buried(job, error, self.clock.now()))
+        now = self.clock.now()
+        alert = self.alerts.job_buried(job, error, now) if self.alerts else []
+        await self.store.bury_job(job, error, now, alert)  # the alert is queued with the burial, or not at all
 
     async def _owed(self, job: Job, reason: str) -> None:
         """The job's subject is missing, or not in the state committed with the job: its work is still owed, so

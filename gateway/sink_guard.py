@@ -7,12 +7,13 @@ throttles are token buckets kept per replica.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from gateway import errors
 from gateway.core.ratelimit import RateLimit, TokenBuckets
 from gateway.model import SinkState
-from gateway.ports import Clock
+from gateway.ports import Clock, NewJob
 from gateway.sinks.policy import DeliveryPolicy
 from gateway.store.operations_sql import OperationsStore
 
@@ -58,10 +59,11 @@ class SinkGuard:
             return f"failing since {since.isoformat()} (disable_after_days = {policy.disable_after_days:g})"
         return None
 
-    async def disable(self, sink: str, reason: str) -> bool:
-        """Disable ``sink``; True when this call did it (announce it once)."""
+    async def disable(self, sink: str, reason: str, jobs: Sequence[NewJob] = ()) -> bool:
+        """Disable ``sink``; True when this call did it (announce it once: ``jobs``, its alert, are queued in the
+        same transaction, only then)."""
         now = self.clock.now()
-        newly = await self.ops.disable_sink(sink, reason, now)
+        newly = await self.ops.disable_sink(sink, reason, now, jobs)
         self._disabled[sink] = SinkState(sink=sink, disabled_at=now, disabled_reason=reason)
         return newly
 

@@ -207,6 +207,8 @@ def _assemble(
         sandbox=sandbox,
         reconciler=reconciler,
         stuck=stuck,
-        streams=StreamFollower(store=store, providers=providers, clock=clock, rng=rng, wake_dispatcher=dispatcher.wake),
+        streams=StreamFollower(
+            store=store, providers=providers, clock=clock, rng=rng, wake_dispatcher=dispatcher.wake, tracer=tracer
+        ),
         desk=desk,
     )

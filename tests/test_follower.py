@@ -1,4 +1,5 @@
-"""The stream follower against a scripted inference.sh: reconnects after a drop mid-run, falls back to polling."""
+"""The stream follower against a scripted inference.sh: reconnects after a drop mid-run, falls back to polling,
+continues the run's trace."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from gateway import tracing
 from gateway.config_types import Secret
 from gateway.follower import StreamFollower
 from gateway.model import JobKind, RunStatus
@@ -40,6 +43,7 @@ class Inference:
         self.status = 1
         self.streams = streams
         self.stream_requests = 0
+        self.traceparents: list[str | None] = []
 
     def rest(self, request: httpx.Request) -> httpx.Response:
         output = {"patientId": "P-7"} if self.status == 3 else None
@@ -49,6 +53,7 @@ class Inference:
         assert request.url.path == f"/flowruns/{RUN_ID}/stream"
         script = self.streams[min(self.stream_requests, len(self.streams) - 1)]
         self.stream_requests += 1
+        self.traceparents.append(request.headers.get("traceparent"))
         if isinstance(script[0], int):
             return httpx.Response(int(script[0]), json={"type": "https://api.inference.sh/errors/not_found"})
 
@@ -71,16 +76,23 @@ def message(status: int, *, partial: bool = False) -> bytes:
 
 @asynccontextmanager
 async def scripted(
-    tmp_path: Path, api: Inference, reconnects: int = 5
+    tmp_path: Path,
+    api: Inference,
+    reconnects: int = 5,
+    *,
+    traceparent: str | None = None,
+    tracer: tracing.Tracing | None = None,
 ) -> AsyncIterator[tuple[Running, StreamFollower]]:
     data = example_data(tmp_path)
     data["providers"]["inferencesh"]["base_url"] = HOST
     async with running_gateway(parse_settings(data, {}), outbound=api.rest) as gw:
-        answer = await gw.client.post("/v1/events", json=EVENT, headers={**SOURCE, **CE})
+        trace = {"traceparent": traceparent} if traceparent else {}
+        answer = await gw.client.post("/v1/events", json=EVENT, headers={**SOURCE, **CE, **trace})
         run_id = answer.json()["runs"][0]["id"]
         await gw.settle()
         assert (await gw.services.store.get_run(run_id)).status is RunStatus.CREATED  # type: ignore[union-attr]
-        async with httpx.AsyncClient(transport=httpx.MockTransport(api.stream)) as http:
+        hooks = {"request": [tracing.send_traceparent]}  # as the gateway's own outbound client
+        async with httpx.AsyncClient(transport=httpx.MockTransport(api.stream), event_hooks=hooks) as http:
             settings = inf.InferenceShSettings(
                 name="inferencesh",
                 base_url=HOST,
@@ -94,6 +106,7 @@ async def scripted(
                 clock=gw.services.clock,
                 rng=random.Random(1),
                 wake_dispatcher=gw.services.dispatcher.wake,
+                tracer=tracer,
             )
             gw.run_id = run_id  # type: ignore[attr-defined]
             yield gw, follower
@@ -172,3 +185,27 @@ async def test_only_streaming_providers_are_followed(gw: Running) -> None:
     empty.start()  # nothing to follow: no task
     await empty.stop()
     assert await empty.scan() == 0
+
+
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
+async def test_each_stream_connection_continues_the_runs_trace(tmp_path: Path) -> None:
+    api = Inference([[message(2), httpx.ReadError("connection reset")], [message(3)]])
+    exporter = InMemorySpanExporter()
+    tracer = tracing.Tracing(tracing.TracingSettings(enabled=True), exporter=exporter)
+    async with scripted(tmp_path, api, traceparent=TRACEPARENT, tracer=tracer) as (gw, follower):
+        run = await gw.services.store.get_run(gw.run_id)  # type: ignore[attr-defined]
+        assert run is not None and run.traceparent == TRACEPARENT  # kept with the run (tracing off in the gateway)
+        assert await follower.scan() == 1
+        await follower.idle()
+    spans = [span for span in exporter.get_finished_spans() if span.name == "provider stream_run"]
+    assert len(spans) == api.stream_requests == 2  # one span per connection, the dropped one included
+    trace_id = TRACEPARENT.split("-")[1]
+    for span, sent in zip(spans, api.traceparents, strict=True):
+        assert format(span.context.trace_id, "032x") == trace_id
+        assert span.parent is not None and format(span.parent.span_id, "016x") == TRACEPARENT.split("-")[2]
+        assert span.attributes is not None and span.attributes["gateway.provider"] == "inferencesh"
+        assert sent is not None and sent.split("-")[1] == trace_id  # the stream request carries the trace on
+        assert sent.split("-")[2] == format(span.context.span_id, "016x")
+    assert not spans[0].status.is_ok and spans[1].status.is_ok  # the drop is marked on its span

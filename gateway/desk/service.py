@@ -26,7 +26,8 @@ from gateway.store.access_sql import AccessStore
 from gateway.store.queue_sql import ItemChange, QueueStore
 
 MAX_REASON = 500
-BULK_ACTIONS = ("claim", "release", "reassign")
+BULK_ACTIONS = ("claim", "release", "reassign")  # the queue page's bulk actions
+API_BULK_ACTIONS = (*BULK_ACTIONS, "decide")  # the JSON API's: the same, and one decision for every item
 BULK_LIMIT = 100
 _CLEAR_CLAIM = {"claimed_by": None, "claimed_at": None, "claim_expires_at": None}
 
@@ -38,9 +39,28 @@ class Outcome:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class BulkResult:
+    """One item of a bulk action: the item after a claim, release or reassign, the outcome of a decision, or why
+    it was refused."""
+
+    review_id: str
+    item: Item | None = None
+    outcome: Outcome | None = None
+    error: errors.GatewayError | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class BulkOutcome:
-    done: list[str]
-    refused: list[tuple[str, str]]  # (review id, why not)
+    results: list[BulkResult]
+
+    @property
+    def done(self) -> list[str]:
+        return [r.review_id for r in self.results if r.error is None]
+
+    @property
+    def refused(self) -> list[tuple[str, str]]:
+        """(review id, why not) for each refused item."""
+        return [(r.review_id, r.error.message) for r in self.results if r.error is not None]
 
 
 class Desk:
@@ -178,12 +198,21 @@ class Desk:
         return await self.item(review_id)
 
     async def bulk(
-        self, action: str, review_ids: Sequence[str], who: Principal, *, to: str, reason: str
+        self,
+        action: str,
+        review_ids: Sequence[str],
+        who: Principal,
+        *,
+        to: str = "",
+        reason: str = "",
+        value: Any = None,
+        key: str | None = None,
     ) -> BulkOutcome:
-        """Claim, release or reassign several items; each is its own change, so one refusal stops no other."""
+        """Claim, release, reassign or decide several items; each is its own change through the single action (same
+        rules, same audit), so one refusal stops no other. A decision's ``key`` becomes ``key:review_id`` per item."""
         _need(who, access.REVIEWS_DECIDE)
-        if action not in BULK_ACTIONS:
-            raise errors.BadRequest(f"action must be one of: {', '.join(BULK_ACTIONS)}")
+        if action not in API_BULK_ACTIONS:
+            raise errors.BadRequest(f"action must be one of: {', '.join(API_BULK_ACTIONS)}")
         wanted = list(dict.fromkeys(review_ids))
         if not 1 <= len(wanted) <= BULK_LIMIT:
             raise errors.InvalidInput(f"pick 1 to {BULK_LIMIT} items")
@@ -191,21 +220,27 @@ class Desk:
             reason = _reason(reason)
             if not await self._can_decide(to):
                 raise errors.InvalidInput(f"{to!r} is not an operator who may decide reviews")
-        done: list[str] = []
-        refused: list[tuple[str, str]] = []
+        results: list[BulkResult] = []
         for review_id in wanted:
             try:
-                if action == "claim":
-                    await self.claim(review_id, who, reason)
-                elif action == "release":
-                    await self.release(review_id, who, reason)
-                else:
-                    await self.reassign(review_id, who, to, reason)
+                results.append(await self._one(action, review_id, who, to=to, reason=reason, value=value, key=key))
             except errors.GatewayError as exc:
-                refused.append((review_id, exc.message))
-            else:
-                done.append(review_id)
-        return BulkOutcome(done=done, refused=refused)
+                results.append(BulkResult(review_id=review_id, error=exc))
+        return BulkOutcome(results=results)
+
+    async def _one(
+        self, action: str, review_id: str, who: Principal, *, to: str, reason: str, value: Any, key: str | None
+    ) -> BulkResult:
+        if action == "decide":
+            item_key = None if key is None else f"{key}:{review_id}"
+            return BulkResult(review_id=review_id, outcome=await self.decide(review_id, who, value, item_key))
+        if action == "claim":
+            item = await self.claim(review_id, who, reason)
+        elif action == "release":
+            item = await self.release(review_id, who, reason)
+        else:
+            item = await self.reassign(review_id, who, to, reason)
+        return BulkResult(review_id=review_id, item=item)
 
     async def _can_decide(self, name: str) -> bool:
         if any(token.name == name for token in self.settings.operator_tokens):

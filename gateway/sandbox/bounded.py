@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from datetime import datetime
 from typing import TypeVar
 
 K = TypeVar("K")
@@ -29,3 +30,27 @@ class BoundedCounter(Bounded[str, int]):
 
     def __missing__(self, key: str) -> int:
         return 0
+
+
+class BoundedTokens(Bounded[str, datetime]):
+    """Bearer tokens and when each expires, at most ``limit`` of them: a flood of token requests forgets the oldest.
+
+    Tokens are written with the same lifetime, so the first entry expires first; ``forget_expired`` drops
+    expired ones from the front without scanning the whole map."""
+
+    def forget_expired(self, now: datetime) -> None:
+        while self:
+            token, until = next(iter(self.items()))
+            if until > now:
+                return
+            del self[token]
+
+
+class BoundedSet(Bounded[str, None]):
+    """A set of at most ``limit`` strings that forgets the least recently added."""
+
+    def add(self, value: str) -> None:
+        self[value] = None
+
+    def discard(self, value: str) -> None:
+        self.pop(value, None)

@@ -11,7 +11,7 @@ import random
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -21,7 +21,7 @@ from gateway.core import signing
 from gateway.model import JSON
 from gateway.ports import Clock
 from gateway.sandbox import engine
-from gateway.sandbox.bounded import Bounded
+from gateway.sandbox.bounded import Bounded, BoundedTokens
 from gateway.sandbox.config import SandboxSettings
 from gateway.sandbox.scheduler import Scheduler
 from gateway.sandbox.stats import Stats
@@ -45,7 +45,7 @@ class Emulator:
         self._rng = rng
         self.clock = clock  # shared with the other APIs over the same templates
         self.rng = rng
-        self._tokens: dict[str, datetime] = {}
+        self._tokens = BoundedTokens()
         self._runs: Bounded[str, SandboxRun] = Bounded()
         self._by_key: Bounded[str, str] = Bounded()
         self._notifier = _notifier(settings, http, clock, rng, self.scheduler, self.stats)
@@ -59,7 +59,7 @@ class Emulator:
         ):
             raise errors.AuthError("invalid client credentials")
         now = self._clock.now()
-        self._tokens = {token: at for token, at in self._tokens.items() if at > now}
+        self._tokens.forget_expired(now)
         token = f"sbx_{self._rng.getrandbits(256):064x}"
         self._tokens[token] = now + timedelta(seconds=self.settings.token_ttl)
         return {"access_token": token, "token_type": "Bearer", "expires_in": self.settings.token_ttl}

@@ -30,7 +30,7 @@ from gateway.core import jws
 from gateway.model import JSON
 from gateway.ports import Clock
 from gateway.sandbox import engine
-from gateway.sandbox.bounded import Bounded
+from gateway.sandbox.bounded import Bounded, BoundedSet, BoundedTokens
 from gateway.sandbox.more_config import TransactionLinkSandbox
 from gateway.sandbox.scheduler import Scheduler
 from gateway.sandbox.templates import Template
@@ -96,8 +96,8 @@ class TLEmulator:
         self._clock = clock
         self._rng = rng
         self._scheduler = scheduler
-        self._access: dict[str, datetime] = {}
-        self._refresh: set[str] = set()
+        self._access = BoundedTokens()
+        self._refresh = BoundedSet()
         self._runs: Bounded[str, TLRun] = Bounded()
         self._cases: Bounded[str, JSON] = Bounded()
         self._parameters: Bounded[str, JSON] = Bounded()
@@ -119,7 +119,7 @@ class TLEmulator:
 
     def _issue(self) -> JSON:
         now = self._clock.now()
-        self._access = {token: until for token, until in self._access.items() if until > now}
+        self._access.forget_expired(now)
         access, refresh = self._token("at"), self._token("rt")
         self._access[access] = now + timedelta(seconds=self.settings.token_ttl)
         self._refresh.add(refresh)

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from gateway.model import DeliveryAttempt, Job, JobKind, SinkState
+from gateway.ports import NewJob
 from gateway.store import codec
 from gateway.store.codec import from_us, need_dt, to_us
 from gateway.store.db import Row, Tx
@@ -78,14 +79,18 @@ class OperationsStore:
         assert row is not None
         return need_dt(row["failing_since"])
 
-    async def disable_sink(self, sink: str, reason: str, now: datetime) -> bool:
-        """Disable ``sink``; False when it was disabled already (so one alert is sent, not one per delivery)."""
+    async def disable_sink(self, sink: str, reason: str, now: datetime, jobs: Sequence[NewJob] = ()) -> bool:
+        """Disable ``sink``; False when it was disabled already (so one alert is sent, not one per delivery). The
+        ``jobs`` (its alert) are queued in the same transaction, only when this call disabled it."""
         async with self.db.write() as tx:
             await tx.execute("INSERT INTO sink_states (sink) VALUES (?) ON CONFLICT (sink) DO NOTHING", (sink,))
             count = await tx.execute(
                 "UPDATE sink_states SET disabled_at = ?, disabled_reason = ? WHERE sink = ? AND disabled_at IS NULL",
                 (to_us(now), reason[:500], sink),
             )
+            if count:
+                for job in jobs:
+                    await self.store._upsert_job(tx, job, now)
         return bool(count)
 
     async def enable_sink(self, sink: str) -> bool:

@@ -696,8 +696,17 @@ class SqlStore:
 
         return await self.db.transact(write)
 
-    async def bury_job(self, job: Job, error: str, now: datetime) -> bool:
-        return await self.db.transact(lambda tx: self._bury_job(tx, job, error, now))
+    async def bury_job(self, job: Job, error: str, now: datetime, jobs: Sequence[NewJob] = ()) -> bool:
+        """Bury the job (fenced) and queue ``jobs`` (its alert) in the same transaction: only when it was buried."""
+
+        async def write(tx: Tx) -> bool:
+            if not await self._bury_job(tx, job, error, now):
+                return False
+            for job_ in jobs:
+                await self._upsert_job(tx, job_, now)
+            return True
+
+        return await self.db.transact(write)
 
     async def _bury_job(self, tx: Tx, job: Job, error: str, now: datetime) -> bool:
         count = await tx.execute(

@@ -116,6 +116,8 @@ def routes(services: Services) -> list[BaseRoute]:
         Route("/v1/runs/{run_id}/adopt", runs.adopt_run, methods=["POST"]),
         Route("/v1/notifications/orphans", runs.list_orphans, methods=["GET"]),
         Route("/v1/reviews", reviews.list_reviews, methods=["GET"]),
+        Route("/v1/reviews/search", reviews.search_reviews, methods=["POST"]),
+        Route("/v1/reviews/bulk", reviews.bulk, methods=["POST"]),
         Route("/v1/reviews/{review_id}", reviews.get_review, methods=["GET"]),
         Route("/v1/reviews/{review_id}/decision", reviews.decide, methods=["POST"]),
         Route("/v1/reviews/{review_id}/audit", reviews.review_audit, methods=["GET"]),

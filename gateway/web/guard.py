@@ -47,6 +47,8 @@ ROUTE_SCOPES: dict[tuple[str, str], str] = {
     ("GET", "/v1/runs/stuck"): access.RUNS_READ,
     ("POST", "/v1/runs/stuck/repair"): access.RUNS_RETRY,
     ("GET", "/v1/reviews"): access.REVIEWS_READ,
+    ("POST", "/v1/reviews/search"): access.REVIEWS_READ,
+    ("POST", "/v1/reviews/bulk"): access.REVIEWS_DECIDE,
     ("GET", "/v1/reviews/{review_id}"): access.REVIEWS_READ,
     ("GET", "/v1/reviews/{review_id}/audit"): access.REVIEWS_READ,
     ("POST", "/v1/reviews/{review_id}/decision"): access.REVIEWS_DECIDE,

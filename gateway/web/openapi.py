@@ -149,6 +149,22 @@ def _review(op_id: str, summary: str, action: str, answers: tuple[Answer, ...], 
     )
 
 
+LIST_REVIEW_PARAMS = (
+    one_of("state", [*(s.value for s in ReviewState), "any"], "Review state (default OPEN; any for every state)"),
+    text("flow", "Only reviews of this flow"),
+    text("assignee", "Only items claimed by this operator (me: the caller; none: unclaimed)"),
+    query(
+        "older_than",
+        {"type": "string", "pattern": "^[0-9]{1,9}$"},
+        "Only items opened at least this many seconds ago",
+    ),
+    one_of("sla", [s.value for s in SlaState], "Only items in this SLA state"),
+    one_of("order", [o.value for o in Order], "Sort order", default="newest"),
+    text("after", "Return items after this cursor (next_after of the previous page)"),
+    limit(),
+)
+
+
 OPERATIONS: tuple[Operation, ...] = (
     Operation("GET", "/healthz", "healthz", "The process answers", ok(200, "Alive", shapes.Alive), security=PUBLIC),
     Operation(
@@ -303,22 +319,28 @@ OPERATIONS: tuple[Operation, ...] = (
         "Review items, newest or most urgent first",
         ok(200, "Review items, newest or most urgent first", shapes.ReviewPage),
         (400,),
-        (
-            one_of(
-                "state", [*(s.value for s in ReviewState), "any"], "Review state (default OPEN; any for every state)"
-            ),
-            text("flow", "Only reviews of this flow"),
-            text("assignee", "Only items claimed by this operator (me: the caller; none: unclaimed)"),
-            query(
-                "older_than",
-                {"type": "string", "pattern": "^[0-9]{1,9}$"},
-                "Only items opened at least this many seconds ago",
-            ),
-            one_of("sla", [s.value for s in SlaState], "Only items in this SLA state"),
-            one_of("order", [o.value for o in Order], "Sort order", default="newest"),
-            text("after", "Return items after this cursor (next_after of the previous page)"),
-            limit(),
-        ),
+        LIST_REVIEW_PARAMS,
+    ),
+    Operation(
+        "POST",
+        "/v1/reviews/search",
+        "searchReviews",
+        "Search the review items (the text in the body, never in a URL: it may name a patient)",
+        ok(200, "One page of matches", shapes.ReviewPage),
+        (400, 413, 422),
+        LIST_REVIEW_PARAMS,
+        Body(shapes.ReviewSearch, "At most 64 KiB"),
+    ),
+    Operation(
+        "POST",
+        "/v1/reviews/bulk",
+        "bulkReviews",
+        "Claim, release, reassign or decide up to 100 items; each goes through the single action's rules and audit",
+        ok(200, "A result per item (refusals included); one refusal stops no other", shapes.BulkOutcome),
+        (400, 413, 422),
+        (),
+        Body(shapes.BulkAction, "At most 64 KiB"),
+        description="decide: an Idempotency-Key header becomes KEY:REVIEW_ID for each item",
     ),
     Operation(
         "GET",

@@ -1,22 +1,26 @@
 """The review queue's JSON API; it mirrors the UI. Guarded by gateway.web.guard (bearer credentials + scope).
 
-GET /v1/reviews (filters, newest or most urgent first, keyset paging), GET /v1/reviews/{id} (payload only
-for roles that may see it; audited), GET /v1/reviews/{id}/audit, POST .../decision (Idempotency-Key),
-.../claim, .../release, .../reassign, .../approve, .../reject.
+GET /v1/reviews (filters, newest or most urgent first, keyset paging), POST /v1/reviews/search (the same with
+search text in the body: it may name a patient, so it never goes in a URL), POST /v1/reviews/bulk (claim,
+release, reassign or decide several items, a result per item), GET /v1/reviews/{id} (payload only for roles
+that may see it; audited), GET /v1/reviews/{id}/audit, POST .../decision (Idempotency-Key), .../claim,
+.../release, .../reassign, .../approve, .../reject.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Any
 
+from msgspec import UNSET
 from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway import errors
 from gateway.desk import views
 from gateway.desk.model import Order, QueueFilter, SlaState
-from gateway.desk.service import Desk
+from gateway.desk.service import BulkResult, Desk
 from gateway.model import ReviewState
 from gateway.store import audit_sql
 from gateway.store.queue_sql import urgent_cursor
@@ -26,6 +30,7 @@ from gateway.web.common import json, query_enum, query_limit, query_text, servic
 from gateway.web.guard import principal
 
 _SECONDS = re.compile(r"[0-9]{1,9}")  # ASCII digits, at most ~31 years: str.isdigit() also takes "²"
+MAX_SEARCH = 200  # characters of search text, as on the queue page
 
 
 def desk(request: Request) -> Desk:
@@ -60,11 +65,62 @@ def next_cursor(items: list[Any], flt: QueueFilter) -> str | None:
 
 
 async def list_reviews(request: Request) -> Response:
+    if "q" in request.query_params:
+        raise errors.BadRequest(
+            'search text may name a patient and never goes in a URL: POST /v1/reviews/search {"q": ...}'
+        )
     who = principal(request)
     flt = queue_filter(request, who.name)
     items = await desk(request).page(flt, who)
     now = services(request).clock.now()
     return json({"items": [views.summary(item, now) for item in items], "next_after": next_cursor(items, flt)})
+
+
+async def search_reviews(request: Request) -> Response:
+    """The queue's search (review, run or event id, or words of the subject through its blind index, for roles that
+    see payloads), with the list's filters and paging from the query string; the text comes in the body."""
+    who = principal(request)
+    flt = queue_filter(request, who.name)
+    body = await _body(request, shapes.ReviewSearch)
+    text = " ".join(body.q.split())
+    if not text:
+        raise errors.BadRequest(shapes.ReviewSearch.refused)
+    if len(text) > MAX_SEARCH:
+        raise errors.InvalidInput(f"q is longer than {MAX_SEARCH} characters")
+    flt = replace(flt, search=text, search_subject=who.sees_payload)
+    items = await desk(request).page(flt, who)
+    now = services(request).clock.now()
+    return json({"items": [views.summary(item, now) for item in items], "next_after": next_cursor(items, flt)})
+
+
+async def bulk(request: Request) -> Response:
+    """One action on several items; 200 with a result per item (each its own change: one refusal stops no other)."""
+    body = await _body(request, shapes.BulkAction)
+    if body.action == "decide" and body.input is UNSET:
+        raise errors.BadRequest('a bulk decision needs an "input" member (the decision for every item)')
+    key = request.headers.get("idempotency-key")
+    value = None if body.input is UNSET else body.input
+    outcome = await desk(request).bulk(
+        body.action, body.review_ids, principal(request), to=body.to, reason=body.reason, value=value, key=key
+    )
+    now = services(request).clock.now()
+    results = [_bulk_result(result, now) for result in outcome.results]
+    answer = shapes.BulkOutcome(
+        action=body.action, done=len(outcome.done), refused=len(outcome.refused), results=results
+    )
+    return json(answer)
+
+
+def _bulk_result(result: BulkResult, now: Any) -> shapes.BulkItemResult:
+    from gateway.web.app import status_for
+
+    if result.error is not None:
+        detail = shapes.ErrorDetail(code=result.error.code, message=result.error.message)
+        return shapes.BulkItemResult(review_id=result.review_id, status=status_for(result.error), error=detail)
+    if result.outcome is not None:
+        return shapes.BulkItemResult(review_id=result.review_id, status=result.outcome.status, body=result.outcome.body)
+    assert result.item is not None
+    return shapes.BulkItemResult(review_id=result.review_id, status=200, body=views.summary(result.item, now))
 
 
 async def get_review(request: Request) -> Response:

@@ -622,6 +622,55 @@ class Reject(Body):
     reason: Annotated[str, doc("1 to 500 characters")]
 
 
+class ReviewSearch(Body, forbid_unknown_fields=True):
+    """Search text for the queue: in the body, never in a URL (it may name a patient)."""
+
+    not_an_object = refused = 'body must be {"q": "<review, run or event id, or words of the subject>"}'
+
+    q: Annotated[
+        str,
+        doc(
+            "A review, run or event id, or words of the subject (words: roles that see payloads only)",
+            minLength=1,
+            maxLength=200,
+        ),
+    ]
+
+
+class BulkAction(Body):
+    """One action on several review items; each goes through the single action's rules and audit."""
+
+    refused = 'body must be {"action": "claim|release|reassign|decide", "review_ids": ["rev_..."]}'
+
+    action: Annotated[str, doc(enum=["claim", "release", "reassign", "decide"])]
+    review_ids: Annotated[list[str], doc(minItems=1, maxItems=100)]
+    to: Annotated[str, doc("reassign: an operator who may decide reviews")] = ""
+    reason: Annotated[str, doc("reassign: 1 to 500 characters; claim, release: optional")] = ""
+    input: Annotated[Any, Meta(description="decide: the decision for every item (see asks_for)")] = UNSET
+
+    @classmethod
+    def refusal(cls, field: str | None, value: dict[str, Any]) -> errors.GatewayError:
+        if field in ("to", "reason"):
+            return errors.BadRequest("to and reason must be strings")
+        return errors.BadRequest(cls.refused)
+
+
+class BulkItemResult(Shape):
+    review_id: str
+    status: Annotated[int, Meta(description="What the single action would have answered")]
+    body: Annotated[Any, Meta(description="On success: the ReviewSummary, or Decided / Proposed for decide")] = UNSET
+    error: ErrorDetail | msgspec.UnsetType = UNSET
+
+
+class BulkOutcome(Shape):
+    """A result per item (refusals included); one refusal stops no other."""
+
+    action: str
+    done: int
+    refused: int
+    results: list[BulkItemResult]
+
+
 REPLAY_LIMIT = 1000
 _REPLAY_TIME = "must be an ISO 8601 time with an offset, e.g. 2026-11-22T09:00:00Z"
 

@@ -235,12 +235,12 @@ def test_non_ascii_and_html_special_data_read_as_written(server: str, browser: B
 
 
 def test_search_then_a_bulk_claim(server: str, browser: Browser) -> None:
-    for n in (1, 2):
-        post_event(server, f"bulk-{n}", f"Bulkpatient-{n}")
-    post_event(server, "bulk-other", "Otherpatient-1")
+    for n, given in enumerate(("Hannah", "Omar"), start=1):
+        post_event(server, f"bulk-{n}", f"{given} Lindqvist")
+    post_event(server, "bulk-other", "Tomas Okafor")
     alice = login(browser, server, "alice")
-    search(alice, "bulkpatient")
-    assert "bulkpatient" not in alice.url.lower()  # the search text never goes in the address
+    search(alice, "lindqvist")
+    assert "lindqvist" not in alice.url.lower()  # the search text never goes in the address
     rows = alice.locator("tr[data-review]")
     expect(rows).to_have_count(2)
     scripted(alice)
@@ -248,16 +248,16 @@ def test_search_then_a_bulk_claim(server: str, browser: Browser) -> None:
     alice.get_by_test_id("bulk-claim").click()
     expect(alice.get_by_test_id("flash")).to_have_text("Claimed 2 of 2 item(s).")
     expect(alice.get_by_test_id("claimed-by")).to_have_text(["alice", "alice"])
-    search(alice, "otherpatient")
+    search(alice, "okafor")
     expect(alice.get_by_test_id("claimed-by")).to_have_text(["—"])
 
 
 def test_keyboard_only_claim_and_decide(server: str, browser: Browser) -> None:
-    post_event(server, "keys-1", "Keyboardpatient-1")
+    post_event(server, "keys-1", "Ingrid Halvorsen")
     alice = login(browser, server, "alice")
     scripted(alice)
     alice.keyboard.press("/")
-    alice.keyboard.type("keyboardpatient")
+    alice.keyboard.type("halvorsen")
     alice.keyboard.press("Enter")
     expect(alice.locator("tr[data-review]")).to_have_count(1)
     scripted(alice)
@@ -284,15 +284,15 @@ def test_a_new_item_arrives_live_without_a_reload(server: str, browser: Browser)
     alice = login(browser, server, "alice")
     expect(alice.locator("body")).to_have_attribute("data-live-connected", "yes")
     alice.evaluate("window.notReloaded = true")
-    post_event(server, "live-1", "Livepatient-1")
-    expect(row(alice, "Livepatient-1")).to_have_count(1)
+    post_event(server, "live-1", "Mateo Rossi")
+    expect(row(alice, "Mateo Rossi")).to_have_count(1)
     assert alice.evaluate("window.notReloaded === true")
 
 
 def test_a_decision_without_a_claim_is_refused_and_keeps_the_choice(server: str, browser: Browser) -> None:
-    post_event(server, "claim-first-1", "Claimfirst-1")
+    post_event(server, "claim-first-1", "Priya Raman")
     alice = login(browser, server, "alice")
-    search(alice, "claimfirst")
+    search(alice, "raman")
     alice.get_by_test_id("subject").click()
     expect(alice.get_by_test_id("claim-first")).to_be_visible()  # no form to fill before claiming
     alice.get_by_test_id("claim").click()
@@ -312,7 +312,7 @@ def test_a_decision_without_a_claim_is_refused_and_keeps_the_choice(server: str,
 def test_every_page_fits_a_phone_and_has_no_serious_accessibility_violation(
     server: str, browser: Browser, tmp_path: Path
 ) -> None:
-    run_id = post_event(server, "pages-1", "Pagespatient-1")
+    run_id = post_event(server, "pages-1", "Grace Adebayo")
     review_id = review_of(server, run_id)
     errored = httpx.post(
         f"{server}/v1/events",

@@ -27,6 +27,7 @@ from gateway.model import (
 )
 from gateway.ports import EventRecord, NewJob, NewRun, RunChange, RunFilter
 from gateway.store import open_store
+from gateway.store.operations_sql import OperationsStore
 from gateway.store.sqlstore import SqlStore
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -483,3 +484,38 @@ async def test_concurrent_writers_on_separate_connections_never_see_database_loc
     finally:
         for s in stores:
             await s.aclose()
+
+
+# alerts ride in the transaction of the change they announce ----------------------------------------
+
+ALERT = NewJob(kind=JobKind.ALERT, ref="alert_1", due_at=T0, data={"type": "job.buried"})
+BROKEN_ALERT = NewJob(kind=JobKind.ALERT, ref="alert_2", due_at=T0, data={"type": object()})  # fails to encode
+
+
+async def test_a_burial_and_its_alert_are_one_transaction(store: SqlStore) -> None:
+    await store.enqueue(NewJob(kind=JobKind.FETCH_RUN, ref="run_1", due_at=T0), T0)
+    [job] = await store.claim_jobs("w", T0, LEASE, 10)
+    with pytest.raises(TypeError):
+        await store.bury_job(job, "gave up", at(1), [BROKEN_ALERT])  # the alert cannot be stored ...
+    [still] = await store.list_jobs()
+    assert still.state == JobState.RUNNING  # ... so the job is not buried either: no change without its alert
+
+    stale = replace(job, fence=job.fence + 1)
+    assert not await store.bury_job(stale, "gave up", at(1), [ALERT])  # a lost lease buries nothing ...
+    assert await store.list_jobs(kind=JobKind.ALERT) == []  # ... and announces nothing
+
+    assert await store.bury_job(job, "gave up", at(1), [ALERT])
+    [dead] = await store.list_jobs(state=JobState.DEAD)
+    [alert] = await store.list_jobs(kind=JobKind.ALERT)
+    assert dead.id == job.id and alert.ref == "alert_1" and alert.state == JobState.QUEUED
+
+
+async def test_disabling_a_sink_and_its_alert_are_one_transaction_and_announced_once(store: SqlStore) -> None:
+    ops = OperationsStore(store)
+    with pytest.raises(TypeError):
+        await ops.disable_sink("hook", "410 Gone", T0, [BROKEN_ALERT])
+    assert (await ops.sink_state("hook")).disabled_at is None  # rolled back with its alert
+
+    assert await ops.disable_sink("hook", "410 Gone", T0, [ALERT])
+    assert not await ops.disable_sink("hook", "410 Gone", at(1), [replace(ALERT, ref="alert_3")])
+    assert [job.ref for job in await store.list_jobs(kind=JobKind.ALERT)] == ["alert_1"]

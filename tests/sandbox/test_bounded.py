@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from gateway.sandbox import bounded
-from gateway.sandbox.bounded import Bounded, BoundedCounter
+from gateway.sandbox.bounded import Bounded, BoundedCounter, BoundedTokens
 
 from .conftest import SandboxFactory, bearer, client_for
 
@@ -46,3 +48,28 @@ async def test_many_runs_leave_the_sandbox_at_its_cap(
         assert len(stats["creates_by_idempotency_key"]) == 50
         assert (await client.get(f"/v1/flow-runs/{run_ids[0]}", headers=auth)).status_code == 404  # forgotten
         assert (await client.get(f"/v1/flow-runs/{run_ids[-1]}", headers=auth)).status_code == 200
+
+
+def test_bounded_tokens_forget_expired_ones_from_the_front() -> None:
+    start = datetime(2025, 6, 1, tzinfo=UTC)
+    tokens = BoundedTokens(limit=3)
+    for n in range(4):
+        tokens[f"t{n}"] = start + timedelta(seconds=n)
+    assert list(tokens) == ["t1", "t2", "t3"]  # the cap
+    tokens.forget_expired(start + timedelta(seconds=2))
+    assert list(tokens) == ["t3"]
+
+
+async def test_a_flood_of_oauth_tokens_leaves_the_token_map_at_its_cap(
+    make_sandbox: SandboxFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bounded, "MAX_ENTRIES", 50)
+    sandbox = make_sandbox()
+    async with client_for(sandbox) as client:
+        first = await bearer(client)
+        for _ in range(500):
+            last = await bearer(client)
+        tokens = sandbox._emulator._tokens
+        assert len(tokens) == 50
+        assert (await client.get("/_stats", headers=first)).status_code == 401  # forgotten
+        assert (await client.get("/_stats", headers=last)).status_code == 200

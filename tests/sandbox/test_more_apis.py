@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 
 from gateway.config_types import ParseContext
 from gateway.core import jws, sse
-from gateway.sandbox import SandboxApp, create_sandbox_app, parse_sandbox
+from gateway.sandbox import SandboxApp, bounded, create_sandbox_app, parse_sandbox
 
 from .conftest import ENVIRON, SELF_URL, FrozenClock, Receiver, load_toml
 
@@ -304,3 +304,21 @@ async def test_inf_idle_stream_pings_and_ends(inf: httpx.AsyncClient, sandbox: S
     assert answer.text.count(": ping") >= 1
     assert len(events(answer.text)) == 1  # only the run itself: nothing changed
     assert (await inf.get("/flowruns/nope/stream", headers=V2)).status_code == 404
+
+
+async def test_tl_a_flood_of_token_requests_leaves_its_token_maps_at_their_cap(
+    clock: FrozenClock, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bounded, "MAX_ENTRIES", 40)  # before the emulator makes its maps
+    async with httpx.AsyncClient(transport=httpx.MockTransport(receiver)) as http:
+        app = create_sandbox_app(settings(), http=http, clock=clock, rng=random.Random(3))
+        async with client(app.mounts["transactionlink"]) as tl:
+            issued = [
+                (await tl.post("/auth/authorize", json={"key": "sandbox-key", "secret": TL_SECRET})).json()
+                for _ in range(300)
+            ]
+            oldest, newest = issued[0], issued[-1]
+            assert (await start(tl, f"Bearer {oldest['accessToken']}")).status_code == 401  # forgotten, not expired
+            assert (await tl.post("/auth/refresh", json={"refreshToken": oldest["refreshToken"]})).status_code == 401
+            assert (await start(tl, f"Bearer {issued[-40]['accessToken']}")).status_code == 200  # still within the cap
+            assert (await tl.post("/auth/refresh", json={"refreshToken": newest["refreshToken"]})).status_code == 200

@@ -55,7 +55,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def write_config(directory: Path, port: int, *, server: str = "", failed_auth: str | None = None) -> Path:
+def write_config(
+    directory: Path, port: int, *, server: str = "", failed_auth: str | None = None, extra: str = ""
+) -> Path:
     text = EXAMPLE_CONFIG.read_text()
     replacements = {
         "port = 8000": f"port = {port}\n{server}",
@@ -69,7 +71,7 @@ def write_config(directory: Path, port: int, *, server: str = "", failed_auth: s
         assert old in text, old
         text = text.replace(old, new)
     path = directory / "gateway.toml"
-    path.write_text(text)
+    path.write_text(text + extra)
     return path
 
 
@@ -81,12 +83,16 @@ def running_server(
     failed_auth: str | None = None,
     args: tuple[str, ...] = (),
     log_level: str = "WARNING",
+    extra: str = "",
+    environ: dict[str, str] | None = None,
 ) -> Iterator[Server]:
-    """Serve until the block ends; ``server`` is extra TOML for the [server] table; logs go to server.log."""
+    """Serve until the block ends; ``server`` is extra TOML for the [server] table, ``extra`` more tables at the end
+    of the config, ``environ`` more environment variables; logs go to server.log."""
     port = free_port()
-    config = write_config(directory, port, server=server, failed_auth=failed_auth)
+    config = write_config(directory, port, server=server, failed_auth=failed_auth, extra=extra)
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
     env["GATEWAY_LOG_LEVEL"] = log_level
+    env.update(environ or {})
     with open(directory / "server.log", "wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "gateway", "serve", "--config", str(config), *args],

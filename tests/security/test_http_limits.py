@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import select
 import socket
+import sqlite3
 import tempfile
 import threading
 import time
@@ -142,21 +143,75 @@ def test_a_big_body_sent_in_time_is_still_read(server: Server) -> None:
     assert answer.status_code == 202
 
 
-MALFORMED = {
-    "two Content-Length": b"content-length: 5\r\ncontent-length: 6\r\n\r\nhello!",
-    "Content-Length and Transfer-Encoding": b"content-length: 5\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n",
-    "a control byte in a header": b"x-bad: a\x01b\r\ncontent-length: 2\r\n\r\n{}",
-    "a Content-Length that is no number": b"content-length: 5x\r\n\r\nhello",
-}
+def malformed_event(ce_id: str) -> bytes:
+    """A well-formed CloudEvent for the demo source: only the framing around it is wrong."""
+    event = {"specversion": "1.0", "id": ce_id, "source": "/t", "type": "com.example.none", "data": {}}
+    return json.dumps(event).encode()
 
 
-@pytest.mark.parametrize("name", list(MALFORMED))
-def test_malformed_http_gets_400_in_the_json_shape(server: Server, name: str) -> None:
+def framed(name: str, body: bytes) -> bytes:
+    """The headers after the request line and Host, and the body, of each kind of malformed request."""
+    length = str(len(body)).encode()
+    chunked = hex(len(body))[2:].encode() + b"\r\n" + body + b"\r\n0\r\n\r\n"
+    return {
+        "two Content-Length": b"content-length: " + length + b"\r\ncontent-length: 6\r\n\r\n" + body,
+        "two equal Content-Length": b"content-length: "
+        + length
+        + b"\r\ncontent-length: "
+        + length
+        + b"\r\n\r\n"
+        + body,
+        "Content-Length and Transfer-Encoding": b"content-length: "
+        + length
+        + b"\r\ntransfer-encoding: chunked\r\n\r\n"
+        + chunked,
+        "two Transfer-Encoding": b"transfer-encoding: chunked\r\ntransfer-encoding: chunked\r\n\r\n" + chunked,
+        "Transfer-Encoding that is not chunked last": b"transfer-encoding: chunked, gzip\r\n\r\n" + chunked,
+        "a control byte in a header": b"x-bad: a\x01b\r\ncontent-length: " + length + b"\r\n\r\n" + body,
+        "a control byte in a header name": b"x-b\x01ad: a\r\ncontent-length: " + length + b"\r\n\r\n" + body,
+        "a Content-Length that is no number": b"content-length: " + length + b"x\r\n\r\n" + body,
+        "a negative Content-Length": b"content-length: -" + length + b"\r\n\r\n" + body,
+    }[name]
+
+
+MALFORMED = [
+    "two Content-Length",
+    "two equal Content-Length",
+    "Content-Length and Transfer-Encoding",
+    "two Transfer-Encoding",
+    "Transfer-Encoding that is not chunked last",
+    "a control byte in a header",
+    "a control byte in a header name",
+    "a Content-Length that is no number",
+    "a negative Content-Length",
+]
+SOURCE_HEADERS = b"authorization: Bearer demo-token\r\ncontent-type: application/cloudevents+json\r\n"
+
+
+@pytest.mark.parametrize("name", MALFORMED)
+def test_malformed_http_gets_400_in_the_json_shape_and_nothing_is_stored(server: Server, name: str) -> None:
+    ce_id = "malformed-" + name.replace(" ", "-")
     with server.connect() as sock:
-        sock.sendall(b"POST /v1/events HTTP/1.1\r\nHost: gateway\r\n" + MALFORMED[name])
+        sock.sendall(
+            b"POST /v1/events HTTP/1.1\r\nHost: gateway\r\n" + SOURCE_HEADERS + framed(name, malformed_event(ce_id))
+        )
         answer = read_answer(sock)
     assert status_of(answer) == 400, answer[:300]
     assert json_error(answer) == {"code": "bad_request", "message": "malformed HTTP request"}
+    with sqlite3.connect(f"file:{server.directory / 'gateway.db'}?mode=ro", uri=True) as db:
+        assert db.execute("SELECT COUNT(*) FROM events WHERE ce_id = ?", (ce_id,)).fetchone() == (0,)
+
+
+def test_the_same_event_framed_well_is_stored(server: Server) -> None:
+    """The control for the test above: its query would see the event had the server taken it."""
+    body = malformed_event("framed-well")
+    with server.connect() as sock:
+        head = b"POST /v1/events HTTP/1.1\r\nHost: gateway\r\nconnection: close\r\n" + SOURCE_HEADERS
+        sock.sendall(head + b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        answer = read_answer(sock)
+    assert status_of(answer) == 202, answer[:300]
+    with sqlite3.connect(f"file:{server.directory / 'gateway.db'}?mode=ro", uri=True) as db:
+        assert db.execute("SELECT COUNT(*) FROM events WHERE ce_id = 'framed-well'").fetchone() == (1,)
 
 
 def test_connections_over_the_cap_get_503_and_the_server_recovers(tmp_path: Path) -> None:
@@ -184,3 +239,51 @@ def test_connections_over_the_cap_get_503_and_the_server_recovers(tmp_path: Path
                 time.sleep(0.1)
         else:
             pytest.fail("the server did not answer again after the idle connections closed")
+
+
+CAP = 50
+
+
+def test_ten_times_the_cap_of_slow_loris_connections_leave_the_server_at_its_cap(tmp_path: Path) -> None:
+    """500 connections (ten times max_connections) each send headers one byte a second: the server holds at most
+    the cap open (file handles bounded throughout), answers the rest 503 at once, drops the held ones with 408 at
+    the header timeout, and serves again afterwards."""
+    header_timeout = 4.0
+    limits = f"max_connections = {CAP}\nheader_timeout = {header_timeout}\n"
+    with running_server(tmp_path, server=limits) as capped:
+        files_before = capped.open_files()
+        socks = [capped.connect() for _ in range(10 * CAP)]
+        request = b"GET /healthz HTTP/1.1\r\nHost: gateway\r\nX-Drip: " + b"a" * 1000
+        started = time.monotonic()
+        answers: dict[socket.socket, bytes] = {}
+        most_files = 0
+        sent = 0
+        while len(answers) < len(socks) and time.monotonic() - started < header_timeout + SLACK:
+            for sock in socks:  # one byte a second on every connection still open
+                if sock not in answers:
+                    try:
+                        sock.send(request[sent : sent + 1])
+                    except (BrokenPipeError, ConnectionResetError):
+                        answers[sock] = read_answer(sock)
+            sent += 1
+            step_ends = time.monotonic() + 1.0
+            while (left := step_ends - time.monotonic()) > 0:
+                readable, _, _ = select.select([s for s in socks if s not in answers], [], [], left)
+                for sock in readable:
+                    answers[sock] = read_answer(sock)
+                most_files = max(most_files, capped.open_files())
+        for sock in socks:
+            sock.close()
+        statuses = [status_of(answer) for answer in answers.values()]
+        assert len(answers) == len(socks), f"{len(socks) - len(answers)} connections still open"
+        assert most_files <= files_before + CAP + 10, most_files  # was one file handle per connection
+        assert statuses.count(503) >= 9 * CAP - 10  # refused at once (a few may have been refused without a word)
+        assert statuses.count(408) <= CAP
+        assert set(statuses) <= {503, 408, None}
+        refused = next(a for a in answers.values() if status_of(a) == 503)
+        assert json_error(refused)["code"] == "too_many_connections"
+        deadline = time.monotonic() + SLACK
+        while capped.open_files() > files_before + 5 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert capped.open_files() <= files_before + 5
+        assert httpx.get(f"{capped.url}/healthz", timeout=10).status_code == 200
