@@ -8,15 +8,18 @@ alternating ``POST /runs`` (a Create Run body) and ``GET /runs/{id}``, from ``--
 uvloop event loop, through one ``httpx.AsyncClient`` with the gateway's timeouts and the outbound address guard
 on (``[outbound] allow = ["127.0.0.1"]``):
 
-* ``httpcore-gateway``: ``wiring.outbound_client``, the client the gateway builds (100 connections, 20 kept alive);
+* ``httpcore-gateway``: the guarded httpcore transport with the limits the gateway used before (100 connections,
+  20 kept alive): ``outbound.httpcore_transport``;
 * ``httpcore-tuned``: the same guarded httpcore transport with as many kept-alive connections as callers
   (a connection is never closed only to be opened again) and a longer keep-alive;
-* ``aiohttp-guarded``: httpx-aiohttp's ``AiohttpTransport`` over an aiohttp ``TCPConnector`` whose resolver
-  checks every address against the same policy (``GuardedResolver`` below, the candidate implementation).
+* ``httpcore-8-conns``: the same with a small pool (8 connections, all kept alive): httpcore's pool bookkeeping
+  walks every connection for every request, so fewer connections may cost less;
+* ``aiohttp-guarded``: ``wiring.outbound_client``, the client the gateway builds now: httpx-aiohttp's transport
+  over an aiohttp connector whose resolver checks every address against the same policy
+  (``outbound.guarded_transport``).
 
 Rounds run the variants in turn (A B C A B C ...) so that the load of a shared machine falls on all of them;
-the median of the rounds is printed with its ratio to ``httpcore-gateway``. Needs ``httpx-aiohttp`` installed
-(it is not a dependency of the gateway): ``.venv/bin/pip install httpx-aiohttp``.
+the median of the rounds is printed with its ratio to ``httpcore-gateway``.
 """
 
 from __future__ import annotations
@@ -35,12 +38,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import httpx  # noqa: E402
+import httpx
 
-from gateway.core import netpolicy  # noqa: E402
-from gateway.core.netpolicy import OutboundPolicy  # noqa: E402
-from gateway.outbound import guarded_transport  # noqa: E402
-from gateway.wiring import OUTBOUND_TIMEOUT, outbound_client  # noqa: E402
+from gateway.core import netpolicy
+from gateway.core.netpolicy import OutboundPolicy
+from gateway.outbound import httpcore_transport
+from gateway.wiring import OUTBOUND_TIMEOUT, outbound_client
 
 RUN = json.dumps({"id": "fr-000000001", "status": "COMPLETE", "output": {"eligible": True, "plan": "gold"}}).encode()
 CREATE = json.dumps({"template": "eligibility-check", "input": {"patientId": "P-1", "payerId": "PAYER-42"}}).encode()
@@ -75,63 +78,21 @@ def free_port() -> int:
     return port
 
 
-# the candidate transport -----------------------------------------------------------------------------------------
-
-
-def aiohttp_guarded(policy: OutboundPolicy, limits: httpx.Limits) -> httpx.AsyncBaseTransport:
-    """httpx-aiohttp's transport over a connector that checks each address it connects to against ``policy``."""
-    import aiohttp
-    from aiohttp.abc import AbstractResolver, ResolveResult
-    from aiohttp.resolver import ThreadedResolver
-    from httpx_aiohttp import AiohttpTransport
-
-    class GuardedResolver(AbstractResolver):
-        def __init__(self) -> None:
-            self.inner = ThreadedResolver()
-
-        async def resolve(self, host: str, port: int = 0, family: Any = socket.AF_INET) -> list[ResolveResult]:
-            found = await self.inner.resolve(host, port, family)
-            addresses = [a for a in (netpolicy.parse_address(r["host"]) for r in found) if a is not None]
-            problem = netpolicy.destination_problem(policy, host, addresses)
-            if problem:
-                raise OSError(f"outbound connection to {host} refused: {problem}")
-            return found
-
-        async def close(self) -> None:
-            await self.inner.close()
-
-    class GuardedConnector(aiohttp.TCPConnector):
-        """aiohttp skips the resolver for an IP literal: the literal is judged here, names by the resolver."""
-
-        async def _resolve_host(self, host: str, port: int, traces: Any = None) -> list[ResolveResult]:
-            literal = netpolicy.parse_address(host)
-            if literal is not None:
-                problem = netpolicy.destination_problem(policy, host, [literal])
-                if problem:
-                    raise OSError(f"outbound connection to {host} refused: {problem}")
-            return await super()._resolve_host(host, port, traces)  # type: ignore[no-any-return]
-
-    def session() -> aiohttp.ClientSession:
-        connector = GuardedConnector(
-            resolver=GuardedResolver(), limit=limits.max_connections or 0, keepalive_timeout=limits.keepalive_expiry
-        )
-        return aiohttp.ClientSession(connector=connector, trust_env=False)
-
-    return AiohttpTransport(client=session, limits=limits, trust_env=False)  # type: ignore[arg-type]
-
-
 def variants(policy: OutboundPolicy, concurrency: int) -> dict[str, Callable[[], httpx.AsyncClient]]:
     tuned = httpx.Limits(max_connections=100, max_keepalive_connections=max(concurrency, 20), keepalive_expiry=60)
+    small = httpx.Limits(max_connections=8, max_keepalive_connections=8, keepalive_expiry=60)
 
     def client(transport: httpx.AsyncBaseTransport, limits: httpx.Limits) -> httpx.AsyncClient:
         return httpx.AsyncClient(
             transport=transport, timeout=OUTBOUND_TIMEOUT, follow_redirects=False, trust_env=False, limits=limits
         )
 
+    gateway = httpx.Limits(max_connections=100, max_keepalive_connections=20)
     return {
-        "httpcore-gateway": lambda: outbound_client(policy=policy),
-        "httpcore-tuned": lambda: client(guarded_transport(policy, limits=tuned), tuned),
-        "aiohttp-guarded": lambda: client(aiohttp_guarded(policy, tuned), tuned),
+        "httpcore-gateway": lambda: client(httpcore_transport(policy, limits=gateway), gateway),
+        "httpcore-tuned": lambda: client(httpcore_transport(policy, limits=tuned), tuned),
+        "httpcore-8-conns": lambda: client(httpcore_transport(policy, limits=small), small),
+        "aiohttp-guarded": lambda: outbound_client(policy=policy),
     }
 
 
@@ -207,6 +168,6 @@ if __name__ == "__main__":
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=4000)
-    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--concurrency", type=int, default=16)  # the example config's worker concurrency
     parser.add_argument("--rounds", type=int, default=3)
     uvloop.run(main(parser.parse_args()))
