@@ -113,22 +113,37 @@ class SqlStore:
         """Insert the event with its runs and start jobs; an existing (source, id) wins and is returned."""
         now_us = to_us(record.received_at)
         body = self.payloads.seal("events", record.id, "body", event.as_dict())
+        event_row = (
+            record.id,
+            record.source,
+            event.source,
+            record.ce_id,
+            event.type,
+            now_us,
+            body,
+            dumps(record.response),
+            record.traceparent,
+        )
+        jobs = [
+            NewJob(kind=JobKind.START_RUN, ref=new.run.id, due_at=record.received_at, data=new.job_data) for new in runs
+        ]
+        if self.sql.name == "postgres":  # one statement per batch of submissions (pg.EventWriter)
+            from gateway.store.pg import EventRows, PostgresDatabase
+
+            assert isinstance(self.db, PostgresDatabase)
+            rows = EventRows(
+                event=event_row,
+                runs=[self._run_params(new.run) for new in runs],
+                jobs=[self._job_params(job, record.received_at) for job in jobs],
+            )
+            stored = await self.db.events.insert(rows)
+            return record if stored is None else _event_record(stored)
 
         async def write(tx: Tx) -> EventRecord:
             inserted = await tx.execute(
                 "INSERT INTO events (id, source, ce_source, ce_id, type, received_at, body, response, traceparent)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source, ce_source, ce_id) DO NOTHING",
-                (
-                    record.id,
-                    record.source,
-                    event.source,
-                    record.ce_id,
-                    event.type,
-                    now_us,
-                    body,
-                    dumps(record.response),
-                    record.traceparent,
-                ),
+                event_row,
             )
             if inserted == 0:
                 row = await tx.fetchone(
@@ -138,13 +153,9 @@ class SqlStore:
                 )
                 assert row is not None
                 return _event_record(row)
-            for new in runs:
+            for new, job in zip(runs, jobs, strict=True):
                 await self._insert_run(tx, new.run)
-                await self._upsert_job(
-                    tx,
-                    NewJob(kind=JobKind.START_RUN, ref=new.run.id, due_at=record.received_at, data=new.job_data),
-                    record.received_at,
-                )
+                await self._upsert_job(tx, job, record.received_at)
             return record
 
         return await self.db.transact(write)
@@ -158,30 +169,30 @@ class SqlStore:
         return cloudevents.loads(dumps(data).encode())
 
     async def _insert_run(self, tx: Tx, run: Run) -> None:
-        await tx.execute(
-            f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({', '.join('?' * 20)})",
-            (
-                run.id,
-                run.event_id,
-                run.route,
-                run.flow,
-                run.provider,
-                run.template,
-                run.status.value,
-                run.provider_status,
-                run.provider_run_id,
-                run.idempotency_key,
-                self.payloads.seal("runs", run.id, "input", run.input),
-                self.payloads.seal("runs", run.id, "output", run.output),
-                self.payloads.seal("runs", run.id, "error", run.error),
-                codec.pending_to_text(run.pending),
-                to_us(run.created_at),
-                to_us(run.updated_at),
-                to_us(run.finished_at),
-                to_us(run.last_news_at),
-                run.version,
-                run.traceparent,
-            ),
+        await tx.execute(f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({', '.join('?' * 20)})", self._run_params(run))
+
+    def _run_params(self, run: Run) -> tuple[Any, ...]:
+        return (
+            run.id,
+            run.event_id,
+            run.route,
+            run.flow,
+            run.provider,
+            run.template,
+            run.status.value,
+            run.provider_status,
+            run.provider_run_id,
+            run.idempotency_key,
+            self.payloads.seal("runs", run.id, "input", run.input),
+            self.payloads.seal("runs", run.id, "output", run.output),
+            self.payloads.seal("runs", run.id, "error", run.error),
+            codec.pending_to_text(run.pending),
+            to_us(run.created_at),
+            to_us(run.updated_at),
+            to_us(run.finished_at),
+            to_us(run.last_news_at),
+            run.version,
+            run.traceparent,
         )
 
     async def get_run(self, run_id: str) -> Run | None:
@@ -605,12 +616,13 @@ class SqlStore:
         await self.db.transact(lambda tx: self._upsert_job(tx, job, now))
 
     async def _upsert_job(self, tx: Tx, job: NewJob, now: datetime, *, sql: str = _UPSERT_JOB) -> None:
-        await tx.execute(
-            sql,
-            (job.kind.value, job.ref, to_us(job.due_at), dumps(job.data or {}), to_us(now), to_us(now)),
-        )
+        await tx.execute(sql, self._job_params(job, now))
         if self.sql.notify is not None:
             await tx.execute(self.sql.notify)
+
+    @staticmethod
+    def _job_params(job: NewJob, now: datetime) -> tuple[Any, ...]:
+        return (job.kind.value, job.ref, to_us(job.due_at), dumps(job.data or {}), to_us(now), to_us(now))
 
     async def _lock(self, tx: Tx, key: str) -> None:
         """Serialise writers on ``key`` until commit (a no-op where all writers are serialised already)."""

@@ -15,7 +15,8 @@ from gateway import errors
 from gateway.config_types import Secret
 from gateway.core import signing
 from gateway.core.netpolicy import OutboundPolicy, parse_allow
-from gateway.outbound import GuardedBackend, GuardedTransport
+from gateway.outbound import GuardedAiohttpTransport, GuardedBackend, GuardedTransport, guarded_transport
+from gateway.providers._http import lost
 from gateway.sinks.http import HttpSink, HttpSinkSettings
 from gateway.wiring import outbound_client
 from tests.contract.test_sinks import envelope
@@ -317,3 +318,99 @@ async def test_a_self_signed_sink_is_refused(tmp_path: Any) -> None:
         with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
             await client.get(f"https://127.0.0.1:{port}/")
     assert not any(seen)
+
+
+# --- the aiohttp transport the gateway sends through (issue 12 point 3) ----------------------------------
+
+
+def aiohttp_client(policy: OutboundPolicy, resolver: FakeResolver) -> httpx.AsyncClient:
+    return outbound_client(GuardedAiohttpTransport(policy, limits=httpx.Limits(), getaddrinfo=resolver))
+
+
+def test_the_gateway_sends_through_the_guarded_aiohttp_transport() -> None:
+    assert isinstance(guarded_transport(OutboundPolicy(), limits=httpx.Limits()), GuardedAiohttpTransport)
+
+
+@pytest.mark.parametrize("answer", BLOCKED_ANSWERS)
+async def test_aiohttp_names_resolving_to_blocked_addresses_are_refused(
+    answer: list[str], loopback_server: tuple[int, list[bytes]]
+) -> None:
+    port, seen = loopback_server
+    resolver = FakeResolver({"sink.example.com": [answer]})
+    async with aiohttp_client(allow("sink.example.com"), resolver) as client:
+        with pytest.raises(httpx.ConnectError, match="refused"):
+            await client.post(f"http://sink.example.com:{port}/hook", content=b"{}")
+    assert resolver.calls == ["sink.example.com"] and seen == []
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:{port}/", "http://[::ffff:127.0.0.1]:{port}/", "http://169.254.169.254/"]
+)
+async def test_aiohttp_ip_literals_are_checked_at_connect_time(
+    url: str, loopback_server: tuple[int, list[bytes]]
+) -> None:
+    port, seen = loopback_server
+    resolver = FakeResolver({})
+    async with aiohttp_client(allow("10.0.0.0/8"), resolver) as client:
+        with pytest.raises(httpx.ConnectError, match="refused"):
+            await client.get(url.format(port=port))
+    assert resolver.calls == [] and seen == []
+
+
+async def test_aiohttp_a_name_is_connected_by_its_checked_address_and_each_connection_is_checked_again(
+    loopback_server: tuple[int, list[bytes]],
+) -> None:
+    """The first lookup answers an allowed address; the next (a new connection) rebinds to a refused one."""
+    port, seen = loopback_server
+    resolver = FakeResolver({"sink.test": [["127.0.0.1"], ["10.0.0.1"]]})
+    async with aiohttp_client(allow("sink.test", "127.0.0.1"), resolver) as client:
+        assert (await client.get(f"http://sink.test:{port}/one")).status_code == 200
+        with pytest.raises(httpx.ConnectError, match="refused"):
+            await client.get(f"http://sink.test:{port}/two")
+    assert resolver.calls == ["sink.test", "sink.test"]
+    assert len(seen) == 1 and f"\r\nhost: sink.test:{port}\r\n".encode() in seen[0].lower()
+
+
+async def test_aiohttp_redirects_are_not_followed() -> None:
+    seen: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(REDIRECT)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server, aiohttp_client(allow("127.0.0.1"), FakeResolver({})) as client:
+        response = await client.post(f"http://127.0.0.1:{port}/hook", content=b"{}")
+    assert response.status_code == 302 and len(seen) == 1
+
+
+async def test_aiohttp_a_connection_dropped_after_the_request_is_not_reported_as_unsent() -> None:
+    """Providers retry a start only when the request provably was not sent (``_http.lost``): a drop after sending
+    must not read as a connect failure (httpx-aiohttp's own table calls it a connect timeout)."""
+    seen: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server, aiohttp_client(allow("127.0.0.1"), FakeResolver({})) as client:
+        with pytest.raises(httpx.TransportError) as caught:
+            await client.post(f"http://127.0.0.1:{port}/runs", content=b"{}")
+    assert len(seen) == 1
+    assert not isinstance(caught.value, httpx.ConnectError | httpx.ConnectTimeout)
+    assert lost(caught.value.request, caught.value).maybe_applied
+
+
+async def test_aiohttp_a_refused_port_is_a_connect_error() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # bound, not listening: connections are refused
+        async with aiohttp_client(allow("127.0.0.1"), FakeResolver({})) as client:
+            with pytest.raises(httpx.ConnectError) as caught:
+                await client.get(f"http://127.0.0.1:{port}/")
+    assert not lost(caught.value.request, caught.value).maybe_applied
