@@ -289,3 +289,70 @@ async def test_deliveries_once_per_sink_with_attempts_and_replay(store: SqlStore
     stats = await store.stats()
     assert stats["deliveries"] == {"PENDING": 1} and stats["runs"] == {"COMPLETE": 1}
     assert stats["jobs"] == {"deliver:queued": 1, "start_run:running": 1}
+
+
+async def _paused_with_review(store: SqlStore) -> Review:
+    await add_event(store, "evt_1")
+    run = await store.get_run("run_1")
+    assert run is not None
+    review = Review(
+        id="rev_1",
+        run_id="run_1",
+        flow="eligibility",
+        state=ReviewState.OPEN,
+        request=PendingInput(key="await-decision"),
+        created_at=T0,
+        updated_at=T0,
+    )
+    assert await store.apply_run_change(
+        RunChange(run=dataclasses.replace(run, status=RunStatus.PENDING), open_review=review), T0
+    )
+    return review
+
+
+async def test_a_decided_review_is_owed_a_resume_only_while_it_has_no_job(store: SqlStore) -> None:
+    review = await _paused_with_review(store)
+    assert await store.decided_without_resume(10) == []  # still OPEN
+    assert await store.decide_review(review, {"decision": "approve"}, "op", T0) is not None
+    assert await store.decided_without_resume(10) == []  # the resume job came with the decision
+    [job] = await store.list_jobs(kind=JobKind.RESUME_RUN)
+    assert await store.bury_job(job, "lost", T0)
+    [(run, owed)] = await store.decided_without_resume(10)
+    assert (run.id, run.status, owed) == ("run_1", RunStatus.PENDING, "rev_1")
+    await store.enqueue(NewJob(kind=JobKind.RESUME_RUN, ref="rev_1", due_at=T0), T0)
+    assert await store.decided_without_resume(10) == []
+
+
+async def test_a_pending_delivery_is_owed_a_job_only_while_it_has_none(store: SqlStore) -> None:
+    await add_event(store, "evt_1")
+    run = await store.get_run("run_1")
+    assert run is not None
+    delivery = Delivery(
+        id="dlv_1", run_id="run_1", sink="results", state=DeliveryState.PENDING, created_at=T0, updated_at=T0
+    )
+    done = dataclasses.replace(run, status=RunStatus.COMPLETE, finished_at=T0)
+    assert await store.apply_run_change(RunChange(run=done, deliveries=[delivery]), T0)
+    assert await store.pending_deliveries_without_job(10) == []
+    [job] = [j for j in await store.claim_jobs("w1", T0, 30, 10) if j.kind == JobKind.DELIVER]
+    assert await store.pending_deliveries_without_job(10) == []  # running counts
+    assert await store.bury_job(job, "lost", T0)
+    [(owing, owed)] = await store.pending_deliveries_without_job(10)
+    assert (owing.id, owed) == ("run_1", "dlv_1")
+    assert [r.id for r in await store.held_starts(10)] == []
+    await add_event(store, "evt_2", run_ids=("run_2",))
+    stored = await store.get_run("run_2")
+    assert stored is not None
+    assert await store.apply_run_change(RunChange(run=dataclasses.replace(stored, status=RunStatus.HELD)), T0)
+    assert [r.id for r in await store.held_starts(10)] == ["run_2"]
+
+
+async def test_released_leases_are_due_at_once_and_do_not_count_an_attempt(store: SqlStore) -> None:
+    await add_event(store, "evt_1")
+    [job] = await store.claim_jobs("w1", T0, 30, 10)
+    assert job.attempts == 1
+    later = T0 + timedelta(seconds=1)
+    assert await store.release_jobs([job], later) == 1
+    assert await store.release_jobs([job], later) == 0  # already released: fenced on state and fence
+    [again] = await store.claim_jobs("w2", later, 30, 10)
+    assert (again.id, again.attempts) == (job.id, 1)
+    assert await store.release_jobs([job], later) == 0  # the old claim's fence no longer holds
