@@ -28,6 +28,7 @@ from gateway.model import DeliveryState, JobKind, JobState, ReviewState, RunStat
 from gateway.ports import PushKind
 
 S = TypeVar("S", bound="Body")
+A = TypeVar("A", bound=Struct)
 
 DATE_TIME = Meta(extra_json_schema={"format": "date-time"})
 Moment = Annotated[datetime, DATE_TIME]
@@ -39,6 +40,11 @@ Count = Annotated[int, Meta(ge=0)]
 def doc(description: str | None = None, **schema: Any) -> Meta:
     """Documentation only: what the document states about a field that decoding does not check."""
     return Meta(description=description, extra_json_schema=schema or None)
+
+
+def copied(shape: type[A], item: Any) -> A:
+    """The shape filled from ``item``'s attributes of the same names."""
+    return msgspec.convert(item, shape, from_attributes=True)
 
 
 class Shape(Struct, kw_only=True):
@@ -265,15 +271,7 @@ class OrphanRun(Shape):
 
     @classmethod
     def of(cls, found: ports.OrphanRun) -> OrphanRun:
-        return cls(
-            provider=found.provider,
-            provider_run_id=found.provider_run_id,
-            notifications=found.notifications,
-            first_received_at=found.first_received_at,
-            last_received_at=found.last_received_at,
-            last_status=found.last_status,
-            last_state_id=found.last_state_id,
-        )
+        return copied(cls, found)
 
 
 class OrphanRuns(Shape):
@@ -335,18 +333,7 @@ class Delivery(Shape):
 
     @classmethod
     def of(cls, item: model.Delivery) -> Delivery:
-        return cls(
-            id=item.id,
-            run_id=item.run_id,
-            sink=item.sink,
-            state=item.state,
-            attempts=item.attempts,
-            next_attempt_at=item.next_attempt_at,
-            last_error=item.last_error,
-            last_status_code=item.last_status_code,
-            created_at=item.created_at,
-            delivered_at=item.delivered_at,
-        )
+        return copied(cls, item)
 
 
 class DeliveryPage(Shape):
