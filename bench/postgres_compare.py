@@ -19,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gateway.model import RunStatus
-from gateway.ports import RunFilter
+from gateway.domain.model import RunStatus
+from gateway.domain.ports import RunFilter
 from tests import pg
 from tests.support import SOURCE, example_settings, running_gateway
 

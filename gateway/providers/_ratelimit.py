@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 
-from gateway import errors
-from gateway.providers import _http
+from gateway.domain import errors
+from gateway.outbound import http as _http
 
 
 class RateGate:

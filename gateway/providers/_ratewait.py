@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from gateway.providers import _http
+from gateway.outbound import http as _http
 
 DEFAULT_WAIT = 1.0  # remaining hit 0 but no usable reset header came with it
 

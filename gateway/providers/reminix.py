@@ -20,11 +20,11 @@ from typing import Any
 
 import httpx
 
-from gateway import errors
-from gateway.config_types import ParseContext, Secret
-from gateway.model import JSON, Notification, PendingInput, RunSnapshot, RunStatus
-from gateway.ports import Capabilities, Clock, PushKind, StartProgress
-from gateway.providers import _http
+from gateway.domain import errors
+from gateway.domain.config_types import ParseContext, Secret
+from gateway.domain.model import JSON, Notification, PendingInput, RunSnapshot, RunStatus
+from gateway.domain.ports import Capabilities, Clock, PushKind, StartProgress
+from gateway.outbound import http as _http
 from gateway.providers._ratelimit import RateGate
 
 DEFAULT_BASE_URL = "https://api.reminix.com"

@@ -15,9 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from gateway import errors
-from gateway.model import JSON
-from gateway.ports import Clock
+from gateway.domain import errors
+from gateway.domain.model import JSON
+from gateway.domain.ports import Clock
 from gateway.sandbox import engine
 from gateway.sandbox.bounded import Bounded
 from gateway.sandbox.more_config import InferenceShSandbox

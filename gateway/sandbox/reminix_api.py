@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gateway import errors
+from gateway.domain import errors
 from gateway.sandbox.api import _json_object
 from gateway.sandbox.reminix import ReminixEmulator
 

@@ -15,9 +15,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gateway import errors
 from gateway.core import jsontext
-from gateway.model import JSON
+from gateway.domain import errors
+from gateway.domain.model import JSON
 from gateway.sandbox.transactionlink import TLEmulator
 
 MAX_BODY_BYTES = 1_000_000

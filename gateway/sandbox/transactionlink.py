@@ -25,10 +25,10 @@ import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from gateway import errors
 from gateway.core import jws
-from gateway.model import JSON
-from gateway.ports import Clock
+from gateway.domain import errors
+from gateway.domain.model import JSON
+from gateway.domain.ports import Clock
 from gateway.sandbox import engine
 from gateway.sandbox.bounded import Bounded
 from gateway.sandbox.more_config import TransactionLinkSandbox

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from gateway.model import DeliveryAttempt, Job, JobKind, SinkState
+from gateway.domain.model import DeliveryAttempt, Job, JobKind, SinkState
 from gateway.store import codec
 from gateway.store.codec import from_us, need_dt, to_us
 from gateway.store.db import Row, Tx

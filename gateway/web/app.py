@@ -13,8 +13,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from gateway import errors
-from gateway.logs import AccessLog
+from gateway.domain import errors
+from gateway.observability.logs import AccessLog
+from gateway.runtime.wiring import Services
 from gateway.web import (
     audit,
     breakers,
@@ -35,7 +36,6 @@ from gateway.web.abuse import AuthThrottle, SourceLimits
 from gateway.web.front import App, Front, Handler
 from gateway.web.observe import RequestObserver
 from gateway.web.ui import HSTS, SECURITY_HEADERS
-from gateway.wiring import Services
 
 log = logging.getLogger("gateway.http")
 

@@ -9,8 +9,8 @@ from typing import Any
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import Receive
 
-from gateway import errors
 from gateway.core import jsontext
+from gateway.domain import errors
 
 _LENGTH = re.compile(r"[0-9]{1,19}")  # ASCII digits only: str.isdigit() also takes "²", which int() refuses
 

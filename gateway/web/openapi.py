@@ -14,10 +14,10 @@ from starlette.responses import JSONResponse, Response
 
 from gateway import __version__
 from gateway.core.breaker import BreakerState
-from gateway.desk.model import Order, SlaState
-from gateway.model import DeliveryState, JobKind, JobState, ReviewState, RunStatus
-from gateway.ports import PushKind
-from gateway.stuck import FINISHED_WITHOUT_DELIVERIES, PENDING_WITHOUT_REVIEW, QUEUED_WITHOUT_START
+from gateway.domain.desk import Order, SlaState
+from gateway.domain.model import DeliveryState, JobKind, JobState, ReviewState, RunStatus
+from gateway.domain.ports import PushKind
+from gateway.engine.stuck import FINISHED_WITHOUT_DELIVERIES, PENDING_WITHOUT_REVIEW, QUEUED_WITHOUT_START
 
 JSONSchema = dict[str, Any]
 

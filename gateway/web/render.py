@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from gateway.model import Delivery, Run, Transition
-from gateway.ports import Capabilities, OrphanRun
+from gateway.domain.model import Delivery, Run, Transition
+from gateway.domain.ports import Capabilities, OrphanRun
 
 
 def _time(moment: datetime | None) -> str | None:

@@ -12,9 +12,9 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway import errors
-from gateway.model import DeliveryState
-from gateway.ports import ReplayQuery
+from gateway.domain import errors
+from gateway.domain.model import DeliveryState
+from gateway.domain.ports import ReplayQuery
 from gateway.web import auth, guard, render
 from gateway.web.body import read_json
 from gateway.web.common import json, services

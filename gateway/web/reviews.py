@@ -13,11 +13,11 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway import errors
 from gateway.desk import views
-from gateway.desk.model import Order, QueueFilter, SlaState
 from gateway.desk.service import Desk
-from gateway.model import ReviewState
+from gateway.domain import errors
+from gateway.domain.desk import Order, QueueFilter, SlaState
+from gateway.domain.model import ReviewState
 from gateway.store import audit_sql
 from gateway.store.queue_sql import urgent_cursor
 from gateway.web.body import parse_json, read_limited

@@ -1,5 +1,5 @@
 """GET /v1/runs, GET /v1/runs/{id}, POST /v1/runs/{id}/retry, /cancel, and for a HELD run /abandon and /adopt
-(gateway.starts); GET /v1/notifications/orphans (provider runs the gateway does not know)."""
+(gateway.engine.starts); GET /v1/notifications/orphans (provider runs the gateway does not know)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway import errors
-from gateway.model import RunStatus
-from gateway.ports import RunFilter
+from gateway.domain import errors
+from gateway.domain.model import RunStatus
+from gateway.domain.ports import RunFilter
+from gateway.runtime.wiring import Services
 from gateway.web import auth, guard, render
 from gateway.web.body import read_json
 from gateway.web.common import json, page, query_enum, query_limit, query_text, services
-from gateway.wiring import Services
 
 
 async def list_runs(request: Request) -> Response:

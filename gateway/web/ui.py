@@ -22,13 +22,13 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from gateway import errors
 from gateway.desk import access
 from gateway.desk.access import Principal
 from gateway.desk.parts import DeskParts
+from gateway.domain import errors
+from gateway.runtime.wiring import Services
 from gateway.web import guard, readable
 from gateway.web.common import services
-from gateway.wiring import Services
 
 LOGIN_CSRF_COOKIE = "gw_login_csrf"
 REFRESH_HEADER = "x-desk-refresh"  # the page's script refetching it after a live change: not operator activity

@@ -11,13 +11,13 @@ import httpcore
 import httpx
 import pytest
 
-from gateway import errors
-from gateway.config_types import Secret
 from gateway.core import signing
 from gateway.core.netpolicy import OutboundPolicy, parse_allow
-from gateway.outbound import GuardedBackend, GuardedTransport
+from gateway.domain import errors
+from gateway.domain.config_types import Secret
+from gateway.outbound.transport import GuardedBackend, GuardedTransport
+from gateway.runtime.wiring import outbound_client
 from gateway.sinks.http import HttpSink, HttpSinkSettings
-from gateway.wiring import outbound_client
 from tests.contract.test_sinks import envelope
 from tests.support import FrozenClock
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.model import (
+from gateway.domain.model import (
     CloudEvent,
     Delivery,
     DeliveryState,
@@ -25,7 +25,7 @@ from gateway.model import (
     RunStatus,
     Transition,
 )
-from gateway.ports import EventRecord, NewJob, NewRun, RunChange, RunFilter
+from gateway.domain.ports import EventRecord, NewJob, NewRun, RunChange, RunFilter
 from gateway.store import open_store
 from gateway.store.sqlstore import SqlStore
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from gateway.model import (
+from gateway.domain.model import (
     CloudEvent,
     Delivery,
     DeliveryState,
@@ -22,7 +22,7 @@ from gateway.model import (
     RunStatus,
     Transition,
 )
-from gateway.ports import EventRecord, NewJob, NewRun, RunChange, RunFilter
+from gateway.domain.ports import EventRecord, NewJob, NewRun, RunChange, RunFilter
 from gateway.store import open_store
 from gateway.store.sqlstore import SqlStore
 

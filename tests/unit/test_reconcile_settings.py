@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from gateway import errors
-from gateway.errors import ConfigError
+from gateway.config.settings import parse_settings
+from gateway.domain import errors
+from gateway.domain.errors import ConfigError
+from gateway.engine.reconciler import poll_interval
 from gateway.providers._ratelimit import RateGate
-from gateway.reconciler import poll_interval
-from gateway.settings import parse_settings
 from tests.support import example_data, example_settings, running_gateway
 
 T0 = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
