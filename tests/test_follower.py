@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 
 from gateway.config.settings import parse_settings
-from gateway.domain.config_types import Secret
+from gateway.core.config_types import Secret
 from gateway.domain.model import JobKind, RunStatus
 from gateway.domain.ports import NewJob
 from gateway.domain.streaming import StreamPolicy

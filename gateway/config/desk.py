@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.core import subject
-from gateway.domain.config_types import ParseContext, Secret
+from gateway.core.config_types import ParseContext, Secret
 from gateway.domain.model import JSON
 
 BREACH_ACTIONS = ("none", "escalate", "default_decision", "fail_run")

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.domain.config_types import ParseContext
+from gateway.core.config_types import ParseContext
 from gateway.store.sealing import DataKey, parse_data_key
 
 # Digests of the sample keys published in config.example.toml: refused outside demo mode.

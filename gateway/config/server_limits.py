@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.domain.config_types import ParseContext
+from gateway.core.config_types import ParseContext
 
 KEYS = {"trusted_proxies", "header_bytes", "header_timeout", "body_timeout", "max_connections"}
 

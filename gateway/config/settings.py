@@ -27,10 +27,10 @@ from gateway.config.server_limits import HttpLimits
 from gateway.core import netpolicy, routing
 from gateway.core import review as review_rules
 from gateway.core.breaker import BreakerPolicy
+from gateway.core.config_types import ParseContext, Secret
 from gateway.core.ratelimit import RateLimit
 from gateway.core.retry import BackoffPolicy, SchedulePolicy
 from gateway.domain import errors
-from gateway.domain.config_types import ParseContext, Secret
 from gateway.domain.model import PendingInput, RunStatus
 from gateway.observability.metrics import MetricsSettings, parse_metrics
 from gateway.observability.tracing import TracingSettings, parse_tracing

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 if TYPE_CHECKING:
     import httpx
 
-    from gateway.domain.config_types import ParseContext
+    from gateway.core.config_types import ParseContext
     from gateway.domain.ports import Clock, Provider
 
 PROVIDERS: dict[str, str] = {

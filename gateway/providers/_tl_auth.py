@@ -17,8 +17,8 @@ from typing import Any
 
 import httpx
 
+from gateway.core.config_types import Secret
 from gateway.domain import errors
-from gateway.domain.config_types import Secret
 from gateway.domain.model import JSON
 from gateway.domain.ports import Clock
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.core import jws
-from gateway.domain.config_types import ParseContext, Secret
+from gateway.core.config_types import ParseContext, Secret
 from gateway.domain.model import RunStatus
 
 DEFAULT_BASE_URL = "https://api.transactionlink.io"

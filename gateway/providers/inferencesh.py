@@ -29,8 +29,8 @@ from typing import Any
 import httpx
 
 from gateway.core import sse
+from gateway.core.config_types import ParseContext, Secret
 from gateway.domain import errors
-from gateway.domain.config_types import ParseContext, Secret
 from gateway.domain.model import JSON, Notification, PendingInput, RunSnapshot, RunStatus
 from gateway.domain.ports import Capabilities, Clock, PushKind, StartProgress
 from gateway.domain.streaming import StreamPolicy

@@ -22,8 +22,8 @@ from typing import Any
 import httpx
 
 from gateway.core import jsontext, jws
+from gateway.core.config_types import Secret
 from gateway.domain import errors
-from gateway.domain.config_types import Secret
 from gateway.domain.model import JSON, Notification, PendingInput, RunSnapshot, RunStatus
 from gateway.domain.ports import Capabilities, Clock, PushKind, StartProgress
 from gateway.outbound import http as _http

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.core import signing
-from gateway.domain.config_types import ParseContext, Secret
+from gateway.core.config_types import ParseContext, Secret
 from gateway.sandbox import paths, schema
 from gateway.sandbox.functions import FUNCTIONS
 from gateway.sandbox.more_config import InferenceShSandbox, TransactionLinkSandbox, parse_more

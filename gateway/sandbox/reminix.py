@@ -19,8 +19,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from gateway.core.config_types import ParseContext, Secret
 from gateway.domain import errors
-from gateway.domain.config_types import ParseContext, Secret
 from gateway.domain.model import JSON
 from gateway.domain.ports import Clock
 from gateway.sandbox import engine

@@ -12,7 +12,7 @@ from typing import Any, Protocol, cast
 
 import httpx
 
-from gateway.domain.config_types import ParseContext
+from gateway.core.config_types import ParseContext
 from gateway.domain.ports import Clock, Sink
 
 SINKS: dict[str, str] = {"http": "gateway.sinks.http", "jsonl": "gateway.sinks.jsonl"}

@@ -19,8 +19,8 @@ from urllib.parse import parse_qsl, urlsplit
 import httpx
 
 from gateway.core import fastjson, signing
+from gateway.core.config_types import ParseContext, Secret
 from gateway.domain import errors
-from gateway.domain.config_types import ParseContext, Secret
 from gateway.domain.model import DeliveryEnvelope
 from gateway.domain.ports import Clock, DeliveryReceipt
 from gateway.outbound import http as _http

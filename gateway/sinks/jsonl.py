@@ -26,8 +26,8 @@ from typing import Any
 
 import httpx
 
+from gateway.core.config_types import ParseContext
 from gateway.domain import errors
-from gateway.domain.config_types import ParseContext
 from gateway.domain.model import DeliveryEnvelope
 from gateway.domain.ports import Clock, DeliveryReceipt
 from gateway.sinks import COMMON_KEYS

@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.core.config_types import ParseContext
 from gateway.core.retry import SchedulePolicy
-from gateway.domain.config_types import ParseContext
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

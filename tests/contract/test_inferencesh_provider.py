@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from gateway import providers
+from gateway.core.config_types import ParseContext, Secret
 from gateway.domain import errors
-from gateway.domain.config_types import ParseContext, Secret
 from gateway.domain.model import RunSnapshot, RunStatus
 from gateway.domain.ports import Provider, PushKind
 from gateway.domain.streaming import StreamPolicy, StreamSource

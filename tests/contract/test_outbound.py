@@ -12,9 +12,9 @@ import httpx
 import pytest
 
 from gateway.core import signing
+from gateway.core.config_types import Secret
 from gateway.core.netpolicy import OutboundPolicy, parse_allow
 from gateway.domain import errors
-from gateway.domain.config_types import Secret
 from gateway.outbound.transport import GuardedBackend, GuardedTransport
 from gateway.runtime.wiring import outbound_client
 from gateway.sinks.http import HttpSink, HttpSinkSettings

@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from gateway import providers
+from gateway.core.config_types import ParseContext
 from gateway.domain import errors
-from gateway.domain.config_types import ParseContext
 from gateway.domain.model import PendingInput, RunStatus
 from gateway.domain.ports import Provider, PushKind
 from gateway.providers import reminix

@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from gateway.core import signing
+from gateway.core.config_types import ParseContext
 from gateway.domain import errors
-from gateway.domain.config_types import ParseContext
 from gateway.domain.model import DeliveryEnvelope, Run, RunStatus
 from gateway.sinks import SINKS, sink_module
 from gateway.sinks import http as http_sink

@@ -13,8 +13,8 @@ from svix.webhooks import Webhook
 
 from gateway import providers
 from gateway.core import signing
+from gateway.core.config_types import ParseContext, Secret
 from gateway.domain import errors
-from gateway.domain.config_types import ParseContext, Secret
 from gateway.domain.model import PendingInput, RunStatus
 from gateway.domain.ports import Provider, PushKind
 from gateway.providers import sohar

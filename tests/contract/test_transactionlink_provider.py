@@ -16,8 +16,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from gateway import providers
 from gateway.core import jws
+from gateway.core.config_types import ParseContext, Secret
 from gateway.domain import errors
-from gateway.domain.config_types import ParseContext, Secret
 from gateway.domain.model import RunStatus
 from gateway.domain.ports import Provider, PushKind
 from gateway.providers import transactionlink as tl

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 import pytest
 
 from gateway.config.desk import ReviewPolicy, SlaPolicy, parse_desk
+from gateway.core.config_types import ParseContext
 from gateway.desk import forms, sla
 from gateway.domain import errors
-from gateway.domain.config_types import ParseContext
 from gateway.domain.model import PendingInput
 
 SCHEMA = {

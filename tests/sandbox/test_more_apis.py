@@ -14,7 +14,7 @@ import pytest
 from starlette.applications import Starlette
 
 from gateway.core import jws, sse
-from gateway.domain.config_types import ParseContext
+from gateway.core.config_types import ParseContext
 from gateway.sandbox import SandboxApp, create_sandbox_app, parse_sandbox
 
 from .conftest import ENVIRON, SELF_URL, FrozenClock, Receiver, load_toml
