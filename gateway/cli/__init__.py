@@ -1,4 +1,7 @@
-"""The ``gateway`` command: serve, check-config, migrate. ``main(argv) -> int`` (exit 2 on bad input)."""
+"""The ``gateway`` command: serve, check-config, migrate. ``main(argv) -> int`` (exit 2 on bad input).
+
+Sub-commands live beside it: ``ops`` (runs, deliveries, sinks), ``maintenance`` (purge, keys) and ``desk``
+(operators, keys, audit). The top of the layers: may import any package."""
 
 from __future__ import annotations
 

@@ -2,6 +2,9 @@
 
 Each module defines ``parse_settings(name, data, ctx)`` (pure) and ``build(settings, *, http, clock)``,
 which returns an object that satisfies ``gateway.domain.ports.Provider``. Modules are imported only when used.
+
+A plug-in: may import ``outbound``, ``store``, ``observability``, ``core`` and ``domain``; not the other
+plug-ins, and nothing above them.
 """
 
 from __future__ import annotations

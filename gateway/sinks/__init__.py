@@ -2,6 +2,9 @@
 
 Each sink module defines ``parse_settings(name, data, ctx)`` (pure; problems go to ``ctx``) and
 ``build(settings, *, http, clock)``, which returns an object implementing ``gateway.domain.ports.Sink``.
+
+A plug-in: may import ``outbound``, ``store``, ``observability``, ``core`` and ``domain``; not the other
+plug-ins, and nothing above them.
 """
 
 from __future__ import annotations
