@@ -8,6 +8,7 @@ A template that pauses at a callback state stays running (2): flow runs take no 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import hmac
 import random
@@ -64,12 +65,7 @@ class InfStats:
     rate_limited: int = 0
 
     def as_dict(self) -> JSON:
-        return {
-            "runs": self.runs,
-            "cancels": self.cancels,
-            "streams": self.streams,
-            "rate_limited": self.rate_limited,
-        }
+        return dataclasses.asdict(self)
 
 
 class InfEmulator:

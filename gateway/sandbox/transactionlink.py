@@ -10,6 +10,7 @@ pauses at a callback state stays ``RUNNING``: TransactionLink workflows take no 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import functools
 import hmac
 import json
@@ -68,12 +69,7 @@ class TLStats:
     webhooks_dropped: int = 0
 
     def as_dict(self) -> JSON:
-        return {
-            "runs": self.runs,
-            "webhooks_sent": self.webhooks_sent,
-            "webhooks_delivered": self.webhooks_delivered,
-            "webhooks_dropped": self.webhooks_dropped,
-        }
+        return dataclasses.asdict(self)
 
 
 class TLEmulator:
