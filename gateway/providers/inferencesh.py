@@ -35,7 +35,7 @@ from gateway.domain.model import JSON, Notification, PendingInput, RunSnapshot, 
 from gateway.domain.ports import Capabilities, Clock, PushKind, StartProgress
 from gateway.domain.streaming import StreamPolicy
 from gateway.outbound import http as _http
-from gateway.providers import _ratewait
+from gateway.providers import _ratelimit
 
 DEFAULT_BASE_URL = "https://api.inference.sh"
 STATUSES: Mapping[int, RunStatus] = {
@@ -131,7 +131,7 @@ class InferenceShProvider:
         self._http = http
         self._clock = clock
         self._sleep = sleep
-        self._gate = _ratewait.RateGate()
+        self._gate = _ratelimit.RateGate()
 
     async def create_run(
         self, template: str, input: JSON, *, idempotency_key: str, progress: StartProgress | None = None
@@ -235,7 +235,7 @@ class InferenceShProvider:
     def _failure(self, response: httpx.Response, body: bytes) -> errors.ProviderError:
         error = failure(response, body, self._clock.now())
         if response.status_code == 429:
-            self._gate.block(error.retry_after or _ratewait.DEFAULT_WAIT, self._clock.now())
+            self._gate.block(error.retry_after or _ratelimit.DEFAULT_WAIT, self._clock.now())
         return error
 
 

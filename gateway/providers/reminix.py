@@ -181,8 +181,8 @@ class ReminixProvider:
         try:
             _http.classify(response, now=now)
         except errors.ProviderError as exc:
-            if exc.status_code == 429:
-                self._gate.close(now, exc.retry_after)
+            if exc.status_code == 429 and exc.retry_after is not None:
+                self._gate.block(exc.retry_after, now)
             raise _with_code(exc, body) from None
         kept = [(k, v) for k, v in response.headers.multi_items() if k.lower() not in _http._DROPPED_HEADERS]
         return httpx.Response(response.status_code, headers=kept, content=body, request=request)

@@ -65,7 +65,7 @@ def test_rate_gate() -> None:
     with pytest.raises(errors.TransientProviderError) as held:
         gate.check(T0 + timedelta(seconds=20))
     assert (held.value.status_code, held.value.retry_after) == (429, 40)
-    gate.close(T0, 10)  # a shorter wait never shortens the one in force
+    gate.block(10, T0)  # a shorter wait never shortens the one in force
     with pytest.raises(errors.TransientProviderError):
         gate.check(T0 + timedelta(seconds=30))
     gate.check(T0 + timedelta(seconds=60))
