@@ -1,4 +1,4 @@
-"""The gateway's error tree. Only ``gateway.web.app`` maps these to HTTP statuses.
+"""The gateway's error tree. Only ``gateway.web.status`` maps these to HTTP statuses.
 
     GatewayError
     ├── ConfigError          settings that cannot be used (every problem listed at once)
@@ -14,13 +14,14 @@
     │   └── ClaimRequired    a decision on an item the operator has not claimed (409)
     ├── RateLimited          too many requests (429)
     ├── InvalidTransition    a run state change the transition table forbids
-    ├── ProviderError        a flow API call failed
-    │   ├── TransientProviderError   worth retrying (network, 429, 5xx)
-    │   ├── PermanentProviderError   retrying will not help (4xx)
-    │   └── UnsupportedOperation     the provider has no such operation
-    └── SinkError            a sink delivery failed
-        ├── TransientSinkError
-        └── PermanentSinkError
+    └── CallError            a call to another service failed (status_code, retry_after)
+        ├── ProviderError    a flow API call failed (maybe_applied)
+        │   ├── TransientProviderError   worth retrying (network, 429, 5xx)
+        │   ├── PermanentProviderError   retrying will not help (4xx)
+        │   └── UnsupportedOperation     the provider has no such operation
+        └── SinkError        a sink delivery failed (response_bytes)
+            ├── TransientSinkError
+            └── PermanentSinkError
 
 Messages never carry payload content: they name ids, keys and status codes only.
 """
@@ -133,7 +134,21 @@ class InvalidTransition(GatewayError):
     code = "invalid_transition"
 
 
-class ProviderError(GatewayError):
+class CallError(GatewayError):
+    """A call to another service failed. The shared base of provider and sink errors: ``status_code`` is the
+    answer's status and ``retry_after`` the wait it asked for, when known."""
+
+    code = "call_error"
+
+    def __init__(
+        self, message: str | None = None, *, status_code: int | None = None, retry_after: float | None = None
+    ) -> None:
+        self.status_code = status_code
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+class ProviderError(CallError):
     """The flow API call failed.
 
     ``maybe_applied``: the request reached the provider and its answer was lost or was a 5xx, so the provider
@@ -151,10 +166,8 @@ class ProviderError(GatewayError):
         retry_after: float | None = None,
         maybe_applied: bool = False,
     ) -> None:
-        self.status_code = status_code
-        self.retry_after = retry_after
         self.maybe_applied = maybe_applied
-        super().__init__(message)
+        super().__init__(message, status_code=status_code, retry_after=retry_after)
 
 
 class TransientProviderError(ProviderError):
@@ -175,8 +188,8 @@ class UnsupportedOperation(ProviderError):
     code = "unsupported_operation"
 
 
-class SinkError(GatewayError):
-    """The sink delivery failed."""
+class SinkError(CallError):
+    """The sink delivery failed. ``response_bytes``: how much of the answer was read (never kept)."""
 
     code = "sink_error"
 
@@ -188,10 +201,8 @@ class SinkError(GatewayError):
         retry_after: float | None = None,
         response_bytes: int | None = None,
     ) -> None:
-        self.status_code = status_code
-        self.retry_after = retry_after
-        self.response_bytes = response_bytes  # how much of the answer was read (never kept)
-        super().__init__(message)
+        self.response_bytes = response_bytes
+        super().__init__(message, status_code=status_code, retry_after=retry_after)
 
 
 class TransientSinkError(SinkError):
