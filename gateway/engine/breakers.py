@@ -13,7 +13,7 @@ from typing import Any
 from gateway.core import breaker as rules
 from gateway.domain.ports import Clock
 
-log = logging.getLogger("gateway.engine.breakers")
+log = logging.getLogger("gateway.breakers")
 
 
 class BreakerBoard:

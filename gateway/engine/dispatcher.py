@@ -16,7 +16,7 @@ from gateway.domain.model import Job
 from gateway.domain.ports import Clock, Store
 from gateway.engine.jobs import Handlers
 
-log = logging.getLogger("gateway.engine.dispatcher")
+log = logging.getLogger("gateway.dispatcher")
 _UNEXPECTED_BACKOFF = BackoffPolicy(base=2.0, cap=300.0)
 
 

@@ -23,7 +23,7 @@ from gateway.domain.model import TERMINAL_RUN_STATUSES, JobKind, Run, RunStatus
 from gateway.domain.ports import Clock, NewJob, PushKind, RunFilter, Store
 from gateway.domain.streaming import StreamSource
 
-log = logging.getLogger("gateway.engine.follower")
+log = logging.getLogger("gateway.follower")
 LIVE_STATUSES = (RunStatus.CREATED, RunStatus.IN_PROGRESS, RunStatus.UNKNOWN, RunStatus.PENDING)
 
 

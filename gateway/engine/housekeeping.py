@@ -12,7 +12,7 @@ from gateway.domain.ports import Clock
 from gateway.store.maintenance import purge_payloads
 from gateway.store.sqlstore import SqlStore
 
-log = logging.getLogger("gateway.engine.housekeeping")
+log = logging.getLogger("gateway.housekeeping")
 
 
 class Housekeeper:

@@ -46,7 +46,7 @@ from gateway.observability import tracing
 from gateway.observability.metrics import Metrics
 from gateway.sinks.policy import DeliveryPolicy
 
-log = logging.getLogger("gateway.engine.jobs")
+log = logging.getLogger("gateway.jobs")
 T = TypeVar("T")
 _RESULTS = {DeliveryState.DELIVERED: "delivered", DeliveryState.PENDING: "retrying", DeliveryState.DEAD: "dead"}
 
@@ -132,7 +132,7 @@ class Handlers:
         self, run: Run, job: Job, exc: errors.ProviderError, progress: starts.StoredProgress, *, hold: bool
     ) -> None:
         """The provider may have started the run (its answer was lost): hold it or retry, as configured
-        (gateway.engine.starts). Otherwise retry what may pass later, and fail what will not."""
+        (gateway.starts). Otherwise retry what may pass later, and fail what will not."""
         if exc.maybe_applied and hold:
             await self._hold(run, job, exc)
             return

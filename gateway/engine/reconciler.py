@@ -25,7 +25,7 @@ from gateway.domain.ports import Clock, NewJob, Provider, PushKind, Store
 from gateway.engine.stuck import StuckRuns
 from gateway.engine.sweep import startup_sweep
 
-log = logging.getLogger("gateway.engine.reconciler")
+log = logging.getLogger("gateway.reconciler")
 
 LIVE = (RunStatus.CREATED, RunStatus.IN_PROGRESS, RunStatus.PENDING, RunStatus.UNKNOWN)
 POLLED = (RunStatus.CREATED, RunStatus.IN_PROGRESS, RunStatus.UNKNOWN)

@@ -15,7 +15,7 @@ from datetime import timedelta
 from gateway.domain.model import JobKind, RunStatus
 from gateway.domain.ports import Clock, NewJob, RunFilter, Store
 
-log = logging.getLogger("gateway.engine.sweep")
+log = logging.getLogger("gateway.sweep")
 IN_FLIGHT = (RunStatus.CREATED, RunStatus.IN_PROGRESS, RunStatus.PENDING, RunStatus.UNKNOWN)
 PAGE = 500
 

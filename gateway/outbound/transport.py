@@ -23,7 +23,7 @@ import httpx
 from gateway.core import netpolicy
 from gateway.core.netpolicy import IPAddress, OutboundPolicy
 
-log = logging.getLogger("gateway.outbound.transport")
+log = logging.getLogger("gateway.outbound")
 
 GetAddrInfo = Callable[..., Sequence[tuple[Any, ...]]]
 

@@ -27,7 +27,7 @@ from collections.abc import Callable
 
 from gateway.config.settings import Settings
 
-log = logging.getLogger("gateway.serving.processes")
+log = logging.getLogger("gateway.processes")
 ROLES = ("all", "api", "worker")
 
 

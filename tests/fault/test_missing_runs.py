@@ -60,7 +60,7 @@ async def test_a_run_the_provider_forgot_ends_after_the_confirmations(
         run_id, provider_run_id = await started(r)
         del r.sohar.runs[provider_run_id]
         await r.notify(provider_run_id, "IN_PROGRESS")
-        with caplog.at_level(logging.WARNING, logger="gateway.engine.jobs"):
+        with caplog.at_level(logging.WARNING, logger="gateway.jobs"):
             await r.drain()
             run = await r.services.store.get_run(run_id)
             assert run is not None and run.status == RunStatus.CREATED  # one 404 is not enough
