@@ -22,8 +22,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bench.loadgen import Connection, post
-from gateway import serving
 from gateway.core import signing
+from gateway.serving import server as serving
 
 WEBHOOK_SECRET = "whsec_ZGV2ZWxvcG1lbnQtb25seS1zaWduaW5nLXNlY3JldC0wMQ=="
 SENDERS = 16

@@ -16,7 +16,7 @@ import sys
 import time
 from datetime import UTC, datetime
 
-from gateway.service import idempotency_key
+from gateway.engine.service import idempotency_key
 from gateway.store.codec import dumps
 from gateway.store.db import SqliteDatabase
 from gateway.store.migrate import migrate

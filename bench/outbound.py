@@ -42,8 +42,8 @@ import httpx
 
 from gateway.core import netpolicy
 from gateway.core.netpolicy import OutboundPolicy
-from gateway.outbound import httpcore_transport
-from gateway.wiring import OUTBOUND_TIMEOUT, outbound_client
+from gateway.outbound.transport import httpcore_transport
+from gateway.runtime.wiring import OUTBOUND_TIMEOUT, outbound_client
 
 RUN = json.dumps({"id": "fr-000000001", "status": "COMPLETE", "output": {"eligible": True, "plan": "gold"}}).encode()
 CREATE = json.dumps({"template": "eligibility-check", "input": {"patientId": "P-1", "payerId": "PAYER-42"}}).encode()

@@ -21,9 +21,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gateway.model import RunStatus
-from gateway.ports import RunFilter
-from gateway.settings import Settings, parse_settings
+from gateway.config.settings import Settings, parse_settings
+from gateway.domain.model import RunStatus
+from gateway.domain.ports import RunFilter
 from tests import pg
 from tests.support import SOURCE, example_data, running_gateway
 

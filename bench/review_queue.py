@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx
 
 from gateway.core.ids import new_id
-from gateway.desk.model import Order, QueueFilter, SlaState
+from gateway.domain.desk import Order, QueueFilter, SlaState
 from gateway.store.codec import to_us
 from tests.desk.support import add_operator, browser_client, desk_settings, ui_login
 from tests.support import running_gateway

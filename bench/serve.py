@@ -1,4 +1,4 @@
-"""Serve one benchmark subject with the gateway's own uvicorn settings (``gateway.serving``).
+"""Serve one benchmark subject with the gateway's own uvicorn settings (``gateway.serving.server``).
 
 python -m bench.serve baseline PORT
 python -m bench.serve gateway PORT CONFIG [--no-worker]
@@ -11,8 +11,9 @@ import sys
 
 import uvicorn
 
-from gateway import logs, serving
-from gateway.settings import load_settings
+from gateway.config.settings import load_settings
+from gateway.observability import logs
+from gateway.serving import server as serving
 
 
 async def _baseline(port: int) -> None:

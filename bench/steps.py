@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from bench import workload
-from gateway import serving
-from gateway.settings import load_settings
+from gateway.config.settings import load_settings
+from gateway.serving import server as serving
 
 Scope = dict[str, Any]
 HEADERS = [(k.lower().encode(), v.encode()) for k, v in workload.EVENT_HEADERS.items()]
@@ -106,8 +106,8 @@ def _writer_thread_clock() -> Callable[[], float]:
 
 
 async def gateway_app(tmp: Path) -> tuple[Any, Callable[[], Awaitable[None]]]:
+    from gateway.runtime.wiring import open_services
     from gateway.web.app import create_app
-    from gateway.wiring import open_services
 
     config = tmp / "steps.toml"
     config.write_text(workload.config_text(str(tmp / "steps.db"), 9))
@@ -126,10 +126,10 @@ def timed(label: str, fn: Callable[[], object], n: int = 20000) -> tuple[str, fl
 
 def alone(services: Any) -> list[tuple[str, float]]:
     """The pure steps of the request path, each timed alone (µs per call)."""
+    from gateway.config.settings import hash_token
     from gateway.core import cloudevents, routing
     from gateway.core.ids import new_id
-    from gateway.service import idempotency_key
-    from gateway.settings import hash_token
+    from gateway.engine.service import idempotency_key
 
     body = workload.event_body("alone", 1)
     headers = {"content-type": "application/cloudevents+json"}

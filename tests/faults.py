@@ -20,10 +20,10 @@ from typing import Any
 
 import httpx
 
+from gateway.config.settings import parse_settings
 from gateway.core import signing
-from gateway.settings import parse_settings
+from gateway.runtime.wiring import Services, open_services
 from gateway.web.app import create_app
-from gateway.wiring import Services, open_services
 from tests.support import FrozenClock
 
 PROVIDER = "http://provider.test"

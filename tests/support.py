@@ -19,9 +19,9 @@ from typing import Any
 import httpx
 from starlette.applications import Starlette
 
-from gateway.settings import Settings, parse_settings
+from gateway.config.settings import Settings, parse_settings
+from gateway.runtime.wiring import Services, open_services
 from gateway.web.app import create_app
-from gateway.wiring import Services, open_services
 
 SELF = "http://gateway.test"
 EXAMPLE_CONFIG = Path(__file__).resolve().parent.parent / "config.example.toml"

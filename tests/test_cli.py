@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from gateway.cli import demo_refusal, main
-from gateway.settings import load_settings
+from gateway.config.settings import load_settings
 from gateway.store.sealing import generate_data_key
 from tests.support import EXAMPLE_CONFIG
 

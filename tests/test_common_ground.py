@@ -10,8 +10,8 @@ from typing import Any
 
 import httpx
 
-from gateway.model import JobKind, JobState
-from gateway.settings import parse_settings
+from gateway.config.settings import parse_settings
+from gateway.domain.model import JobKind, JobState
 from tests.support import OPERATOR, SOURCE, FrozenClock, Running, claim, example_data, running_gateway
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"

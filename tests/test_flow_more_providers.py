@@ -8,8 +8,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from gateway.model import JobKind
-from gateway.settings import parse_settings
+from gateway.config.settings import parse_settings
+from gateway.domain.model import JobKind
 from tests.support import OPERATOR, SOURCE, FrozenClock, Running, example_data, running_gateway
 
 CE = {"Content-Type": "application/cloudevents+json"}

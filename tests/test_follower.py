@@ -14,14 +14,14 @@ from typing import Any
 import httpx
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from gateway import tracing
-from gateway.config_types import Secret
-from gateway.follower import StreamFollower
-from gateway.model import JobKind, RunStatus
-from gateway.ports import NewJob
+from gateway.config.settings import parse_settings
+from gateway.core.config_types import Secret
+from gateway.domain.model import JobKind, RunStatus
+from gateway.domain.ports import NewJob
+from gateway.domain.streaming import StreamPolicy
+from gateway.engine.follower import StreamFollower
+from gateway.observability import tracing
 from gateway.providers import inferencesh as inf
-from gateway.settings import parse_settings
-from gateway.streaming import StreamPolicy
 from tests.support import SOURCE, Running, example_data, running_gateway
 
 HOST = "https://inf.test"

@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from gateway.jobs import OWED_RECHECKS
-from gateway.settings import parse_settings
+from gateway.config.settings import parse_settings
+from gateway.engine.jobs import OWED_RECHECKS
 from tests.support import OPERATOR, FrozenClock, Running, claim, example_data, running_gateway
 from tests.test_common_ground import REMINIX_EVENT, SOHAR_EVENT, get_run, submit
 

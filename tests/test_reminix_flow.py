@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from gateway.settings import parse_settings
+from gateway.config.settings import parse_settings
 from tests.support import OPERATOR, SOURCE, FrozenClock, Running, claim, example_data, running_gateway
 
 EVENT = json.loads((Path(__file__).resolve().parent.parent / "examples" / "prior-auth-event.json").read_text())

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from gateway import errors
-from gateway.logs import JsonFormatter
-from gateway.model import Job
-from gateway.settings import parse_settings
+from gateway.config.settings import parse_settings
+from gateway.domain import errors
+from gateway.domain.model import Job
+from gateway.observability.logs import JsonFormatter
 from tests.support import OPERATOR, FrozenClock, Running, example_data, running_gateway
 from tests.test_reminix_flow import decide, start
 

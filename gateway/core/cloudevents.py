@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from gateway import errors
 from gateway.core import jsontext
-from gateway.model import CloudEvent
+from gateway.domain import errors
+from gateway.domain.model import CloudEvent
 
 STRUCTURED = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"

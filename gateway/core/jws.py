@@ -25,7 +25,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from gateway import errors
+from gateway.domain import errors
 
 ALGORITHM = "RS256"
 MIN_KEY_BITS = 2048

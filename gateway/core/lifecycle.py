@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from gateway import errors
-from gateway.model import TERMINAL_RUN_STATUSES, Run, RunSnapshot, RunStatus, Transition
+from gateway.domain import errors
+from gateway.domain.model import TERMINAL_RUN_STATUSES, Run, RunSnapshot, RunStatus, Transition
 
 S = RunStatus
 _LIVE_TARGETS = frozenset({S.IN_PROGRESS, S.PENDING, *TERMINAL_RUN_STATUSES, S.UNKNOWN}) - {S.FAILED_TO_START}

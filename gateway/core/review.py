@@ -18,7 +18,7 @@ from referencing import Registry
 from referencing.exceptions import Unresolvable
 from referencing.jsonschema import DRAFT202012
 
-from gateway.model import PendingInput
+from gateway.domain.model import PendingInput
 
 _NOTHING_REMOTE: Registry[Any] = Registry()  # no resources and no retrieve: an outside $ref never resolves
 _REFERENCES = ("$ref", "$dynamicRef")

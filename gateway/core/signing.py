@@ -22,7 +22,7 @@ from typing import TypeAlias
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from gateway.errors import SignatureError
+from gateway.domain.errors import SignatureError
 
 HMAC_PREFIX = "whsec_"
 PUBLIC_KEY_PREFIX = "whpk_"

@@ -1,7 +1,7 @@
 """Signed alert notifications: about the review queue (``review.*``), about runs that need a person
 (``run.provider_run_missing``, ``run.start_held``) and about failures an operator must hear of
 (``delivery.dead``, ``job.buried``, ``breaker.opened`` / ``breaker.closed``, ``sink.disabled``); the types are
-listed in ``gateway.desk.settings``.
+listed in ``gateway.config.desk``.
 
 ``alert_jobs`` (``Alerts.emit``) is the one way to make an alert: it answers the job that sends it, or nothing when
 alerts are off or ``[alerts] events`` leaves that type out. Callers queue that job in the same transaction as
@@ -19,13 +19,13 @@ from datetime import datetime, timedelta
 
 import httpx
 
+from gateway.config.desk import AlertSettings
 from gateway.core import signing
 from gateway.core.ids import new_id
 from gateway.core.retry import BackoffPolicy, backoff_delay
-from gateway.desk.model import Item
-from gateway.desk.settings import AlertSettings
-from gateway.model import JSON, Delivery, Job, JobKind, Run
-from gateway.ports import Clock, NewJob, Store
+from gateway.domain.desk import Item
+from gateway.domain.model import JSON, Delivery, Job, JobKind, Run
+from gateway.domain.ports import Clock, NewJob, Store
 
 log = logging.getLogger("gateway.alerts")
 _BACKOFF = BackoffPolicy(base=5.0, cap=600.0)

@@ -12,10 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gateway import errors
 from gateway.core import jsontext
 from gateway.core import review as review_rules
-from gateway.model import PendingInput
+from gateway.domain import errors
+from gateway.domain.model import PendingInput
 
 FIELD_PREFIX = "in."
 RAW_FIELD = "in.__json__"

@@ -7,14 +7,14 @@ import logging
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
-from gateway import errors
+from gateway.config.settings import Settings, hash_token
 from gateway.desk import access
 from gateway.desk.access import Principal
-from gateway.desk.audit import AuditEntry
-from gateway.desk.model import ApiKey, Login, Operator
 from gateway.desk.password_workers import PasswordWorkers
-from gateway.ports import Clock
-from gateway.settings import Settings, hash_token
+from gateway.domain import errors
+from gateway.domain.audit import AuditEntry
+from gateway.domain.desk import ApiKey, Login, Operator
+from gateway.domain.ports import Clock
 from gateway.store.access_sql import AccessStore
 
 log = logging.getLogger("gateway.access")

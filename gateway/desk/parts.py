@@ -9,12 +9,12 @@ from dataclasses import dataclass
 
 import httpx
 
+from gateway.config.settings import Settings
 from gateway.desk.alerts import Alerts
 from gateway.desk.gatekeeper import Gatekeeper
 from gateway.desk.service import Desk
 from gateway.desk.timers import DeskJobs
-from gateway.ports import Clock, Provider
-from gateway.settings import Settings
+from gateway.domain.ports import Clock, Provider
 from gateway.store.access_sql import AccessStore
 from gateway.store.queue_sql import QueueStore
 from gateway.store.sqlstore import SqlStore

@@ -11,16 +11,16 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from gateway import errors
+from gateway.config.settings import Settings
 from gateway.core import review as review_rules
-from gateway.desk import access, audit, sla
+from gateway.desk import access, sla
 from gateway.desk.access import Principal
 from gateway.desk.alerts import Alerts
-from gateway.desk.audit import AuditEntry
-from gateway.desk.model import Item, QueueFilter
-from gateway.model import JSON, JobKind, PendingInput, Review, ReviewState
-from gateway.ports import Clock, NewJob
-from gateway.settings import Settings
+from gateway.domain import audit, errors
+from gateway.domain.audit import AuditEntry
+from gateway.domain.desk import Item, QueueFilter
+from gateway.domain.model import JSON, JobKind, PendingInput, Review, ReviewState
+from gateway.domain.ports import Clock, NewJob
 from gateway.store import audit_sql
 from gateway.store.access_sql import AccessStore
 from gateway.store.queue_sql import ItemChange, QueueStore

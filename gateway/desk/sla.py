@@ -6,7 +6,7 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from gateway.desk.settings import ReviewPolicy
+from gateway.config.desk import ReviewPolicy
 
 
 class Timer(enum.StrEnum):

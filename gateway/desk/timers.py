@@ -12,17 +12,16 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from gateway import errors
+from gateway.config.desk import BreachAction, ReviewPolicy
 from gateway.core import lifecycle
 from gateway.core import review as review_rules
 from gateway.core.ids import new_id
-from gateway.desk import audit
-from gateway.desk.model import SLA_ORDER, Item, SlaState
 from gateway.desk.service import Desk, answerable
-from gateway.desk.settings import BreachAction, ReviewPolicy
 from gateway.desk.sla import BREACHES, CLAIM_TIMERS, WARNINGS, Timer, parse_ref
-from gateway.model import JSON, Delivery, DeliveryState, Job, JobKind, ReviewState, RunStatus
-from gateway.ports import Provider, RunChange
+from gateway.domain import audit, errors
+from gateway.domain.desk import SLA_ORDER, Item, SlaState
+from gateway.domain.model import JSON, Delivery, DeliveryState, Job, JobKind, ReviewState, RunStatus
+from gateway.domain.ports import Provider, RunChange
 from gateway.store.queue_sql import ItemChange
 from gateway.store.sqlstore import SqlStore
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from gateway.desk.audit import AuditRecord
-from gateway.desk.model import Item, SlaState
-from gateway.model import ReviewState
+from gateway.domain.audit import AuditRecord
+from gateway.domain.desk import Item, SlaState
+from gateway.domain.model import ReviewState
 
 
 def _time(moment: datetime | None) -> str | None:

@@ -1,7 +1,10 @@
 """The provider registry: a ``kind`` in config names the module that parses settings and builds the provider.
 
 Each module defines ``parse_settings(name, data, ctx)`` (pure) and ``build(settings, *, http, clock)``,
-which returns an object that satisfies ``gateway.ports.Provider``. Modules are imported only when used.
+which returns an object that satisfies ``gateway.domain.ports.Provider``. Modules are imported only when used.
+
+A plug-in: may import ``outbound``, ``store``, ``observability``, ``core`` and ``domain``; not the other
+plug-ins, and nothing above them.
 """
 
 from __future__ import annotations
@@ -13,8 +16,8 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 if TYPE_CHECKING:
     import httpx
 
-    from gateway.config_types import ParseContext
-    from gateway.ports import Clock, Provider
+    from gateway.core.config_types import ParseContext
+    from gateway.domain.ports import Clock, Provider
 
 PROVIDERS: dict[str, str] = {
     "sohar": "gateway.providers.sohar",

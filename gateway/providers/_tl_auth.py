@@ -17,10 +17,10 @@ from typing import Any
 
 import httpx
 
-from gateway import errors
-from gateway.config_types import Secret
-from gateway.model import JSON
-from gateway.ports import Clock
+from gateway.core.config_types import Secret
+from gateway.domain import errors
+from gateway.domain.model import JSON
+from gateway.domain.ports import Clock
 
 DEFAULT_TTL = 3600.0
 

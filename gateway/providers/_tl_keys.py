@@ -17,9 +17,9 @@ from datetime import datetime, timedelta
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from gateway import errors
 from gateway.core import jws
-from gateway.ports import Clock
+from gateway.domain import errors
+from gateway.domain.ports import Clock
 
 Fetch = Callable[[str], Awaitable[bytes | None]]  # None: the provider does not know this kid
 MAX_MISSES = 256

@@ -9,9 +9,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.config_types import ParseContext, Secret
 from gateway.core import jws
-from gateway.model import RunStatus
+from gateway.core.config_types import ParseContext, Secret
+from gateway.domain.model import RunStatus
 
 DEFAULT_BASE_URL = "https://api.transactionlink.io"
 AUTH_MODES = ("token", "legacy")

@@ -1,7 +1,7 @@
 """inference.sh flow runs: Bearer API key, numeric statuses, SSE run streams, RFC 9457 problem errors.
 
 Reference: PROVIDERS.md §3 and seed 003. Runs can be cancelled but never take input after they start. There
-are no flow-run webhooks: the stream follower (``gateway.follower``) reads ``GET /flowruns/{id}/stream``
+are no flow-run webhooks: the stream follower (``gateway.engine.follower``) reads ``GET /flowruns/{id}/stream``
 through ``stream_run``, and runs are also polled every ``poll_interval`` seconds (the only source of news
 when the stream is unavailable).
 
@@ -11,7 +11,7 @@ requirement *type* only (its keys and messages may name the caller's secrets). `
 closes a gate until ``X-RateLimit-Reset``: a wait up to ``max_rate_wait`` seconds is slept through, a longer
 one reschedules the job (TransientProviderError with ``retry_after``), so runs are not failed for it.
 Unknown ([U]): flow-run rate limits, whether creates are idempotent (``idempotency_header``: set it only when
-inference.sh confirms one; then a start whose answer was lost is retried by default, see gateway.starts), the
+inference.sh confirms one; then a start whose answer was lost is retried by default, see gateway.engine.starts), the
 cancel response body (ignored).
 """
 
@@ -28,13 +28,14 @@ from typing import Any
 
 import httpx
 
-from gateway import errors
-from gateway.config_types import ParseContext, Secret
 from gateway.core import sse
-from gateway.model import JSON, Notification, PendingInput, RunSnapshot, RunStatus
-from gateway.ports import Capabilities, Clock, PushKind, StartProgress
-from gateway.providers import _http, _ratewait
-from gateway.streaming import StreamPolicy
+from gateway.core.config_types import ParseContext, Secret
+from gateway.domain import errors
+from gateway.domain.model import JSON, Notification, PendingInput, RunSnapshot, RunStatus
+from gateway.domain.ports import Capabilities, Clock, PushKind, StartProgress
+from gateway.domain.streaming import StreamPolicy
+from gateway.outbound import http as _http
+from gateway.providers import _ratelimit
 
 DEFAULT_BASE_URL = "https://api.inference.sh"
 STATUSES: Mapping[int, RunStatus] = {
@@ -130,7 +131,7 @@ class InferenceShProvider:
         self._http = http
         self._clock = clock
         self._sleep = sleep
-        self._gate = _ratewait.RateGate()
+        self._gate = _ratelimit.RateGate()
 
     async def create_run(
         self, template: str, input: JSON, *, idempotency_key: str, progress: StartProgress | None = None
@@ -234,7 +235,7 @@ class InferenceShProvider:
     def _failure(self, response: httpx.Response, body: bytes) -> errors.ProviderError:
         error = failure(response, body, self._clock.now())
         if response.status_code == 429:
-            self._gate.block(error.retry_after or _ratewait.DEFAULT_WAIT, self._clock.now())
+            self._gate.block(error.retry_after or _ratelimit.DEFAULT_WAIT, self._clock.now())
         return error
 
 

@@ -20,11 +20,11 @@ from typing import Any
 
 import httpx
 
-from gateway import errors
-from gateway.config_types import ParseContext, Secret
-from gateway.model import JSON, Notification, PendingInput, RunSnapshot, RunStatus
-from gateway.ports import Capabilities, Clock, PushKind, StartProgress
-from gateway.providers import _http
+from gateway.core.config_types import ParseContext, Secret
+from gateway.domain import errors
+from gateway.domain.model import JSON, Notification, PendingInput, RunSnapshot, RunStatus
+from gateway.domain.ports import Capabilities, Clock, PushKind, StartProgress
+from gateway.outbound import http as _http
 from gateway.providers._ratelimit import RateGate
 
 DEFAULT_BASE_URL = "https://api.reminix.com"
@@ -181,8 +181,8 @@ class ReminixProvider:
         try:
             _http.classify(response, now=now)
         except errors.ProviderError as exc:
-            if exc.status_code == 429:
-                self._gate.close(now, exc.retry_after)
+            if exc.status_code == 429 and exc.retry_after is not None:
+                self._gate.block(exc.retry_after, now)
             raise _with_code(exc, body) from None
         kept = [(k, v) for k, v in response.headers.multi_items() if k.lower() not in _http._DROPPED_HEADERS]
         return httpx.Response(response.status_code, headers=kept, content=body, request=request)

@@ -4,7 +4,7 @@ Reference: PROVIDERS.md §1. Runs have no cancel operation. Get Run does not say
 run waits in; the caller passes the last ``stateId`` seen in a Notification as ``state_hint``.
 Sohar documents no idempotency key for Create Run: none is sent unless ``idempotency_header`` names one (the
 embedded sandbox honours ``Idempotency-Key``), and only then is a start whose answer was lost retried by
-default (``ambiguous_start``, see gateway.starts).
+default (``ambiguous_start``, see gateway.engine.starts).
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ from typing import Any
 
 import httpx
 
-from gateway import errors
-from gateway.config_types import ParseContext, Secret
 from gateway.core import jsontext, signing
-from gateway.model import JSON, Notification, PendingInput, RunSnapshot, RunStatus
-from gateway.ports import Capabilities, Clock, PushKind, StartProgress
-from gateway.providers import _http
+from gateway.core.config_types import ParseContext, Secret
+from gateway.domain import errors
+from gateway.domain.model import JSON, Notification, PendingInput, RunSnapshot, RunStatus
+from gateway.domain.ports import Capabilities, Clock, PushKind, StartProgress
+from gateway.outbound import http as _http
 
 DEFAULT_BASE_URL = "https://api.soharhealth.com"
 DEFAULT_TOKEN_TTL = 3600.0

@@ -21,12 +21,13 @@ from typing import Any
 
 import httpx
 
-from gateway import errors
-from gateway.config_types import Secret
 from gateway.core import jsontext, jws
-from gateway.model import JSON, Notification, PendingInput, RunSnapshot, RunStatus
-from gateway.ports import Capabilities, Clock, PushKind, StartProgress
-from gateway.providers import _http, _tl_auth, _tl_keys
+from gateway.core.config_types import Secret
+from gateway.domain import errors
+from gateway.domain.model import JSON, Notification, PendingInput, RunSnapshot, RunStatus
+from gateway.domain.ports import Capabilities, Clock, PushKind, StartProgress
+from gateway.outbound import http as _http
+from gateway.providers import _tl_auth, _tl_keys
 from gateway.providers._tl_settings import DEFAULT_BASE_URL as DEFAULT_BASE_URL
 from gateway.providers._tl_settings import DEFAULT_EXTRA_STATUSES as DEFAULT_EXTRA_STATUSES
 from gateway.providers._tl_settings import TransactionLinkSettings as TransactionLinkSettings

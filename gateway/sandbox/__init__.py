@@ -2,7 +2,9 @@
 
 Templates are declared in config and run by the pure ``engine``; one background task advances runs and
 posts Svix-signed ``flow.updated`` webhooks. State is in memory.
-"""
+
+A plug-in: may import ``store``, ``outbound``, ``observability``, ``core`` and ``domain``; not the other
+plug-ins, and nothing above them."""
 
 from __future__ import annotations
 

@@ -6,19 +6,16 @@ Errors answer ``{"error": {"code", "message"}}``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gateway import errors
-from gateway.core import jsontext
-from gateway.model import JSON
+from gateway.domain import errors
+from gateway.sandbox.body import json_object
 from gateway.sandbox.emulator import Emulator
 
-MAX_BODY_BYTES = 1_000_000
 _STATUS: tuple[tuple[type[errors.GatewayError], int], ...] = (
     (errors.PayloadTooLarge, 413),
     (errors.BadRequest, 400),
@@ -44,7 +41,7 @@ class SoharApi:
         ]
 
     async def token(self, request: Request) -> Response:
-        body = await _json_object(request)
+        body = await json_object(request)
         return JSONResponse(self._emulator.issue_token(body.get("client_id"), body.get("client_secret")))
 
     async def create_run(self, request: Request) -> Response:
@@ -52,7 +49,7 @@ class SoharApi:
         template_id = request.path_params["template_id"]
         if template_id not in self._emulator.settings.templates:
             raise errors.NotFound("no such flow template")
-        body = await _json_object(request, allow_empty=True)
+        body = await json_object(request, allow_empty=True)
         input_data = body.get("inputData", {})
         if not isinstance(input_data, dict):
             raise errors.BadRequest("inputData must be an object")
@@ -68,7 +65,7 @@ class SoharApi:
         self._emulator.authenticate(request.headers.get("authorization"))
         run_id = request.path_params["run_id"]
         self._emulator.get_run(run_id)  # 404 before looking at the body
-        body = await _json_object(request)
+        body = await json_object(request)
         if not isinstance(body.get("input"), dict):
             raise errors.BadRequest("input is required and must be an object")
         return JSONResponse(self._emulator.update_run(run_id, body["input"]))
@@ -76,21 +73,6 @@ class SoharApi:
     async def stats(self, request: Request) -> Response:
         self._emulator.authenticate(request.headers.get("authorization"))  # it lists idempotency keys and run ids
         return JSONResponse(self._emulator.stats.as_dict())
-
-
-async def _json_object(request: Request, *, allow_empty: bool = False) -> JSON:
-    body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
-        raise errors.PayloadTooLarge()
-    if allow_empty and not body.strip():
-        return {}
-    try:
-        data: Any = jsontext.loads(body)
-    except ValueError:
-        raise errors.BadRequest("the body is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise errors.BadRequest("the body must be a JSON object")
-    return data
 
 
 async def on_gateway_error(request: Request, exc: Exception) -> Response:

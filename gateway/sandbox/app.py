@@ -9,9 +9,9 @@ import httpx
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 
-from gateway import errors
-from gateway.model import JSON
-from gateway.ports import Clock
+from gateway.domain import errors
+from gateway.domain.model import JSON
+from gateway.domain.ports import Clock
 from gateway.sandbox.api import SoharApi, on_gateway_error, on_http_error
 from gateway.sandbox.config import SandboxSettings
 from gateway.sandbox.emulator import Emulator

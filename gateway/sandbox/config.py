@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.config_types import ParseContext, Secret
 from gateway.core import signing
+from gateway.core.config_types import ParseContext, Secret
 from gateway.sandbox import paths, schema
 from gateway.sandbox.functions import FUNCTIONS
 from gateway.sandbox.more_config import InferenceShSandbox, TransactionLinkSandbox, parse_more

@@ -16,10 +16,10 @@ from typing import Any
 
 import httpx
 
-from gateway import errors
 from gateway.core import signing
-from gateway.model import JSON
-from gateway.ports import Clock
+from gateway.domain import errors
+from gateway.domain.model import JSON
+from gateway.domain.ports import Clock
 from gateway.sandbox import engine
 from gateway.sandbox.bounded import Bounded, BoundedTokens
 from gateway.sandbox.config import SandboxSettings

@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from gateway import errors
-from gateway.model import JSON
+from gateway.domain import errors
+from gateway.domain.model import JSON
 from gateway.sandbox import paths, schema
 from gateway.sandbox.functions import FUNCTIONS, StepError
 from gateway.sandbox.templates import CallbackState, ChoiceRule, ChoiceState, EndState, RequestState, Template

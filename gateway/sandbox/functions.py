@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
-from gateway.model import JSON
+from gateway.domain.model import JSON
 
 PAYERS = ("Aetna", "Blue Cross Blue Shield", "Cigna", "Humana", "UnitedHealthcare")
 PLAN_TYPES = ("EPO", "HMO", "PPO")

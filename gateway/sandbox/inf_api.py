@@ -19,12 +19,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from gateway import errors
-from gateway.core import jsontext
-from gateway.model import JSON
+from gateway.domain import errors
+from gateway.domain.model import JSON
+from gateway.sandbox.body import json_object
 from gateway.sandbox.inferencesh import FINISHED, InfEmulator
 
-MAX_BODY_BYTES = 1_000_000
 PROBLEM_BASE = "https://api.inference.sh/errors/"
 _PROBLEMS: tuple[tuple[type[errors.GatewayError], int, str, str], ...] = (
     (errors.PayloadTooLarge, 400, "invalid_request", "Invalid request"),
@@ -59,7 +58,7 @@ class _Api:
 
     async def create(self, request: Request) -> Response:
         headers = self._enter(request)
-        body = await _json_object(request)
+        body = await json_object(request)
         flow, flow_input = body.get("flow"), body.get("input")
         if not isinstance(flow, str) or not flow:
             raise errors.BadRequest("flow is required")
@@ -122,19 +121,6 @@ def _v2(request: Request) -> bool:
 def _ok(request: Request, data: Any, headers: Mapping[str, str]) -> Response:
     body = data if _v2(request) else {"success": True, "status": 200, "data": data}
     return JSONResponse(body, headers=dict(headers))
-
-
-async def _json_object(request: Request) -> JSON:
-    body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
-        raise errors.PayloadTooLarge()
-    try:
-        data: Any = jsontext.loads(body)
-    except ValueError:
-        raise errors.BadRequest("the body is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise errors.BadRequest("the body must be a JSON object")
-    return data
 
 
 def _problem(request: Request, status: int, code: str, title: str, detail: str, headers: Mapping[str, str]) -> Response:

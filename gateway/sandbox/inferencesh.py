@@ -8,6 +8,7 @@ A template that pauses at a callback state stays running (2): flow runs take no 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import hmac
 import random
@@ -15,9 +16,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from gateway import errors
-from gateway.model import JSON
-from gateway.ports import Clock
+from gateway.domain import errors
+from gateway.domain.model import JSON
+from gateway.domain.ports import Clock
 from gateway.sandbox import engine
 from gateway.sandbox.bounded import Bounded
 from gateway.sandbox.more_config import InferenceShSandbox
@@ -64,12 +65,7 @@ class InfStats:
     rate_limited: int = 0
 
     def as_dict(self) -> JSON:
-        return {
-            "runs": self.runs,
-            "cancels": self.cancels,
-            "streams": self.streams,
-            "rate_limited": self.rate_limited,
-        }
+        return dataclasses.asdict(self)
 
 
 class InfEmulator:

@@ -11,7 +11,7 @@ import random
 import httpx
 from starlette.applications import Starlette
 
-from gateway.ports import Clock
+from gateway.domain.ports import Clock
 from gateway.sandbox.config import SandboxSettings
 from gateway.sandbox.inf_api import create_inf_app
 from gateway.sandbox.inferencesh import InfEmulator

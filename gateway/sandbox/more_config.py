@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.config_types import ParseContext, Secret
+from gateway.core.config_types import ParseContext, Secret
 
 TL_KEY = "sandbox.transactionlink"
 INF_KEY = "sandbox.inferencesh"

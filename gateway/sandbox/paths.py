@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.model import JSON
+from gateway.domain.model import JSON
 
 _SEGMENT = re.compile(r"\.([A-Za-z0-9_-]+)|\[(\d+)\]")
 

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from gateway import errors
-from gateway.config_types import ParseContext, Secret
-from gateway.model import JSON
-from gateway.ports import Clock
+from gateway.core.config_types import ParseContext, Secret
+from gateway.domain import errors
+from gateway.domain.model import JSON
+from gateway.domain.ports import Clock
 from gateway.sandbox import engine
 from gateway.sandbox.bounded import Bounded
 from gateway.sandbox.scheduler import Scheduler

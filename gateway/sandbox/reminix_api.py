@@ -15,8 +15,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gateway import errors
-from gateway.sandbox.api import _json_object
+from gateway.domain import errors
+from gateway.sandbox.body import json_object
 from gateway.sandbox.reminix import ReminixEmulator
 
 _AGENT = re.compile(r"[A-Za-z0-9_-]+")
@@ -63,7 +63,7 @@ class ReminixApi:
         name = request.path_params["name"]
         if not _AGENT.fullmatch(name):
             raise errors.InvalidInput("invalid_field_value")
-        body = await _json_object(request)
+        body = await json_object(request)
         given = body.get("input")
         if not isinstance(given, dict):
             raise errors.InvalidInput("missing_required_field")
@@ -76,7 +76,7 @@ class ReminixApi:
 
     async def resume(self, request: Request) -> Response:
         self._auth(request)
-        body = await _json_object(request)
+        body = await json_object(request)
         return JSONResponse(self._emulator.resume(request.path_params["run_id"], body))
 
     async def cancel(self, request: Request) -> Response:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from gateway.model import JSON
+from gateway.domain.model import JSON
 from gateway.sandbox.bounded import BoundedCounter
 
 

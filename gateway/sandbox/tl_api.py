@@ -15,12 +15,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gateway import errors
-from gateway.core import jsontext
-from gateway.model import JSON
+from gateway.domain import errors
+from gateway.domain.model import JSON
+from gateway.sandbox.body import NotJson, json_object
 from gateway.sandbox.transactionlink import TLEmulator
 
-MAX_BODY_BYTES = 1_000_000
 _STATUS: tuple[tuple[type[errors.GatewayError], int], ...] = (
     (errors.PayloadTooLarge, 413),
     (errors.BadRequest, 400),
@@ -28,12 +27,6 @@ _STATUS: tuple[tuple[type[errors.GatewayError], int], ...] = (
     (errors.NotFound, 404),
     (errors.Conflict, 409),
 )
-
-
-class UnsupportedMediaType(errors.BadRequest):
-    """The body must be sent as application/json."""
-
-    code = "unsupported_media_type"
 
 
 def create_tl_app(emulator: TLEmulator) -> Starlette:
@@ -58,11 +51,11 @@ class _Api:
         self._emulator = emulator
 
     async def authorize(self, request: Request) -> Response:
-        body = await _json_object(request)
+        body = await json_object(request, declared_json=True)
         return JSONResponse(self._emulator.authorize(body.get("key"), body.get("secret")))
 
     async def refresh(self, request: Request) -> Response:
-        body = await _json_object(request)
+        body = await json_object(request, declared_json=True)
         return JSONResponse(self._emulator.refresh(body.get("refreshToken")))
 
     async def key(self, request: Request) -> Response:
@@ -72,7 +65,7 @@ class _Api:
 
     async def start(self, request: Request) -> Response:
         self._emulator.authenticate(request.headers.get("authorization"))
-        body = await _json_object(request)
+        body = await json_object(request, declared_json=True)
         definition, locale = _required_text(body, "workflowDefinitionId"), _required_text(body, "locale")
         parameters = body.get("parameters")
         if not isinstance(parameters, dict):
@@ -85,7 +78,7 @@ class _Api:
 
     async def run_case(self, request: Request) -> Response:
         self._emulator.authenticate(request.headers.get("authorization"))
-        body = await _json_object(request)
+        body = await json_object(request, declared_json=True)
         parameters_id = body.get("parametersId")
         if parameters_id is not None and not isinstance(parameters_id, str):
             raise errors.BadRequest("parametersId must be a string")
@@ -104,11 +97,11 @@ class _Api:
 
     async def create_case(self, request: Request) -> Response:
         self._emulator.authenticate(request.headers.get("authorization"))
-        return JSONResponse(self._emulator.create_case(await _json_object(request)), status_code=201)
+        return JSONResponse(self._emulator.create_case(await json_object(request, declared_json=True)), status_code=201)
 
     async def create_parameters(self, request: Request) -> Response:
         self._emulator.authenticate(request.headers.get("authorization"))
-        body = await _json_object(request)
+        body = await json_object(request, declared_json=True)
         wrapped = body.get("parameters")
         parameters = wrapped if isinstance(wrapped, dict) and len(body) == 1 else body
         return JSONResponse(self._emulator.create_parameters(parameters), status_code=201)
@@ -116,21 +109,6 @@ class _Api:
     async def stats(self, request: Request) -> Response:
         self._emulator.authenticate(request.headers.get("authorization"))  # it lists run ids
         return JSONResponse(self._emulator.stats.as_dict())
-
-
-async def _json_object(request: Request) -> JSON:
-    if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
-        raise UnsupportedMediaType()
-    body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
-        raise errors.PayloadTooLarge()
-    try:
-        data: Any = jsontext.loads(body)
-    except ValueError:
-        raise errors.BadRequest("the body is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise errors.BadRequest("the body must be a JSON object")
-    return data
 
 
 def _required_text(body: JSON, name: str) -> str:
@@ -154,7 +132,7 @@ def _expires_at(value: Any) -> datetime | None:
 
 async def _on_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, errors.GatewayError)
-    status = 415 if isinstance(exc, UnsupportedMediaType) else None
+    status = 415 if isinstance(exc, NotJson) else None
     status = status or next((code for kind, code in _STATUS if isinstance(exc, kind)), 500)
     return JSONResponse({"message": exc.message, "status": status}, status_code=status)
 

@@ -10,6 +10,7 @@ pauses at a callback state stays ``RUNNING``: TransactionLink workflows take no 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import functools
 import hmac
 import json
@@ -25,10 +26,10 @@ import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from gateway import errors
 from gateway.core import jws
-from gateway.model import JSON
-from gateway.ports import Clock
+from gateway.domain import errors
+from gateway.domain.model import JSON
+from gateway.domain.ports import Clock
 from gateway.sandbox import engine
 from gateway.sandbox.bounded import Bounded, BoundedSet, BoundedTokens
 from gateway.sandbox.more_config import TransactionLinkSandbox
@@ -68,12 +69,7 @@ class TLStats:
     webhooks_dropped: int = 0
 
     def as_dict(self) -> JSON:
-        return {
-            "runs": self.runs,
-            "webhooks_sent": self.webhooks_sent,
-            "webhooks_delivered": self.webhooks_delivered,
-            "webhooks_dropped": self.webhooks_dropped,
-        }
+        return dataclasses.asdict(self)
 
 
 class TLEmulator:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 import httpx
 
 from gateway.core import signing
-from gateway.ports import Clock
+from gateway.domain.ports import Clock
 from gateway.sandbox.scheduler import Scheduler
 from gateway.sandbox.stats import Stats
 

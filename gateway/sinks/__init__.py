@@ -1,7 +1,10 @@
 """Sinks: where finished runs are delivered. A registry of kind → module, imported lazily.
 
 Each sink module defines ``parse_settings(name, data, ctx)`` (pure; problems go to ``ctx``) and
-``build(settings, *, http, clock)``, which returns an object implementing ``gateway.ports.Sink``.
+``build(settings, *, http, clock)``, which returns an object implementing ``gateway.domain.ports.Sink``.
+
+A plug-in: may import ``outbound``, ``store``, ``observability``, ``core`` and ``domain``; not the other
+plug-ins, and nothing above them.
 """
 
 from __future__ import annotations
@@ -12,8 +15,8 @@ from typing import Any, Protocol, cast
 
 import httpx
 
-from gateway.config_types import ParseContext
-from gateway.ports import Clock, Sink
+from gateway.core.config_types import ParseContext
+from gateway.domain.ports import Clock, Sink
 
 SINKS: dict[str, str] = {"http": "gateway.sinks.http", "jsonl": "gateway.sinks.jsonl"}
 

@@ -18,12 +18,12 @@ from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 
-from gateway import errors, fastjson
-from gateway.config_types import ParseContext, Secret
-from gateway.core import signing
-from gateway.model import DeliveryEnvelope
-from gateway.ports import Clock, DeliveryReceipt
-from gateway.providers import _http
+from gateway.core import fastjson, signing
+from gateway.core.config_types import ParseContext, Secret
+from gateway.domain import errors
+from gateway.domain.model import DeliveryEnvelope
+from gateway.domain.ports import Clock, DeliveryReceipt
+from gateway.outbound import http as _http
 from gateway.sinks import COMMON_KEYS
 
 KNOWN_KEYS = frozenset({"url", "secret_env", "timeout", "headers", "auth_header_env", "max_response_bytes", "internal"})

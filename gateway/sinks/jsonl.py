@@ -26,10 +26,10 @@ from typing import Any
 
 import httpx
 
-from gateway import errors
-from gateway.config_types import ParseContext
-from gateway.model import DeliveryEnvelope
-from gateway.ports import Clock, DeliveryReceipt
+from gateway.core.config_types import ParseContext
+from gateway.domain import errors
+from gateway.domain.model import DeliveryEnvelope
+from gateway.domain.ports import Clock, DeliveryReceipt
 from gateway.sinks import COMMON_KEYS
 
 KNOWN_KEYS = frozenset({"path", "fsync"})

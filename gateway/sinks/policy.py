@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.config_types import ParseContext
+from gateway.core.config_types import ParseContext
 from gateway.core.retry import SchedulePolicy
 
 

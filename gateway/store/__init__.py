@@ -1,4 +1,10 @@
-"""Durable state: ``open_store(url)`` picks the implementation by URL scheme."""
+"""Durable state: ``open_store(url)`` picks the implementation by URL scheme.
+
+One ``SqlStore`` over the Database seam (``seam``: SQLite in ``db``/``groupcommit``, PostgreSQL in ``pg``),
+with the desk's queue, access and audit tables (``queue_sql``, ``access_sql``, ``audit_sql``), encryption at
+rest (``sealing``, ``codec``, ``blind``), migrations and maintenance.
+
+May import ``core`` and ``domain`` only: no feature package."""
 
 from __future__ import annotations
 

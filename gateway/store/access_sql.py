@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from gateway.desk.audit import AuditEntry
-from gateway.desk.model import ApiKey, Login, Operator
+from gateway.domain.audit import AuditEntry
+from gateway.domain.desk import ApiKey, Login, Operator
 from gateway.store import audit_sql
 from gateway.store.codec import from_us, need_dt, to_us
 from gateway.store.db import Database, Row

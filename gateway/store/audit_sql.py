@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from datetime import datetime
 
-from gateway.desk import audit
-from gateway.desk.audit import AuditEntry, AuditRecord
+from gateway.domain import audit
+from gateway.domain.audit import AuditEntry, AuditRecord
 from gateway.store.db import Database, Row, Tx
 from gateway.store.dialect import dialect
 

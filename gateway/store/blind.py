@@ -1,7 +1,7 @@
 """Blind index for subject search: keyed HMACs of the subject's words, so a search never needs plaintext.
 
 Subjects are sealed like every payload column; beside them ``review_terms`` holds, per item, the HMAC-SHA-256
-(truncated to 16 bytes) of each word and word prefix (see ``gateway.desk.subject.index_terms``), under a key
+(truncated to 16 bytes) of each word and word prefix (see ``gateway.core.subject.index_terms``), under a key
 derived from the data key. A search hashes its own words the same way and looks them up; the database sees
 only digests. What it can still tell is which items share a word. Each digest row names the data key it was
 made under, so a search after a key rotation hashes under every known key until ``keys rotate-data`` has

@@ -6,8 +6,8 @@ import json
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from gateway import fastjson
-from gateway.model import (
+from gateway.core import fastjson
+from gateway.domain.model import (
     Delivery,
     DeliveryState,
     Job,

@@ -8,48 +8,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiosqlite
+
+from gateway.store.seam import Database as Database
+from gateway.store.seam import Params as Params
+from gateway.store.seam import Row as Row
+from gateway.store.seam import Tx as Tx
 
 if TYPE_CHECKING:
     from gateway.store.groupcommit import GroupWriter
 
 WAKE_POLL_SECONDS = 0.02
-Row = Mapping[str, Any]
-Params = Sequence[Any]
 T = TypeVar("T")
-
-
-class Tx(Protocol):
-    dialect: str
-
-    async def execute(self, sql: str, params: Params = ()) -> int: ...
-
-    async def executemany(self, sql: str, rows: Iterable[Params]) -> None: ...
-
-    async def fetchone(self, sql: str, params: Params = ()) -> Row | None: ...
-
-    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]: ...
-
-
-class Database(Protocol):
-    dialect: str
-
-    def write(self) -> Any: ...  # async context manager yielding Tx
-
-    async def transact(self, body: Callable[[Tx], Awaitable[T]]) -> T: ...  # body awaits nothing but its Tx
-
-    def read(self) -> Any: ...
-
-    def on_wake(self, callback: Callable[[], None]) -> None: ...  # work queued elsewhere (other replicas)
-
-    def on_commit(self, callback: Callable[[float, int], None]) -> None: ...  # (seconds, writes committed together)
-
-    async def aclose(self) -> None: ...
 
 
 class SqliteTx:

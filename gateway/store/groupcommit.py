@@ -25,7 +25,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from typing import Any, TypeVar
 
-from gateway.store.db import Params, Row, Tx
+from gateway.store.seam import Params, Row, Tx
 
 T = TypeVar("T")
 MAX_BATCH = 512  # writes per transaction: bounds the time a COMMIT keeps its callers waiting

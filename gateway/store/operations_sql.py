@@ -5,16 +5,26 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from gateway.model import DeliveryAttempt, Job, JobKind, SinkState
-from gateway.ports import NewJob
+from gateway.domain.model import DeliveryAttempt, Job, JobKind, SinkState
+from gateway.domain.ports import NewJob
 from gateway.store import codec
 from gateway.store.codec import from_us, need_dt, to_us
-from gateway.store.db import Row, Tx
+from gateway.store.dialect import Dialect
+from gateway.store.seam import Database, Row, Tx
 
-if TYPE_CHECKING:
-    from gateway.store.sqlstore import SqlStore
+
+class StoreHandle(Protocol):
+    """What the operations store needs of ``SqlStore``: its database and its dialect's statements."""
+
+    @property
+    def db(self) -> Database: ...
+
+    @property
+    def sql(self) -> Dialect: ...
+
+    async def _upsert_job(self, tx: Tx, job: NewJob, now: datetime) -> None: ...
 
 
 async def insert_attempt(tx: Tx, attempt: DeliveryAttempt) -> None:
@@ -41,7 +51,7 @@ async def clear_sink_failing(tx: Tx, sink: str) -> None:
 
 
 class OperationsStore:
-    def __init__(self, store: SqlStore) -> None:
+    def __init__(self, store: StoreHandle) -> None:
         self.store = store
         self.db = store.db
 

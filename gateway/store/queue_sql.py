@@ -12,12 +12,12 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from gateway import errors
-from gateway.desk import subject
-from gateway.desk.audit import AuditEntry
-from gateway.desk.model import Item, Order, QueueFilter, SlaState
-from gateway.model import JSON, Job, JobKind, ReviewState
-from gateway.ports import NewJob
+from gateway.core import subject
+from gateway.domain import errors
+from gateway.domain.audit import AuditEntry
+from gateway.domain.desk import Item, Order, QueueFilter, SlaState
+from gateway.domain.model import JSON, Job, JobKind, ReviewState
+from gateway.domain.ports import NewJob
 from gateway.store import audit_sql, codec
 from gateway.store.blind import BlindIndex
 from gateway.store.codec import dumps, from_us, to_us

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from gateway.core import cloudevents
-from gateway.model import (
+from gateway.domain.model import (
     JSON,
     CloudEvent,
     Delivery,
@@ -23,7 +23,7 @@ from gateway.model import (
     RunStatus,
     Transition,
 )
-from gateway.ports import (
+from gateway.domain.ports import (
     EventRecord,
     NewJob,
     NewRun,

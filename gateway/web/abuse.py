@@ -19,10 +19,10 @@ from collections.abc import Mapping
 
 from starlette.types import Scope, Send
 
-from gateway import errors
+from gateway.config.settings import SourceSettings
 from gateway.core.ratelimit import RateLimit, TokenBuckets
-from gateway.ports import Clock
-from gateway.settings import SourceSettings
+from gateway.domain import errors
+from gateway.domain.ports import Clock
 
 PASSWORD = "password"  # the operator login form
 TOKEN = "token"  # bearer credentials on the JSON API (operator keys and tokens, source tokens)

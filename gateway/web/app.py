@@ -13,8 +13,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from gateway import errors
-from gateway.logs import AccessLog
+from gateway.domain import errors
+from gateway.observability.logs import AccessLog
+from gateway.runtime.wiring import Services
 from gateway.web import (
     audit,
     breakers,
@@ -29,35 +30,16 @@ from gateway.web import (
     runs,
     stuck,
     ui,
+    ui_pages,
     webhooks,
 )
 from gateway.web.abuse import AuthThrottle, SourceLimits
 from gateway.web.front import App, Front, Handler
 from gateway.web.observe import RequestObserver
+from gateway.web.status import status_for
 from gateway.web.ui import HSTS, SECURITY_HEADERS
-from gateway.wiring import Services
 
 log = logging.getLogger("gateway.http")
-
-STATUS: list[tuple[type[errors.GatewayError], int]] = [
-    (errors.PayloadTooLarge, 413),
-    (errors.UnsupportedMediaType, 415),
-    (errors.InvalidInput, 422),
-    (errors.BadRequest, 400),
-    (errors.AuthError, 401),
-    (errors.Forbidden, 403),
-    (errors.NotFound, 404),
-    (errors.Conflict, 409),
-    (errors.RateLimited, 429),
-    (errors.UnsupportedOperation, 409),
-    (errors.ProviderError, 502),
-]
-
-
-def status_for(exc: errors.GatewayError) -> int:
-    if isinstance(exc, errors.SignatureError) and exc.malformed:
-        return 400
-    return next((status for kind, status in STATUS if isinstance(exc, kind)), 500)
 
 
 def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
@@ -146,7 +128,7 @@ def routes(services: Services) -> list[BaseRoute]:
         table.extend(Mount(f"/sandbox/{name}", app=sub) for name, sub in services.sandbox.mounts.items())
     table.append(Route("/", guard.mark(guard.PUBLIC, ui.home), methods=["GET"]))
     table.append(Route("/ui", guard.mark(guard.PUBLIC, ui.home), methods=["GET"]))
-    table.append(Mount("/ui", routes=ui.routes()))
+    table.append(Mount("/ui", routes=ui_pages.routes()))
     return guard.declare(table)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.desk import audit
+from gateway.domain import audit
 from gateway.store import audit_sql
 from gateway.web import shapes
 from gateway.web.common import json, services

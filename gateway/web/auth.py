@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
-from gateway import errors
+from gateway.config.settings import SourceSettings, hash_token
 from gateway.core import signing
-from gateway.settings import SourceSettings, hash_token
-from gateway.wiring import Services
+from gateway.domain import errors
+from gateway.runtime.wiring import Services
 
 
 @dataclass(frozen=True, slots=True)

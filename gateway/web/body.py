@@ -9,8 +9,8 @@ from typing import Any, TypeVar
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import Receive
 
-from gateway import errors
 from gateway.core import jsontext
+from gateway.domain import errors
 from gateway.web import shapes
 
 B = TypeVar("B", bound=shapes.Body)

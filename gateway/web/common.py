@@ -10,8 +10,9 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from gateway import errors, fastjson
-from gateway.wiring import Services
+from gateway.core import fastjson
+from gateway.domain import errors
+from gateway.runtime.wiring import Services
 
 E = TypeVar("E", bound=enum.Enum)
 _DIGITS = re.compile(r"[0-9]{1,6}")  # ASCII only: str.isdigit() also takes "²", which int() refuses

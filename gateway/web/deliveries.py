@@ -5,8 +5,8 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway import errors
-from gateway.model import DeliveryState
+from gateway.domain import errors
+from gateway.domain.model import DeliveryState
 from gateway.web import auth, guard, shapes
 from gateway.web.common import json, next_before, query_enum, query_limit, query_text, services
 

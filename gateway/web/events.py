@@ -10,14 +10,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from gateway import errors, fastjson, tracing
-from gateway.core import cloudevents
-from gateway.model import CloudEvent
+from gateway.core import cloudevents, fastjson
+from gateway.domain import errors
+from gateway.domain.model import CloudEvent
+from gateway.observability import tracing
+from gateway.runtime.wiring import Services
 from gateway.web import auth
 from gateway.web.abuse import SourceLimits
 from gateway.web.body import chunks, limited, read_limited
 from gateway.web.common import json, services
-from gateway.wiring import Services
 
 
 async def submit(request: Request) -> Response:

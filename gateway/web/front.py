@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.logs import AccessLog
+from gateway.observability.logs import AccessLog
 from gateway.web.abuse import AuthThrottle, too_many
 from gateway.web.observe import RequestObserver
 

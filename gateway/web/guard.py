@@ -14,10 +14,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from gateway import errors
 from gateway.desk import access
 from gateway.desk.access import Principal
-from gateway.desk.audit import AuditEntry
+from gateway.domain import errors
+from gateway.domain.audit import AuditEntry
 from gateway.web.auth import bearer_token
 from gateway.web.common import services
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from opentelemetry.trace import Span, SpanKind
 from starlette.types import Scope
 
-from gateway import logs, tracing
-from gateway.metrics import Metrics
+from gateway.observability import logs, tracing
+from gateway.observability.metrics import Metrics
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 

@@ -17,8 +17,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway import __version__
-from gateway.desk.model import Order, SlaState
-from gateway.model import DeliveryState, JobKind, ReviewState, RunStatus
+from gateway.domain.desk import Order, SlaState
+from gateway.domain.model import DeliveryState, JobKind, ReviewState, RunStatus
 from gateway.web import shapes
 
 JSONSchema = dict[str, Any]

@@ -7,12 +7,12 @@ import hmac
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway import errors
-from gateway.metrics import CONTENT_TYPE
-from gateway.model import DeliveryAttempt, Job, JobKind, JobState, SinkState
+from gateway.domain import errors
+from gateway.domain.model import DeliveryAttempt, Job, JobKind, JobState, SinkState
+from gateway.observability.metrics import CONTENT_TYPE
+from gateway.runtime.wiring import Services
 from gateway.web import auth, guard, shapes
 from gateway.web.common import json, plain, query_enum, query_limit, query_text, services
-from gateway.wiring import Services
 
 
 async def delivery_attempts(request: Request) -> Response:

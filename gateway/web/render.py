@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.model import Delivery, Run, Transition
-from gateway.ports import Capabilities, OrphanRun
+from gateway.domain.model import Delivery, Run, Transition
+from gateway.domain.ports import Capabilities, OrphanRun
 from gateway.web import shapes
 from gateway.web.common import plain
 

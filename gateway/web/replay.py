@@ -11,8 +11,8 @@ from datetime import datetime
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.model import DeliveryState
-from gateway.ports import ReplayQuery
+from gateway.domain.model import DeliveryState
+from gateway.domain.ports import ReplayQuery
 from gateway.web import auth, guard, shapes
 from gateway.web.body import read_body
 from gateway.web.common import json, services

@@ -17,17 +17,18 @@ from msgspec import UNSET
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway import errors
 from gateway.desk import views
-from gateway.desk.model import Order, QueueFilter, SlaState
 from gateway.desk.service import BulkResult, Desk
-from gateway.model import ReviewState
+from gateway.domain import errors
+from gateway.domain.desk import Order, QueueFilter, SlaState
+from gateway.domain.model import ReviewState
 from gateway.store import audit_sql
 from gateway.store.queue_sql import urgent_cursor
 from gateway.web import shapes
 from gateway.web.body import B, read_body
 from gateway.web.common import json, query_enum, query_limit, query_text, services
 from gateway.web.guard import principal
+from gateway.web.status import status_for
 
 _SECONDS = re.compile(r"[0-9]{1,9}")  # ASCII digits, at most ~31 years: str.isdigit() also takes "²"
 MAX_SEARCH = 200  # characters of search text, as on the queue page
@@ -112,8 +113,6 @@ async def bulk(request: Request) -> Response:
 
 
 def _bulk_result(result: BulkResult, now: Any) -> shapes.BulkItemResult:
-    from gateway.web.app import status_for
-
     if result.error is not None:
         detail = shapes.ErrorDetail(code=result.error.code, message=result.error.message)
         return shapes.BulkItemResult(review_id=result.review_id, status=status_for(result.error), error=detail)

@@ -1,17 +1,17 @@
 """GET /v1/runs, GET /v1/runs/{id}, POST /v1/runs/{id}/retry, /cancel, and for a HELD run /abandon and /adopt
-(gateway.starts); GET /v1/notifications/orphans (provider runs the gateway does not know)."""
+(gateway.engine.starts); GET /v1/notifications/orphans (provider runs the gateway does not know)."""
 
 from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.model import RunStatus
-from gateway.ports import Capabilities, RunFilter
+from gateway.domain.model import RunStatus
+from gateway.domain.ports import Capabilities, RunFilter
+from gateway.runtime.wiring import Services
 from gateway.web import auth, guard, shapes
 from gateway.web.body import read_body
 from gateway.web.common import json, next_before, query_enum, query_limit, query_text, services
-from gateway.wiring import Services
 
 
 async def list_runs(request: Request) -> Response:

@@ -21,11 +21,12 @@ from typing import Annotated, Any, ClassVar, Literal, TypeVar
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
-from gateway import errors, model, ports, stuck
 from gateway.core.breaker import BreakerState
-from gateway.desk.model import SlaState
-from gateway.model import DeliveryState, JobKind, JobState, ReviewState, RunStatus
-from gateway.ports import PushKind
+from gateway.domain import errors, model, ports
+from gateway.domain.desk import SlaState
+from gateway.domain.model import DeliveryState, JobKind, JobState, ReviewState, RunStatus
+from gateway.domain.ports import PushKind
+from gateway.engine import stuck
 
 S = TypeVar("S", bound="Body")
 A = TypeVar("A", bound=Struct)

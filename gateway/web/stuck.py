@@ -5,8 +5,8 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway import errors
-from gateway.stuck import StuckRuns
+from gateway.domain import errors
+from gateway.engine.stuck import StuckRuns
 from gateway.web import auth, shapes
 from gateway.web.common import json, query_limit, services
 

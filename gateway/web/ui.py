@@ -20,15 +20,15 @@ import jinja2
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
-from starlette.routing import BaseRoute, Route
 
-from gateway import errors
 from gateway.desk import access
 from gateway.desk.access import Principal
 from gateway.desk.parts import DeskParts
+from gateway.domain import errors
+from gateway.runtime.wiring import Services
 from gateway.web import guard, readable
 from gateway.web.common import services
-from gateway.wiring import Services
+from gateway.web.status import status_for
 
 LOGIN_CSRF_COOKIE = "gw_login_csrf"
 REFRESH_HEADER = "x-desk-refresh"  # the page's script refetching it after a live change: not operator activity
@@ -213,8 +213,6 @@ async def _admit(ctx: Ctx, scope: str, secret: str) -> None:
 
 
 async def _refused(ctx: Ctx, exc: errors.GatewayError, page: Handler | None) -> Response:
-    from gateway.web.app import status_for
-
     status = status_for(exc)
     if page is not None and ctx.request.method == "POST" and ctx.form.get("csrf"):
         ctx.error = exc.message
@@ -253,8 +251,6 @@ def harden(response: Response, svc: Services) -> Response:
 
 
 def _error_page(request: Request, exc: errors.GatewayError) -> Response:
-    from gateway.web.app import status_for
-
     back = request.url.path.rsplit("/", 1)[0] if request.method == "POST" else "/ui/reviews"
     return render(request, "error.html", status_for(exc), message=exc.message, back=back or "/ui/reviews")
 
@@ -317,16 +313,3 @@ async def static(request: Request) -> Response:
 
 async def home(request: Request) -> Response:
     return harden(RedirectResponse("/ui/reviews", status_code=303), services(request))
-
-
-def routes() -> list[BaseRoute]:
-    from gateway.web import ui_pages
-
-    return [
-        Route("/", guard.mark(guard.PUBLIC, home), methods=["GET"]),
-        Route("/login", guard.mark(guard.PUBLIC, login_page), methods=["GET"]),
-        Route("/login", guard.mark(guard.PUBLIC, login), methods=["POST"]),
-        Route("/logout", endpoint(guard.SESSION, logout), methods=["POST"]),
-        Route("/static/{name}", guard.mark(guard.PUBLIC, static), methods=["GET"]),
-        *ui_pages.routes(),
-    ]

@@ -1,4 +1,5 @@
-"""The UI's routes: the queue, the item page with its actions, runs and deliveries, the live stream.
+"""The UI's routes: login and logout, static files, the queue, the item page with its actions, runs and
+deliveries, the live stream.
 
 Each POST names the page its form is on, so a refused action shows that page again with the reason.
 """
@@ -8,7 +9,7 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Route
 
 from gateway.desk import access
-from gateway.web import live, ui_item, ui_queue, ui_runs
+from gateway.web import guard, live, ui, ui_item, ui_queue, ui_runs
 from gateway.web.ui import endpoint
 
 
@@ -18,6 +19,11 @@ def routes() -> list[BaseRoute]:
     page = ui_item.item_page
     run_page, delivery_page = ui_runs.run_page, ui_runs.delivery_page
     return [
+        Route("/", guard.mark(guard.PUBLIC, ui.home), methods=["GET"]),
+        Route("/login", guard.mark(guard.PUBLIC, ui.login_page), methods=["GET"]),
+        Route("/login", guard.mark(guard.PUBLIC, ui.login), methods=["POST"]),
+        Route("/logout", endpoint(guard.SESSION, ui.logout), methods=["POST"]),
+        Route("/static/{name}", guard.mark(guard.PUBLIC, ui.static), methods=["GET"]),
         Route("/reviews", endpoint(access.REVIEWS_READ, ui_queue.queue), methods=["GET"]),
         Route("/reviews/search", endpoint(access.REVIEWS_READ, ui_queue.search), methods=["POST"]),
         Route("/reviews/bulk", endpoint(decide, ui_queue.bulk, ui_queue.queue), methods=["POST"]),

@@ -14,10 +14,10 @@ from urllib.parse import urlencode
 
 from starlette.responses import Response
 
-from gateway import errors
 from gateway.desk import views
 from gateway.desk.service import BULK_ACTIONS
-from gateway.model import ReviewState
+from gateway.domain import errors
+from gateway.domain.model import ReviewState
 from gateway.store.sealing import SealError
 from gateway.web import live
 from gateway.web.reviews import next_cursor, queue_filter

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from starlette.responses import Response
 
-from gateway import errors
-from gateway.desk.audit import AuditEntry
-from gateway.model import DeliveryState, RunStatus
-from gateway.ports import RunFilter
+from gateway.domain import errors
+from gateway.domain.audit import AuditEntry
+from gateway.domain.model import DeliveryState, RunStatus
+from gateway.domain.ports import RunFilter
 from gateway.web import live
 from gateway.web import render as json_render
 from gateway.web.common import query_enum, query_limit, query_text

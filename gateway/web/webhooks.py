@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway import errors
+from gateway.domain import errors
 from gateway.web import shapes
 from gateway.web.body import read_limited
 from gateway.web.common import json, services

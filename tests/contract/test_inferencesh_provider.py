@@ -9,12 +9,13 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway import errors, providers
-from gateway.config_types import ParseContext, Secret
-from gateway.model import RunSnapshot, RunStatus
-from gateway.ports import Provider, PushKind
+from gateway import providers
+from gateway.core.config_types import ParseContext, Secret
+from gateway.domain import errors
+from gateway.domain.model import RunSnapshot, RunStatus
+from gateway.domain.ports import Provider, PushKind
+from gateway.domain.streaming import StreamPolicy, StreamSource
 from gateway.providers import inferencesh as inf
-from gateway.streaming import StreamPolicy, StreamSource
 
 PAYLOADS = Path(__file__).parent.parent / "payloads" / "inferencesh"
 BASE = "https://inf.test"

@@ -6,7 +6,7 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
-from gateway.desk.model import QueueFilter
+from gateway.domain.desk import QueueFilter
 from gateway.store.maintenance import purge_payloads, reseal
 from gateway.store.queue_sql import QueueStore
 from gateway.store.sealing import AesGcmSealer, generate_data_key, parse_data_key

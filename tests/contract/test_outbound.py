@@ -11,14 +11,14 @@ import httpcore
 import httpx
 import pytest
 
-from gateway import errors
-from gateway.config_types import Secret
 from gateway.core import signing
+from gateway.core.config_types import Secret
 from gateway.core.netpolicy import OutboundPolicy, parse_allow
-from gateway.outbound import GuardedAiohttpTransport, GuardedBackend, GuardedTransport, guarded_transport
-from gateway.providers._http import lost
+from gateway.domain import errors
+from gateway.outbound.http import lost
+from gateway.outbound.transport import GuardedAiohttpTransport, GuardedBackend, GuardedTransport, guarded_transport
+from gateway.runtime.wiring import outbound_client
 from gateway.sinks.http import HttpSink, HttpSinkSettings
-from gateway.wiring import outbound_client
 from tests.contract.test_sinks import envelope
 from tests.support import FrozenClock
 

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from gateway import errors
-from gateway.providers import _http
+from gateway.domain import errors
+from gateway.outbound import http as _http
 
 NOW = datetime(2025, 3, 4, 12, 0, 0, tzinfo=UTC)
 URL = "https://flows.example/v1/flow-runs/run-1?token=query-secret"

@@ -11,10 +11,11 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway import errors, providers
-from gateway.config_types import ParseContext
-from gateway.model import PendingInput, RunStatus
-from gateway.ports import Provider, PushKind
+from gateway import providers
+from gateway.core.config_types import ParseContext
+from gateway.domain import errors
+from gateway.domain.model import PendingInput, RunStatus
+from gateway.domain.ports import Provider, PushKind
 from gateway.providers import reminix
 
 PAYLOADS = Path(__file__).parent.parent / "payloads" / "reminix"

@@ -14,10 +14,10 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway import errors
-from gateway.config_types import ParseContext
 from gateway.core import signing
-from gateway.model import DeliveryEnvelope, Run, RunStatus
+from gateway.core.config_types import ParseContext
+from gateway.domain import errors
+from gateway.domain.model import DeliveryEnvelope, Run, RunStatus
 from gateway.sinks import SINKS, sink_module
 from gateway.sinks import http as http_sink
 from gateway.sinks import jsonl as jsonl_sink

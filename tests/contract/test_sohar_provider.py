@@ -11,11 +11,12 @@ import httpx
 import pytest
 from svix.webhooks import Webhook
 
-from gateway import errors, providers
-from gateway.config_types import ParseContext, Secret
+from gateway import providers
 from gateway.core import signing
-from gateway.model import PendingInput, RunStatus
-from gateway.ports import Provider, PushKind
+from gateway.core.config_types import ParseContext, Secret
+from gateway.domain import errors
+from gateway.domain.model import PendingInput, RunStatus
+from gateway.domain.ports import Provider, PushKind
 from gateway.providers import sohar
 
 PAYLOADS = Path(__file__).parent.parent / "payloads" / "sohar"

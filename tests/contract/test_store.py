@@ -1,4 +1,5 @@
-"""The SQLite store against a real database file: migrations, T8 pragmas, idempotent events, leased and
+"""The store against a real database, each test on SQLite and PostgreSQL (the tests that take ``tmp_path`` are
+SQLite's own): migrations, T8 pragmas, idempotent events, leased and
 fenced jobs, compare-and-set decisions, all-or-nothing run changes, notifications, concurrent writers."""
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.model import (
+from gateway.domain.model import (
     CloudEvent,
     Delivery,
     DeliveryState,
@@ -25,7 +26,7 @@ from gateway.model import (
     RunStatus,
     Transition,
 )
-from gateway.ports import EventRecord, NewJob, NewRun, RunChange, RunFilter
+from gateway.domain.ports import EventRecord, NewJob, NewRun, RunChange, RunFilter
 from gateway.store import open_store
 from gateway.store.operations_sql import OperationsStore
 from gateway.store.sqlstore import SqlStore
@@ -35,8 +36,9 @@ LEASE = 30.0
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqlStore]:
-    opened = await open_store(f"sqlite:///{tmp_path / 'store.db'}")
+async def store(store_url: str) -> AsyncIterator[SqlStore]:
+    """A migrated store on each backend: SQLite in ``tmp_path``, PostgreSQL (own schema) where configured."""
+    opened = await open_store(store_url)
     await opened.migrate()
     yield opened
     await opened.aclose()
@@ -200,10 +202,12 @@ async def test_retry_and_bury(store: SqlStore) -> None:
     assert await store.claim_jobs("w", at(59), LEASE, 10) == []  # not due yet
     assert await store.next_due() == at(60)
     [again] = await store.claim_jobs("w", at(60), LEASE, 10)
+    assert again.attempts == 2
     assert await store.bury_job(again, "gave up", at(61))
     [dead] = await store.list_jobs(state=JobState.DEAD)
     assert dead.last_error == "gave up"
     assert await store.claim_jobs("w", at(10_000), LEASE, 10) == []
+    assert await store.next_due() is None
 
 
 async def test_claims_respect_the_limit_and_due_order(store: SqlStore) -> None:
@@ -369,7 +373,7 @@ async def test_one_open_review_per_run(store: SqlStore) -> None:
     await open_review(store)
     run = await store.get_run("run_1")
     assert run is not None
-    with pytest.raises(Exception, match="UNIQUE"):
+    with pytest.raises(Exception, match=r"(?i)unique"):
         await store.apply_run_change(RunChange(run=None, open_review=review_for(run, "rev_2")), at(3))
 
 

@@ -13,7 +13,7 @@ import uuid
 import httpx
 import pytest
 
-from gateway import errors
+from gateway.domain import errors
 from gateway.providers import _tl_keys
 from gateway.providers import transactionlink as tl
 from tests.contract.test_transactionlink_provider import KID, PEM, T0, Clock, headers_for, raw, settings

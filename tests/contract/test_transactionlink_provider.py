@@ -14,11 +14,12 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from gateway import errors, providers
-from gateway.config_types import ParseContext, Secret
+from gateway import providers
 from gateway.core import jws
-from gateway.model import RunStatus
-from gateway.ports import Provider, PushKind
+from gateway.core.config_types import ParseContext, Secret
+from gateway.domain import errors
+from gateway.domain.model import RunStatus
+from gateway.domain.ports import Provider, PushKind
 from gateway.providers import transactionlink as tl
 
 PAYLOADS = Path(__file__).parent.parent / "payloads" / "transactionlink"

@@ -23,8 +23,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gateway import errors
 from gateway.core import signing
+from gateway.domain import errors
 from tests.crash.knobs import Knobs, control, draw_fault, fault_response, maybe_slow
 
 

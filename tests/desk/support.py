@@ -9,10 +9,10 @@ from typing import Any
 
 import httpx
 
+from gateway.config.settings import Settings, parse_settings
 from gateway.desk import access
-from gateway.desk.audit import AuditEntry
-from gateway.desk.model import Operator
-from gateway.settings import Settings, parse_settings
+from gateway.domain.audit import AuditEntry
+from gateway.domain.desk import Operator
 from tests.support import SELF, SOURCE, Running, example_data
 
 EVENT = json.loads((Path(__file__).resolve().parents[2] / "examples" / "event.json").read_text())

@@ -76,7 +76,7 @@ async def test_keys_are_shown_once_stored_hashed_and_refused_when_revoked_or_exp
 async def test_a_key_cannot_hold_more_than_its_operators_roles_allow(tmp_path: Path) -> None:
     async with running_gateway(desk_settings(tmp_path)) as gw:
         await add_operator(gw, "vic", "viewer")
-        from gateway import errors
+        from gateway.domain import errors
 
         with pytest.raises(errors.Forbidden):
             await gw.services.desk.gatekeeper.create_key("vic", ["reviews:decide"], 30, actor="test")

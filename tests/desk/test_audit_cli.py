@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from gateway.cli import main
-from gateway.desk import audit
-from gateway.desk.audit import AuditEntry, AuditRecord
+from gateway.domain import audit
+from gateway.domain.audit import AuditEntry, AuditRecord
 from tests.desk.support import add_operator, api_key, desk_settings, open_review
 from tests.support import EXAMPLE_CONFIG, OPERATOR, running_gateway
 

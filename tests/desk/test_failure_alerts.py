@@ -6,11 +6,11 @@ import random
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway.config_types import Secret
+from gateway.config.desk import ALERT_TYPES, AlertSettings
 from gateway.core import signing
+from gateway.core.config_types import Secret
 from gateway.desk.alerts import Alerts, run_alert_jobs
-from gateway.desk.settings import ALERT_TYPES, AlertSettings
-from gateway.model import Run, RunStatus
+from gateway.domain.model import Run, RunStatus
 
 NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 RUN = Run(

@@ -6,11 +6,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from gateway import errors
-from gateway.config_types import ParseContext
+from gateway.config.desk import ReviewPolicy, SlaPolicy, parse_desk
+from gateway.core.config_types import ParseContext
 from gateway.desk import forms, sla
-from gateway.desk.settings import ReviewPolicy, SlaPolicy, parse_desk
-from gateway.model import PendingInput
+from gateway.domain import errors
+from gateway.domain.model import PendingInput
 
 SCHEMA = {
     "type": "object",

@@ -14,9 +14,9 @@ from typing import Any
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from gateway.desk import access
-from gateway.desk.audit import AuditEntry
-from gateway.desk.model import Operator
 from gateway.desk.password_workers import PasswordWorkers
+from gateway.domain.audit import AuditEntry
+from gateway.domain.desk import Operator
 from tests.desk.support import PASSWORD, add_operator, browser_client, desk_settings, ui_login
 from tests.support import Running, running_gateway
 

@@ -18,8 +18,8 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.model import JobKind, RunStatus
-from gateway.settings import parse_settings
+from gateway.config.settings import parse_settings
+from gateway.domain.model import JobKind, RunStatus
 from tests import faults
 from tests.faults import OPERATOR, Rig, rig
 from tests.lossy import LossyTransport

@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from gateway.model import DeliveryState, JobKind
-from gateway.ports import NewJob
-from gateway.settings import parse_settings
+from gateway.config.settings import parse_settings
+from gateway.domain.model import DeliveryState, JobKind
+from gateway.domain.ports import NewJob
 from tests.support import SOURCE, FrozenClock, example_data, running_gateway
 
 EVENT = {

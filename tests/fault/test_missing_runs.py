@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from gateway.model import JobKind, ReviewState, RunStatus
+from gateway.domain.model import JobKind, ReviewState, RunStatus
 from tests import faults
 from tests.faults import OPERATOR, Rig, rig
 from tests.support import claim

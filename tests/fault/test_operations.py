@@ -15,8 +15,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from standardwebhooks.webhooks import Webhook
 
 from gateway.core import signing
-from gateway.logs import JsonFormatter
-from gateway.model import DeliveryState
+from gateway.domain.model import DeliveryState
+from gateway.observability.logs import JsonFormatter
 from tests import faults
 from tests.faults import OPERATOR, SINK_SECRET, SOURCE, Rig, rig
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.model import JobKind, RunStatus
+from gateway.domain.model import JobKind, RunStatus
 from tests import faults
 from tests.faults import OPERATOR, Rig, rig
 

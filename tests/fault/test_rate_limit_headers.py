@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.model import JobKind
-from gateway.ports import NewJob
-from gateway.settings import parse_settings
+from gateway.config.settings import parse_settings
+from gateway.domain.model import JobKind
+from gateway.domain.ports import NewJob
 from tests import faults
 from tests.lossy import LossyTransport
 from tests.support import SOURCE, FrozenClock, example_data, running_gateway

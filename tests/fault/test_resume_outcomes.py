@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from gateway.model import JobKind, ReviewState, RunStatus
-from gateway.settings import parse_settings
+from gateway.config.settings import parse_settings
+from gateway.domain.model import JobKind, ReviewState, RunStatus
 from tests import faults
 from tests.faults import OPERATOR as FAULT_OPERATOR
 from tests.faults import rig

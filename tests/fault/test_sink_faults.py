@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.model import DeliveryState
+from gateway.domain.model import DeliveryState
 from gateway.store import audit_sql
 from tests import faults
 from tests.faults import OPERATOR, Rig, rig

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from gateway.model import RunStatus
+from gateway.domain.model import RunStatus
 from tests import faults
 from tests.faults import OPERATOR, Rig, rig
 from tests.support import claim

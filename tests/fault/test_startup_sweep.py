@@ -7,8 +7,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from gateway.model import JobKind, RunStatus
-from gateway.sweep import startup_sweep
+from gateway.domain.model import JobKind, RunStatus
+from gateway.engine.sweep import startup_sweep
 from tests.faults import Rig, rig
 
 

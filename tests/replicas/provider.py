@@ -19,8 +19,8 @@ from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Mount, Route
 
-from gateway.config_types import ParseContext
-from gateway.ports import SystemClock
+from gateway.core.config_types import ParseContext
+from gateway.domain.ports import SystemClock
 from gateway.sandbox.app import create_sandbox_app
 from gateway.sandbox.config import parse_sandbox
 

@@ -19,10 +19,10 @@ from typing import Any
 import httpx
 from starlette.applications import Starlette
 
-from gateway.desk.model import QueueFilter
-from gateway.settings import Settings, parse_settings
+from gateway.config.settings import Settings, parse_settings
+from gateway.domain.desk import QueueFilter
+from gateway.runtime.wiring import open_services
 from gateway.web.app import create_app
-from gateway.wiring import open_services
 from tests import pg
 from tests.desk.support import add_operator, api_key, open_review
 from tests.support import OPERATOR, SELF, Running, example_data

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.config_types import ParseContext
+from gateway.core.config_types import ParseContext
 from gateway.sandbox import SandboxApp, SandboxSettings, create_sandbox_app, parse_sandbox
 
 CLIENT_SECRET = "sandbox-client-secret"

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway import errors
+from gateway.domain import errors
 from gateway.sandbox import engine, paths
 from gateway.sandbox.engine import FlowStatus, RunState
 from gateway.sandbox.functions import coverage_lookup

@@ -13,8 +13,8 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from gateway.config_types import ParseContext
 from gateway.core import jws, sse
+from gateway.core.config_types import ParseContext
 from gateway.sandbox import SandboxApp, bounded, create_sandbox_app, parse_sandbox
 
 from .conftest import ENVIRON, SELF_URL, FrozenClock, Receiver, load_toml

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.config_types import ParseContext
+from gateway.core.config_types import ParseContext
 from gateway.providers import reminix as adapter
 from gateway.sandbox import SandboxApp, create_sandbox_app, parse_sandbox
 

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from gateway import errors
 from gateway.core import signing
+from gateway.domain import errors
 from gateway.sandbox import SandboxApp
 
 from .conftest import WEBHOOK_SECRET, Receiver, SandboxFactory, bearer, client_for

@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway.logs import JsonFormatter
-from gateway.settings import parse_settings
+from gateway.config.settings import parse_settings
+from gateway.observability.logs import JsonFormatter
 from tests.support import OPERATOR, SOURCE, claim, example_data, running_gateway
 
 CANARY = "PHI-CANARY-6f1d2a"

@@ -1,4 +1,7 @@
-"""The store's behaviour, the same on every store (RELIABILITY.md T10): each test runs on SQLite and PostgreSQL."""
+"""The store's behaviour, the same on every store (RELIABILITY.md T10): each test runs on SQLite and PostgreSQL.
+
+``tests/contract/test_store.py`` holds the rest of the store contract, on both stores too; a behaviour is
+tested in one of the two files, not both."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from gateway.model import (
+from gateway.domain.model import (
     CloudEvent,
     Delivery,
     DeliveryState,
@@ -22,7 +25,7 @@ from gateway.model import (
     RunStatus,
     Transition,
 )
-from gateway.ports import EventRecord, NewJob, NewRun, RunChange, RunFilter
+from gateway.domain.ports import EventRecord, NewJob, NewRun, RunChange, RunFilter
 from gateway.store import open_store
 from gateway.store.sqlstore import SqlStore
 
@@ -171,19 +174,6 @@ async def test_work_queued_while_a_job_runs_is_not_lost(store: SqlStore) -> None
     assert again.id == job.id and again.data == {"state_hint": "b"} and again.attempts == 1
     assert await store.finish_job(again, T0)
     assert await store.list_jobs() == []
-
-
-async def test_retry_and_bury(store: SqlStore) -> None:
-    await store.enqueue(NewJob(kind=JobKind.DELIVER, ref="d", due_at=T0), T0)
-    [job] = await store.claim_jobs("w1", T0, 30, 10)
-    assert await store.retry_job(job, T0 + timedelta(seconds=5), "boom", T0)
-    assert await store.claim_jobs("w1", T0, 30, 10) == []
-    [job] = await store.claim_jobs("w1", T0 + timedelta(seconds=5), 30, 10)
-    assert job.attempts == 2 and job.last_error == "boom"
-    assert await store.bury_job(job, "gave up", T0)
-    [dead] = await store.list_jobs(state=JobState.DEAD)
-    assert dead.last_error == "gave up"
-    assert await store.next_due() is None
 
 
 async def test_the_pause_state_is_the_latest_stored_one_of_that_status_since_the_last_pause(store: SqlStore) -> None:

@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 import asyncpg  # type: ignore[import-untyped]
 import pytest
 
-from gateway.model import CloudEvent, JobKind
-from gateway.ports import EventRecord, NewRun
+from gateway.domain.model import CloudEvent, JobKind
+from gateway.domain.ports import EventRecord, NewRun
 from gateway.store import open_store
 from gateway.store.pg import PostgresDatabase
 from gateway.store.sqlstore import SqlStore

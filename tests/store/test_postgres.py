@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from gateway.model import JobKind, Notification, RunStatus
-from gateway.ports import NewJob, RunChange
+from gateway.domain.model import JobKind, Notification, RunStatus
+from gateway.domain.ports import NewJob, RunChange
 from gateway.store import open_store
 from gateway.store.pg import PostgresDatabase, rowcount, translate
 from gateway.store.sqlstore import SqlStore

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from gateway import cli
-from gateway.model import JobKind
-from gateway.ports import NewJob, RunFilter
+from gateway.domain.model import JobKind
+from gateway.domain.ports import NewJob, RunFilter
+from gateway.runtime.wiring import sealer_for
 from gateway.store import open_store
-from gateway.wiring import sealer_for
 from tests.store.test_contract import T0
 from tests.support import OPERATOR, SOURCE, claim, example_settings, running_gateway
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway import errors
+from gateway.config.settings import parse_settings
 from gateway.core.breaker import BreakerPolicy
-from gateway.settings import parse_settings
+from gateway.domain import errors
 from tests.support import example_data
 
 

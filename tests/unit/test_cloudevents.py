@@ -9,8 +9,8 @@ from urllib.parse import quote
 
 import pytest
 
-from gateway import errors
 from gateway.core import cloudevents
+from gateway.domain import errors
 
 BASE: dict[str, Any] = {"specversion": "1.0", "id": "e-1", "source": "/ehr", "type": "com.example.t"}
 STRUCTURED = {"content-type": "application/cloudevents+json"}

@@ -14,9 +14,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from gateway import errors
 from gateway.core import cloudevents, jsontext
-from gateway.model import CloudEvent
+from gateway.domain import errors
+from gateway.domain.model import CloudEvent
 
 props = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from gateway.entropy import POOL_BYTES, PooledSystemRandom
+from gateway.runtime.entropy import POOL_BYTES, PooledSystemRandom
 
 
 def test_draws_have_the_asked_size_and_do_not_repeat() -> None:

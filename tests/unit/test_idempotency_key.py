@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from gateway.service import idempotency_key
+from gateway.engine.service import idempotency_key
 
 AT = datetime(2026, 11, 29, 9, 0, tzinfo=UTC)
 

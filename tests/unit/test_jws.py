@@ -6,8 +6,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from gateway import errors
 from gateway.core import jws
+from gateway.domain import errors
 
 KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 BODY = b'{"workflowId": "w-1", "status": "COMPLETED", "note": "z\xc3\xb3\xc5\x82w"}'

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from gateway import errors
 from gateway.core import lifecycle
-from gateway.model import PendingInput, Run, RunSnapshot, RunStatus
+from gateway.domain import errors
+from gateway.domain.model import PendingInput, Run, RunSnapshot, RunStatus
 
 S = RunStatus
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
-from gateway.logs import JsonFormatter
+from gateway.observability.logs import JsonFormatter
 
 
 def test_a_record_with_unicode_line_breaks_stays_one_ascii_line() -> None:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from gateway.core.lifecycle import news_changes_nothing
-from gateway.model import Run, RunStatus
+from gateway.domain.model import Run, RunStatus
 
 AT = datetime(2026, 11, 29, tzinfo=UTC)
 RUN = Run(

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from gateway.core import lifecycle
-from gateway.jobs import named
-from gateway.model import PendingInput, Run, RunSnapshot, RunStatus
+from gateway.domain.model import PendingInput, Run, RunSnapshot, RunStatus
+from gateway.engine.jobs import named
 
 NOW = datetime(2026, 11, 22, tzinfo=UTC)
 

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway import errors
-from gateway.settings import parse_settings
+from gateway.config.settings import parse_settings
+from gateway.domain import errors
 from gateway.store.sealing import generate_data_key
 from tests.support import example_data
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from gateway import starts
-from gateway.errors import ConfigError
-from gateway.model import Run, RunStatus
-from gateway.settings import parse_settings
+from gateway.config.settings import parse_settings
+from gateway.domain.errors import ConfigError
+from gateway.domain.model import Run, RunStatus
+from gateway.engine import starts
 from tests.support import FrozenClock, example_data, example_settings
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from gateway.providers._ratewait import DEFAULT_WAIT, RateGate
+from gateway.providers._ratelimit import DEFAULT_WAIT, RateGate
 
 T0 = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 

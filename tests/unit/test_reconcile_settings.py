@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from gateway import errors
-from gateway.errors import ConfigError
+from gateway.config.settings import parse_settings
+from gateway.domain import errors
+from gateway.domain.errors import ConfigError
+from gateway.engine.reconciler import poll_interval
 from gateway.providers._ratelimit import RateGate
-from gateway.reconciler import poll_interval
-from gateway.settings import parse_settings
 from tests.support import example_data, example_settings, running_gateway
 
 T0 = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
@@ -65,7 +65,7 @@ def test_rate_gate() -> None:
     with pytest.raises(errors.TransientProviderError) as held:
         gate.check(T0 + timedelta(seconds=20))
     assert (held.value.status_code, held.value.retry_after) == (429, 40)
-    gate.close(T0, 10)  # a shorter wait never shortens the one in force
+    gate.block(10, T0)  # a shorter wait never shortens the one in force
     with pytest.raises(errors.TransientProviderError):
         gate.check(T0 + timedelta(seconds=30))
     gate.check(T0 + timedelta(seconds=60))

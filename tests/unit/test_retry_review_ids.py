@@ -11,7 +11,7 @@ import pytest
 from gateway.core import retry
 from gateway.core import review as review_rules
 from gateway.core.ids import new_id
-from gateway.model import PendingInput
+from gateway.domain.model import PendingInput
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from gateway.core import review
-from gateway.model import PendingInput
+from gateway.domain.model import PendingInput
 
 IF_DENY_THEN_REASON = {
     "type": "object",

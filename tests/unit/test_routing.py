@@ -8,7 +8,7 @@ import pytest
 
 from gateway.core import routing
 from gateway.core.routing import Condition, Const, Path
-from gateway.model import CloudEvent
+from gateway.domain.model import CloudEvent
 
 DOC: dict[str, Any] = {
     "id": "e1",

@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from gateway import errors
+from gateway.config.settings import describe, hash_token, load_settings, parse_settings
 from gateway.core import signing
 from gateway.core.routing import Const
 from gateway.core.routing import Path as MapPath
-from gateway.model import RunStatus
-from gateway.settings import describe, hash_token, load_settings, parse_settings
+from gateway.domain import errors
+from gateway.domain.model import RunStatus
 from tests.support import EXAMPLE_CONFIG
 
 EXAMPLE: dict[str, Any] = tomllib.loads(EXAMPLE_CONFIG.read_text())

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from gateway import errors
+from gateway.config.settings import parse_settings
 from gateway.core.ratelimit import RateLimit
-from gateway.settings import parse_settings
+from gateway.domain import errors
 from tests.support import example_data
 
 SECRET_A = "whsec_" + base64.b64encode(b"a" * 32).decode()

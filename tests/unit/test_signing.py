@@ -9,7 +9,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from gateway.core import signing
-from gateway.errors import SignatureError
+from gateway.domain.errors import SignatureError
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 TS = int(NOW.timestamp())

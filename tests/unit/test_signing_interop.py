@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.core import signing
-from gateway.errors import SignatureError
+from gateway.domain.errors import SignatureError
 
 VALID_ID_CHARS = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != ".")
 ids = st.text(alphabet=VALID_ID_CHARS, min_size=1, max_size=256)

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.core import signing
-from gateway.errors import SignatureError
+from gateway.domain.errors import SignatureError
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 TS = int(NOW.timestamp())

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway import errors
-from gateway.desk import subject
+from gateway.core import subject
+from gateway.domain import errors
 from gateway.store.blind import BlindIndex
 from gateway.store.codec import PlainSealer
 from gateway.store.sealing import AesGcmSealer, DataKey

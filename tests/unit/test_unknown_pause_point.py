@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gateway.core.review import answerable, validate_any
-from gateway.model import PendingInput
+from gateway.domain.model import PendingInput
 
 REVIEW = PendingInput(key="await-review", options=["approve", "deny"])
 AMEND = PendingInput(

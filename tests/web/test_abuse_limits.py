@@ -133,8 +133,8 @@ async def test_per_source_rate_limit(tmp_path: Path) -> None:
 
 
 async def test_per_source_rate_limit_on_a_signed_source(tmp_path: Path) -> None:
+    from gateway.config.settings import parse_settings
     from gateway.core import signing
-    from gateway.settings import parse_settings
     from tests.support import example_data
 
     clock = FrozenClock()

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+from gateway.config.settings import parse_settings
 from gateway.core import signing
-from gateway.settings import parse_settings
 from tests.support import OPERATOR, SOURCE, Running, example_data, running_gateway
 
 MiB = 1024 * 1024

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from gateway.config.settings import parse_settings
 from gateway.core import signing
-from gateway.settings import parse_settings
 from tests.support import OPERATOR, SOURCE, FrozenClock, Running, example_data, running_gateway
 from tests.web.helpers import CE, EVENT, assert_error, event, row_counts
 

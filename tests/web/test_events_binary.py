@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from gateway.settings import parse_settings
+from gateway.config.settings import parse_settings
 from tests.support import OPERATOR, SOURCE, Running, example_data, running_gateway
 from tests.web.helpers import CE, EVENT, assert_error, row_counts
 

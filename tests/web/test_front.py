@@ -14,10 +14,10 @@ import httpx
 import pytest
 from starlette.types import Receive, Scope, Send
 
-from gateway import logs
-from gateway.logs import AccessLog, JsonFormatter
-from gateway.metrics import Metrics
-from gateway.tracing import Tracing, TracingSettings
+from gateway.observability import logs
+from gateway.observability.logs import AccessLog, JsonFormatter
+from gateway.observability.metrics import Metrics
+from gateway.observability.tracing import Tracing, TracingSettings
 from gateway.web.abuse import AuthThrottle
 from gateway.web.app import on_gateway_error, on_http_error, on_unexpected
 from gateway.web.front import Front
@@ -34,7 +34,7 @@ class Boom(Exception):
 def front(app: Any, access: AccessLog | None = None) -> Front:
     from starlette.exceptions import HTTPException
 
-    from gateway import errors
+    from gateway.domain import errors
 
     handlers = {errors.GatewayError: on_gateway_error, HTTPException: on_http_error, Exception: on_unexpected}
     throttle = AuthThrottle(limit=None, clock=FrozenClock())

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.model import JobKind
-from gateway.settings import parse_settings
+from gateway.config.settings import parse_settings
+from gateway.domain.model import JobKind
 from tests.support import OPERATOR, SOURCE, FrozenClock, Running, example_data, running_gateway
 from tests.web.helpers import CE, EVENT, FakeSohar, flow_updated, row_counts, svix_headers, without_sandbox
 

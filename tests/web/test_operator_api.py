@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway.settings import parse_settings
+from gateway.config.settings import parse_settings
 from tests.support import OPERATOR, SOURCE, FrozenClock, Running, claim, example_data, running_gateway
 from tests.web.helpers import CE, EVENT, assert_error, event
 

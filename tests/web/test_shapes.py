@@ -12,8 +12,9 @@ import msgspec
 import pytest
 from jsonschema import Draft202012Validator
 
-from gateway import errors, stuck
-from gateway.model import DeliveryState, JobKind, JobState, ReviewState, RunStatus
+from gateway.domain import errors
+from gateway.domain.model import DeliveryState, JobKind, JobState, ReviewState, RunStatus
+from gateway.engine import stuck
 from gateway.web import openapi, shapes
 from tests.desk.support import add_operator, api_key
 from tests.support import OPERATOR, SOURCE, Running, claim

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gateway.config.settings import parse_settings
 from gateway.core import signing
-from gateway.settings import parse_settings
 from tests.support import FrozenClock, Running, example_data, running_gateway
 
 OLD = signing.generate_secret(b"o" * 32)
