@@ -96,6 +96,17 @@ class Provider(Protocol):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class DeliveryOutcome:
+    """What became of one delivery attempt: the delivery's next state (PENDING: again at ``next_at``)."""
+
+    state: DeliveryState
+    next_at: datetime | None = None
+    error: str | None = None
+    status_code: int | None = None
+    attempt: DeliveryAttempt | None = None  # the attempt's record, when a sink was called
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DeliveryReceipt:
     status_code: int | None = None
     detail: str | None = None
@@ -254,17 +265,7 @@ class Store(Protocol):
     ) -> list[Delivery]: ...
 
     async def record_delivery_attempt(
-        self,
-        delivery: Delivery,
-        job: Job,
-        *,
-        state: DeliveryState,
-        next_at: datetime | None,
-        error: str | None,
-        status_code: int | None,
-        now: datetime,
-        attempt: DeliveryAttempt | None = None,
-        jobs: Sequence[NewJob] = (),
+        self, delivery: Delivery, job: Job, outcome: DeliveryOutcome, now: datetime, jobs: Sequence[NewJob] = ()
     ) -> bool: ...
 
     async def requeue_delivery(self, delivery_id: str, now: datetime) -> Delivery | None: ...

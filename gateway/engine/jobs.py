@@ -38,7 +38,17 @@ from gateway.domain.model import (
     RunSnapshot,
     RunStatus,
 )
-from gateway.domain.ports import Clock, DeliveryReceipt, NewJob, Provider, PushKind, RunChange, Sink, Store
+from gateway.domain.ports import (
+    Clock,
+    DeliveryOutcome,
+    DeliveryReceipt,
+    NewJob,
+    Provider,
+    PushKind,
+    RunChange,
+    Sink,
+    Store,
+)
 from gateway.engine import outcomes, starts
 from gateway.engine.breakers import BreakerBoard
 from gateway.engine.sink_guard import SinkGuard
@@ -369,12 +379,14 @@ class Handlers:
             return
         sink, config = self.sinks.get(delivery.sink), self.settings.sinks.get(delivery.sink)
         if sink is None or config is None:
-            await self._record(delivery, job, DeliveryState.DEAD, None, "sink is no longer configured", None)
+            await self._record(
+                delivery, job, DeliveryOutcome(state=DeliveryState.DEAD, error="sink is no longer configured")
+            )
             return
         disabled = await self.guard.disabled(delivery.sink) if self.guard else None
         if disabled is not None:
             reason = f"sink disabled: {disabled.disabled_reason or 'by an operator'}"
-            await self._record(delivery, job, DeliveryState.DEAD, None, reason, None)
+            await self._record(delivery, job, DeliveryOutcome(state=DeliveryState.DEAD, error=reason))
             return
         if not await self._breaker_admits(job, f"sink:{delivery.sink}") or not await self._throttle_admits(
             job, delivery.sink, config.policy
@@ -393,7 +405,8 @@ class Handlers:
             await self._delivery_failed(delivery, job, exc, self._attempt(delivery, attempt, started, exc), config)
             return
         tried = self._attempt(delivery, attempt, started, receipt)
-        await self._record(delivery, job, DeliveryState.DELIVERED, None, None, receipt.status_code, tried)
+        delivered = DeliveryOutcome(state=DeliveryState.DELIVERED, status_code=receipt.status_code, attempt=tried)
+        await self._record(delivery, job, delivered)
 
     async def _delivery_failed(
         self, delivery: Delivery, job: Job, exc: errors.SinkError, tried: DeliveryAttempt, config: SinkConfig
@@ -405,7 +418,10 @@ class Handlers:
             delay = schedule_delay(tried.attempt, schedule, self.rng, max_attempts=config.policy.max_attempts)
             next_at = next_attempt_at(now, delay, exc.retry_after, schedule.retry_after_cap)
         state = DeliveryState.PENDING if next_at else DeliveryState.DEAD
-        await self._record(delivery, job, state, next_at, exc.message, exc.status_code, tried)
+        outcome = DeliveryOutcome(
+            state=state, next_at=next_at, error=exc.message, status_code=exc.status_code, attempt=tried
+        )
+        await self._record(delivery, job, outcome)
         reason = await self.guard.after_failure(delivery.sink, exc, config.policy) if self.guard else None
         if reason is not None and self.guard is not None:
             alert = self.alerts.sink_disabled(delivery.sink, reason, now) if self.alerts else []
@@ -425,36 +441,20 @@ class Handlers:
             response_bytes=outcome.response_bytes,
         )
 
-    async def _record(
-        self,
-        delivery: Delivery,
-        job: Job,
-        state: DeliveryState,
-        next_at: datetime | None,
-        error: str | None,
-        status_code: int | None,
-        tried: DeliveryAttempt | None = None,
-    ) -> None:
+    async def _record(self, delivery: Delivery, job: Job, outcome: DeliveryOutcome) -> None:
         now = self.clock.now()
         alerts: Sequence[NewJob] = ()
-        if state == DeliveryState.DEAD and tried is not None and self.alerts is not None:
-            alerts = self.alerts.delivery_dead(delivery, status_code=status_code, attempts=tried.attempt, now=now)
-        ok = await self.store.record_delivery_attempt(
-            delivery,
-            job,
-            state=state,
-            next_at=next_at,
-            error=error,
-            status_code=status_code,
-            now=now,
-            attempt=tried,
-            jobs=alerts,
-        )
+        tried = outcome.attempt
+        if outcome.state == DeliveryState.DEAD and tried is not None and self.alerts is not None:
+            alerts = self.alerts.delivery_dead(
+                delivery, status_code=outcome.status_code, attempts=tried.attempt, now=now
+            )
+        ok = await self.store.record_delivery_attempt(delivery, job, outcome, now, alerts)
         if not ok:
             log.warning("lease lost", extra={"job_id": job.id, "delivery_id": delivery.id})
             return
-        self.metrics.delivery(delivery.sink, _RESULTS[state])
-        if state == DeliveryState.DEAD:
+        self.metrics.delivery(delivery.sink, _RESULTS[outcome.state])
+        if outcome.state == DeliveryState.DEAD:
             log.warning("delivery dead", extra={"delivery_id": delivery.id, "sink": delivery.sink})
 
     async def _throttle_admits(self, job: Job, sink: str, policy: DeliveryPolicy) -> bool:

@@ -12,7 +12,6 @@ from gateway.domain.model import (
     JSON,
     CloudEvent,
     Delivery,
-    DeliveryAttempt,
     DeliveryState,
     Job,
     JobKind,
@@ -24,6 +23,7 @@ from gateway.domain.model import (
     Transition,
 )
 from gateway.domain.ports import (
+    DeliveryOutcome,
     EventRecord,
     NewJob,
     NewRun,
@@ -523,27 +523,17 @@ class SqlStore:
         return [codec.delivery_from_row(row) for row in rows]
 
     async def record_delivery_attempt(
-        self,
-        delivery: Delivery,
-        job: Job,
-        *,
-        state: DeliveryState,
-        next_at: datetime | None,
-        error: str | None,
-        status_code: int | None,
-        now: datetime,
-        attempt: DeliveryAttempt | None = None,
-        jobs: Sequence[NewJob] = (),
+        self, delivery: Delivery, job: Job, outcome: DeliveryOutcome, now: datetime, jobs: Sequence[NewJob] = ()
     ) -> bool:
         """Record one attempt's outcome with its ``delivery_attempts`` row and any follow-up jobs (alerts); fenced."""
 
         async def write(tx: Tx) -> bool:
-            if state == DeliveryState.PENDING:
-                assert next_at is not None
-                if not await self._retry_job(tx, job, next_at, error or "", now):
+            if outcome.state == DeliveryState.PENDING:
+                assert outcome.next_at is not None
+                if not await self._retry_job(tx, job, outcome.next_at, outcome.error or "", now):
                     return False
-            elif state == DeliveryState.DEAD:
-                if not await self._bury_job(tx, job, error or "", now):
+            elif outcome.state == DeliveryState.DEAD:
+                if not await self._bury_job(tx, job, outcome.error or "", now):
                     return False
             elif not await self._finish_job(tx, job, now):
                 return False
@@ -551,18 +541,18 @@ class SqlStore:
                 "UPDATE deliveries SET state = ?, attempts = attempts + 1, next_attempt_at = ?, last_error = ?,"
                 " last_status_code = ?, updated_at = ?, delivered_at = ? WHERE id = ?",
                 (
-                    state.value,
-                    to_us(next_at),
-                    error,
-                    status_code,
+                    outcome.state.value,
+                    to_us(outcome.next_at),
+                    outcome.error,
+                    outcome.status_code,
                     to_us(now),
-                    to_us(now) if state == DeliveryState.DELIVERED else None,
+                    to_us(now) if outcome.state == DeliveryState.DELIVERED else None,
                     delivery.id,
                 ),
             )
-            if attempt is not None:
-                await operations_sql.insert_attempt(tx, attempt)
-            if state == DeliveryState.DELIVERED:
+            if outcome.attempt is not None:
+                await operations_sql.insert_attempt(tx, outcome.attempt)
+            if outcome.state == DeliveryState.DELIVERED:
                 await operations_sql.clear_sink_failing(tx, delivery.sink)
             for job_ in jobs:
                 await self._upsert_job(tx, job_, now)

@@ -25,7 +25,7 @@ from gateway.domain.model import (
     RunStatus,
     Transition,
 )
-from gateway.domain.ports import EventRecord, NewJob, NewRun, RunChange, RunFilter
+from gateway.domain.ports import DeliveryOutcome, EventRecord, NewJob, NewRun, RunChange, RunFilter
 from gateway.store import open_store
 from gateway.store.sqlstore import SqlStore
 
@@ -268,9 +268,8 @@ async def test_deliveries_once_per_sink_with_attempts_and_replay(store: SqlStore
     ] == ["dlv_1"]
     [job] = [j for j in await store.claim_jobs("w1", T0, 30, 10) if j.kind == JobKind.DELIVER]
     assert job.ref == "dlv_1"
-    assert await store.record_delivery_attempt(
-        delivery, job, state=DeliveryState.DELIVERED, next_at=None, error=None, status_code=200, now=T0
-    )
+    delivered = DeliveryOutcome(state=DeliveryState.DELIVERED, status_code=200)
+    assert await store.record_delivery_attempt(delivery, job, delivered, T0)
     sent = await store.get_delivery("dlv_1")
     assert sent is not None and sent.state == DeliveryState.DELIVERED and sent.attempts == 1 and sent.delivered_at == T0
     replay = await store.requeue_delivery("dlv_1", T0)
