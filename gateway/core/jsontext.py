@@ -31,7 +31,7 @@ class Refused(ValueError):
 def loads(raw: bytes | str) -> Any:
     if isinstance(raw, bytes | bytearray):
         try:
-            raw = raw.decode("utf-8")
+            raw = raw.decode()  # UTF-8, strict
         except UnicodeDecodeError:
             raise ValueError("JSON text is not UTF-8") from None
     try:
@@ -89,10 +89,8 @@ def _check(value: Any, *, strings: bool) -> None:
                 for key in item:
                     _check_string(key)
             children: Any = item.values()
-        elif type(item) is list:
+        else:  # a list: only lists and dicts are stacked, and the caller's root is a string, a list or a dict
             children = item
-        else:
-            continue
         for child in children:
             kind = type(child)
             if kind is dict or kind is list:

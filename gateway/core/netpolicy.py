@@ -91,12 +91,12 @@ def parse_allow(entries: Iterable[str]) -> tuple[OutboundPolicy, list[str]]:
     for entry in entries:
         text = entry.strip().lower()
         try:
-            networks.append(ipaddress.ip_network(text.strip("[]"), strict=True))
+            networks.append(ipaddress.ip_network(text.strip("[]")))  # strict: no host bits (10.0.0.1/8 is refused)
             continue
         except ValueError:
             pass
         name = text[2:] if text.startswith("*.") else text
-        if "/" in text or not valid_host_name(name):
+        if not valid_host_name(name):  # a "/" (a URL, a bad CIDR) fails the label pattern too
             problems.append(f"{entry!r} is neither a host name, an IP address nor a CIDR network (a.b.c.d/n)")
             continue
         hosts.append(text)

@@ -50,12 +50,12 @@ def answerable(request: PendingInput, configured: Sequence[PendingInput]) -> lis
 
 def validate_any(requests: Sequence[PendingInput], value: Any) -> list[str]:
     """Problems with ``value`` as an answer to one of ``requests``; empty when it fits at least one."""
-    found = [validate_input(request, value) for request in requests]
-    if not found or not all(found):
+    found = [(request, validate_input(request, value)) for request in requests]
+    if not found or not all(problems for _, problems in found):
         return []
     if len(found) == 1:
-        return found[0]
-    each = " | ".join(f"{r.key or '*'}: {'; '.join(p)}" for r, p in zip(requests, found, strict=True))
+        return found[0][1]
+    each = " | ".join(f"{r.key or '*'}: {'; '.join(p)}" for r, p in found)
     return [f"the pause point is not known yet, and the input fits none of the flow's pause points ({each})"]
 
 
@@ -92,13 +92,14 @@ def schema_problems(schema: Any) -> list[str]:
 
 def check_schema(schema: Any, value: Any, where: str) -> list[str]:
     """Problems with ``value`` under ``schema`` (Draft 2020-12), each naming where in ``value`` it is; sorted,
-    so that the order does not depend on how the schema's keys were stored."""
+    so that the order does not depend on how the schema's keys were stored, and each said once (the library
+    reports ``required`` once per missing member, and each report names every missing member)."""
     unusable = schema_problems(schema)
     if unusable:
         return [f"the input schema of this pause cannot be used: {problem}" for problem in unusable]
     validator = Draft202012Validator(schema, registry=_NOTHING_REMOTE)
     try:
-        return sorted(problem for error in validator.iter_errors(value) for problem in _describe(error, where))
+        return sorted({problem for error in validator.iter_errors(value) for problem in _describe(error, where)})
     except Unresolvable:
         return ["the input schema of this pause cannot be used: a $ref does not resolve inside it"]
 

@@ -51,8 +51,7 @@ class Parser:
     def _line(self, line: str) -> Event | None:
         if line == "":
             return self._dispatch()
-        if line.startswith(":"):
-            return None
+        # A comment (a line starting with ":") has the empty field name, which the fields below all ignore.
         name, colon, value = line.partition(":")
         if colon and value.startswith(" "):
             value = value[1:]

@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+from starlette.datastructures import Headers
 
 from gateway.core import cloudevents
 from gateway.domain import errors
@@ -141,6 +142,15 @@ def test_binary_refusals(headers: dict[str, str], raw: bytes, message: str) -> N
     with pytest.raises(errors.BadRequest) as caught:
         cloudevents.parse(raw, headers)
     assert caught.value.message == message
+
+
+def test_a_repeated_ce_header_is_refused_not_last_wins() -> None:
+    """HTTP headers are a multi-map (starlette's Headers yields every pair): two ce-type values are refused."""
+    raw = [(name.encode(), value.encode()) for name, value in binary_headers(**{"content-type": "text/plain"}).items()]
+    headers = Headers(raw=[*raw, (b"ce-type", b"com.example.other")])
+    with pytest.raises(errors.BadRequest) as caught:
+        cloudevents.parse(b"x", headers)
+    assert caught.value.message == "a ce-* header is given more than once"
 
 
 def test_dumps_and_loads_round_trip() -> None:

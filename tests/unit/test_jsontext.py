@@ -75,3 +75,32 @@ def test_sixty_four_levels_are_kept() -> None:
     for _ in range(63):
         deepest = [deepest]
     assert jsontext.loads(b"[" * 64 + b"]" * 64) == deepest
+
+
+def test_sixty_four_levels_are_kept_when_the_walk_counts_them() -> None:
+    """More than 64 brackets (one is in a string) make the parser walk the value: 64 levels still pass."""
+    deep = "[" * 63 + "]" * 63
+    assert jsontext.loads(f'["[", {deep}]') == ["[", nested(63)]
+    assert jsontext.loads(f'{{"[": {deep}}}'.encode()) == {"[": nested(63)}
+
+
+def test_a_surrogate_pair_passes_the_walk_in_keys_lists_and_scalars() -> None:
+    face = "\U0001f600"
+    assert jsontext.loads(b'{"\\ud83d\\ude00": ["\\ud83d\\ude00", 1, null, {}]}') == {face: [face, 1, None, {}]}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (b'"\\ud800"', "JSON string holds a lone surrogate"),
+        (b'{"a": 1, "a": 2}', "JSON object has a duplicate key"),
+        (b"[NaN]", "JSON number is not finite (NaN, Infinity or out of range)"),
+        (b"[1e400]", "JSON number is not finite (NaN, Infinity or out of range)"),
+        (b'"\xff"', "JSON text is not UTF-8"),
+        (b"{", "invalid JSON"),
+    ],
+)
+def test_messages(text: bytes, message: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        jsontext.loads(text)
+    assert str(caught.value) == message

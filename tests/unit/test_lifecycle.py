@@ -282,3 +282,25 @@ def test_a_refused_transition_names_the_run_and_both_states() -> None:
     with pytest.raises(errors.InvalidTransition) as caught:
         lifecycle.transition(make_run(S.COMPLETE), S.QUEUED, cause="c", now=T1)
     assert caught.value.message == "run run_1 cannot move from COMPLETE to QUEUED"
+
+
+@pytest.mark.parametrize(
+    ("status", "seen", "known", "fate"),
+    [
+        (S.UNKNOWN, None, "a", lifecycle.PauseFate.UNCLEAR),
+        (S.IN_PROGRESS, None, "a", lifecycle.PauseFate.LEFT),
+        (S.COMPLETE, None, None, lifecycle.PauseFate.LEFT),
+        (S.PENDING, "a", "a", lifecycle.PauseFate.STILL),
+        (S.PENDING, "b", "a", lifecycle.PauseFate.LEFT),  # paused again, at another point
+        (S.PENDING, None, "a", lifecycle.PauseFate.STILL),  # a point that is not named: no proof it moved
+        (S.PENDING, "b", None, lifecycle.PauseFate.STILL),
+        (S.PENDING, None, None, lifecycle.PauseFate.STILL),
+        (S.PENDING, "no pending input", "a", lifecycle.PauseFate.STILL),
+    ],
+)
+def test_pause_fate(status: RunStatus, seen: str | None, known: str | None, fate: lifecycle.PauseFate) -> None:
+    run = make_run(S.PENDING, pending=PendingInput(key=known))
+    snapshot = snap(status, key=seen)
+    if seen == "no pending input":
+        snapshot = replace(snapshot, pending=None)
+    assert lifecycle.pause_fate(run, snapshot) is fate

@@ -165,3 +165,148 @@ def test_any_url_text_is_judged_without_error(text: str) -> None:
     netpolicy.url_problem(OPEN, text)
     netpolicy.url_problem(OPEN, "https://" + text)
     parse_allow([text])
+
+
+def test_the_table_builders() -> None:
+    assert netpolicy._nets("10.0.0.0/8", "::1/128") == (
+        ipaddress.ip_network("10.0.0.0/8"),
+        ipaddress.ip_network("::1/128"),
+    )
+    span = netpolicy._span("::2", "::ffff:ffff")
+    assert span[0] == ipaddress.ip_network("::2/127") and span[-1] == ipaddress.ip_network("::8000:0/97")
+    assert sum(net.num_addresses for net in span) == 2**32 - 2  # ::2 to ::ffff:ffff, nothing else
+    assert netpolicy._span("10.0.0.0", "10.0.1.255") == (ipaddress.ip_network("10.0.0.0/23"),)
+    assert all(net in netpolicy.NEVER for net in span)
+
+
+def test_an_allowlisted_ipv6_form_of_a_mapped_address_counts() -> None:
+    """An internal IPv4 address reached as ::ffff:a.b.c.d passes when either form is allowlisted."""
+    policy, problems = parse_allow(["::ffff:10.0.0.0/104"])
+    assert problems == []
+    assert netpolicy.address_problem(policy, ip("::ffff:10.0.0.1")) is None
+    assert (
+        netpolicy.address_problem(policy, ip("10.0.0.1"))
+        == "10.0.0.1 is an internal address and no allowed network holds it"
+    )
+
+
+def test_a_host_off_the_list_passes_when_its_addresses_are_allowlisted_in_either_form() -> None:
+    v4, _ = parse_allow(["8.8.8.0/24"])
+    assert netpolicy.destination_problem(v4, "dns.example", [ip("64:ff9b::808:808")]) is None  # NAT64 of 8.8.8.8
+    v6, _ = parse_allow(["::ffff:8.8.8.0/120"])
+    assert netpolicy.destination_problem(v6, "dns.example", [ip("::ffff:8.8.8.8")]) is None
+    assert (
+        netpolicy.destination_problem(v6, "dns.example", [ip("8.8.4.4")])
+        == "dns.example is not on the outbound allowlist"
+    )
+
+
+def test_problem_messages() -> None:
+    assert netpolicy.destination_problem(OPEN, "x.example", []) == "x.example resolved to no address"
+    assert (
+        netpolicy.address_problem(OPEN, ip("169.254.169.254")) == "169.254.169.254 is in a range that is never allowed"
+    )
+    assert netpolicy.address_problem(OPEN, ip("::ffff:169.254.169.254")) == (
+        "::ffff:a9fe:a9fe is in a range that is never allowed"
+    )
+
+
+def test_a_wildcard_needs_a_label_before_its_suffix() -> None:
+    policy, problems = parse_allow(["*.example.com", "*.a.org"])
+    assert problems == []
+    assert netpolicy.host_allowed(policy, "x.example.com")
+    assert netpolicy.host_allowed(policy, "b.a.org")
+    assert not netpolicy.host_allowed(policy, ".example.com")
+    assert not netpolicy.host_allowed(policy, "example.com")
+
+
+def test_host_names_are_matched_without_case_or_trailing_dot() -> None:
+    policy, _ = parse_allow(["www.example.box"])
+    assert netpolicy.host_allowed(policy, "WWW.Example.BOX.")
+    assert not netpolicy.host_allowed(policy, "www.example.bo")
+
+
+@pytest.mark.parametrize(
+    ("text", "address"),
+    [
+        ("10.0.0.1", "10.0.0.1"),
+        ("[::1]", "::1"),
+        ("fe80::1%eth0", "fe80::1"),
+        ("[fe80::1%25eth0]", "fe80::1"),
+        ("X::1", None),
+        ("api.example.com", None),
+        (" 10.0.0.1", None),
+    ],
+)
+def test_parse_address(text: str, address: str | None) -> None:
+    parsed = netpolicy.parse_address(text)
+    assert (None if parsed is None else str(parsed)) == address
+
+
+def test_allow_entries_and_their_problems() -> None:
+    policy, problems = parse_allow(
+        [" [::1] ", "10.0.0.1/8", "bad entry!", "API.Example.com", "*.a.org", "0.0.0.0/0", "169.254.0.0/16", "::/0"]
+    )
+    assert policy.networks == (
+        ipaddress.ip_network("::1/128"),
+        ipaddress.ip_network("0.0.0.0/0"),
+        ipaddress.ip_network("169.254.0.0/16"),
+        ipaddress.ip_network("::/0"),
+    )
+    assert policy.hosts == ("api.example.com", "*.a.org")
+    assert problems == [
+        "'10.0.0.1/8' is neither a host name, an IP address nor a CIDR network (a.b.c.d/n)",
+        "'bad entry!' is neither a host name, an IP address nor a CIDR network (a.b.c.d/n)",
+        "0.0.0.0/0 would allow every address; list the networks the gateway must reach",
+        "169.254.0.0/16 is in a range that is never allowed (link-local, metadata, multicast...)",
+        "::/0 would allow every address; list the networks the gateway must reach",
+    ]
+
+
+@pytest.mark.parametrize("entry", ["*.-bad.example", "*..example", "*.", "a/b.example", "*.a/8"])
+def test_unusable_wildcards_and_slashes(entry: str) -> None:
+    policy, problems = parse_allow([entry])
+    assert policy.hosts == () and len(problems) == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "valid"),
+    [
+        ("example.com", True),
+        ("example.com.", True),
+        (".example.com", False),
+        ("a.X", False),  # callers lower-case first
+        (".".join(["a" * 63] * 3 + ["a" * 61]), True),  # 253 characters
+        (".".join(["a" * 63] * 3 + ["a" * 62]), False),  # 254
+        ("a" * 64, False),
+    ],
+)
+def test_valid_host_name(name: str, valid: bool) -> None:
+    assert netpolicy.valid_host_name(name) is valid
+
+
+@pytest.mark.parametrize(
+    ("url", "allow_http", "problem"),
+    [
+        ("https://api.example.com/v1", False, None),
+        ("http://api.example.com/", True, None),
+        ("http://api.example.com/", False, "must be an https:// URL"),
+        ("ftp://api.example.com/", False, "must be an https:// URL"),
+        ("ftp://api.example.com/", True, "must be an http(s):// URL"),
+        ("https://api.example.com:99999/", True, "is not a valid URL"),
+        ("https://u:p@api.example.com/", True, "must not carry credentials (user:password@)"),
+        ("https://u@api.example.com/", True, "must not carry credentials (user:password@)"),
+        ("https:///path", True, "has no host"),
+        ("https://bad_host.example/", True, "'bad_host.example' is not a valid host name"),
+        (
+            "https://other.example.com/",
+            True,
+            "host 'other.example.com' is not on the outbound allowlist ([outbound] allow)",
+        ),
+        ("https://10.9.9.9/", True, None),
+        ("https://127.0.0.1/", True, "127.0.0.1 is an internal address and no allowed network holds it"),
+    ],
+)
+def test_url_problem_messages(url: str, allow_http: bool, problem: str | None) -> None:
+    policy, _ = parse_allow(["api.example.com", "10.0.0.0/8"])
+    assert netpolicy.url_problem(policy, url, allow_http=allow_http) == problem

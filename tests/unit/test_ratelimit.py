@@ -44,7 +44,7 @@ def test_key_count_is_capped() -> None:
 
 @pytest.mark.parametrize(("per_second", "burst"), [(0, 1), (-1, 1), (1, 0), (float("inf"), 1)])
 def test_rate_limit_rejects_nonsense(per_second: float, burst: int) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^a rate limit needs per_second > 0 and burst >= 1$"):
         RateLimit(per_second=per_second, burst=burst)
 
 
@@ -62,3 +62,35 @@ def test_never_more_than_burst_plus_refill(per_second: float, burst: int, gaps: 
         if buckets.take("k", now) is None:
             granted += 1
     assert granted <= burst + now * per_second + 1e-6
+
+
+def test_the_default_cap_is_ten_thousand_keys() -> None:
+    buckets = TokenBuckets(RateLimit(per_second=0.001, burst=1))
+    for i in range(10_001):
+        buckets.spend(f"k{i}", 0.0)
+    assert len(buckets) == 10_000
+
+
+def test_at_the_cap_full_buckets_go_first_then_the_least_recently_used() -> None:
+    buckets = TokenBuckets(RateLimit(per_second=1, burst=2), max_keys=3)
+    buckets.spend("z", 0.0)
+    buckets.spend("z", 0.0)  # empty at 0, full at 2
+    buckets.spend("b", 0.5)  # one token at 0.5, full at 1.5
+    buckets.spend("c", 1.6)
+    buckets.spend("d", 1.6)  # at the cap: b is full and goes; z, older but not full, stays
+    assert len(buckets) == 3
+    assert buckets.tokens("z", 1.6) == pytest.approx(1.6)
+    buckets.spend("e", 1.7)  # at the cap, none full: the least recently used (z) goes, not the least by name (c)
+    assert len(buckets) == 3
+    assert buckets.tokens("z", 1.7) == 2.0
+    assert buckets.tokens("c", 1.7) == pytest.approx(1.1)
+    assert buckets.tokens("d", 1.7) == pytest.approx(1.1)
+
+
+def test_spending_on_a_known_key_at_the_cap_forgets_nothing() -> None:
+    buckets = TokenBuckets(RateLimit(per_second=0.001, burst=2), max_keys=2)
+    buckets.spend("b", 0.0)
+    buckets.spend("a", 0.1)
+    buckets.spend("a", 0.2)
+    assert len(buckets) == 2
+    assert buckets.tokens("b", 0.2) < 2.0  # b, the least recently used, is kept

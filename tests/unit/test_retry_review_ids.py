@@ -63,6 +63,14 @@ def test_schedule_without_jitter_is_exact() -> None:
     assert retry.schedule_delay(1, policy, random.Random()) == 7
 
 
+def test_max_attempts_cuts_the_schedule_short_or_repeats_its_last_delay() -> None:
+    policy = retry.SchedulePolicy(delays=(5, 10), jitter=0)
+    rng = random.Random()
+    assert retry.schedule_delay(1, policy, rng, max_attempts=2) == 5
+    assert retry.schedule_delay(2, policy, rng, max_attempts=2) is None
+    assert [retry.schedule_delay(n, policy, rng, max_attempts=5) for n in range(1, 6)] == [5, 10, 10, 10, None]
+
+
 def test_default_schedule_is_the_standard_webhooks_example() -> None:
     assert tuple(retry.SchedulePolicy().delays) == (5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)
 

@@ -117,6 +117,7 @@ def test_a_decision_is_accepted_exactly_when_the_library_accepts_it(
         (LOCAL_REF, {"x": "AB"}, ["input.x must match the pattern ^[A-Z]{3}$"]),
         (IF_DENY_THEN_REASON, {"decision": "deny"}, ["input.reason is required"]),
         (IF_DENY_THEN_REASON, {}, ["input.decision is required"]),
+        ({"required": ["a", "b", "c"]}, {"b": 1}, ["input.a is required", "input.c is required"]),  # each once
         ({"properties": {"x": False}}, {"x": 1}, ["input holds something the schema does not allow"]),
         (
             {"properties": {"a": {}}, "patternProperties": {"^n_": {}}, "additionalProperties": False},

@@ -352,3 +352,11 @@ def test_sign_headers_uses_the_given_prefix_and_decimal_timestamp() -> None:
 def test_svix_headers_take_precedence_over_webhook_headers() -> None:
     hdrs = signing.sign_headers(OLD, MSG_ID, TS, BODY, prefix="svix") | headers("v1,AAAA", msg_id="other")
     assert signing.verify(BODY, hdrs, [OLD_V], now=NOW).id == MSG_ID
+
+
+def test_several_keys_sign_once_each_separated_by_a_space() -> None:
+    hdrs = signing.sign_headers([OLD, NEW], MSG_ID, TS, BODY)
+    assert hdrs["webhook-signature"] == f"{signing.sign(OLD, MSG_ID, TS, BODY)} {signing.sign(NEW, MSG_ID, TS, BODY)}"
+    assert signing.sign_headers((NEW,), MSG_ID, TS, BODY) == signing.sign_headers(NEW, MSG_ID, TS, BODY)
+    for key in (OLD_V, NEW_V):
+        signing.verify(BODY, hdrs, [key], now=NOW)

@@ -62,3 +62,45 @@ def test_chunking_never_changes_the_events(lines: list[str], data: st.DataObject
     cuts = sorted(data.draw(st.lists(st.integers(0, len(text)), max_size=6)))
     chunks = [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)], strict=True)]
     assert feed_all(*chunks)[1] == feed_all(text)[1]
+
+
+def test_limits_are_inclusive_and_each_event_starts_from_zero() -> None:
+    """An unfinished line of exactly max_chars, and events of exactly max_chars (data plus one per line), pass."""
+    parser = sse.Parser(max_chars=10)
+    assert parser.feed("data:12345") == []  # the unfinished line is 10 characters
+    assert parser.feed("6789\n\n") == [sse.Event(data="123456789")]  # 9 + 1 = 10
+    assert parser.feed("data:1234\ndata:1234\n\n") == [sse.Event(data="1234\n1234")]  # 5 + 5 = 10
+    assert parser.feed("data:123456789\n\n") == [sse.Event(data="123456789")]
+
+
+def test_size_limit_messages() -> None:
+    with pytest.raises(ValueError, match=r"^an event stream line is too long$"):
+        sse.Parser(max_chars=10).feed("data:123456")
+    with pytest.raises(ValueError, match=r"^an event stream event is too large$"):
+        sse.Parser(max_chars=10).feed("data:1234567890\n")
+
+
+def test_a_chunk_starting_with_lf_after_lf_is_a_blank_line() -> None:
+    """Only the LF right after a CR is dropped; an LF after an LF ends the event."""
+    parser = sse.Parser()
+    assert parser.feed("data: a\n") == []
+    assert parser.feed("\n") == [sse.Event(data="a")]
+    assert parser.feed("data: b\r") == []
+    assert parser.feed("\n") == []
+    assert parser.feed("\n") == [sse.Event(data="b")]
+
+
+def test_a_comment_line_sets_no_field() -> None:
+    parser, events = feed_all(":data: x\n:id: 1\n:retry: 5\n\ndata: y\n\n")
+    assert events == [sse.Event(data="y")]
+    assert parser.last_id is None and parser.retry_ms is None
+
+
+def test_crlf_inside_one_chunk_is_one_line_end() -> None:
+    _, events = feed_all("data: a\r\ndata: b\r\n\r\n")
+    assert events == [sse.Event(data="a\nb")]
+
+
+def test_only_the_lf_of_a_split_crlf_is_dropped() -> None:
+    _, events = feed_all("data: a\r", "\ndata: b\n\n")
+    assert events == [sse.Event(data="a\nb")]

@@ -44,3 +44,12 @@ def test_an_input_that_fits_one_configured_pause_point_is_taken() -> None:
 def test_a_single_request_reports_its_own_problems() -> None:
     assert validate_any([REVIEW], {"decision": "maybe-later"}) == ["input.decision must be one of: approve, deny"]
     assert validate_any([REVIEW], "not an object") == ["input must be a JSON object"]
+
+
+def test_the_refusal_names_each_pause_point_and_all_its_problems() -> None:
+    two_fields = PendingInput(schema={"type": "object", "required": ["a", "b"]})
+    (problem,) = validate_any([REVIEW, two_fields], {"decision": "maybe-later"})
+    assert problem == (
+        "the pause point is not known yet, and the input fits none of the flow's pause points "
+        "(await-review: input.decision must be one of: approve, deny | *: input.a is required; input.b is required)"
+    )
