@@ -17,7 +17,9 @@ def dumps(value: Any, *, sort_keys: bool = False) -> bytes:
     try:
         return orjson.dumps(value, option=orjson.OPT_SORT_KEYS if sort_keys else 0)
     except TypeError:
-        return json.dumps(value, separators=(",", ":"), sort_keys=sort_keys, ensure_ascii=False).encode()
+        text = json.dumps(value, separators=(",", ":"), sort_keys=sort_keys, ensure_ascii=False)
+        # A lone surrogate cannot be UTF-8: inside a JSON string its backslash escape (\ud800) is the same value.
+        return text.encode(errors="backslashreplace")
 
 
 def loads(data: bytes | str) -> Any:

@@ -46,7 +46,7 @@ def parse(source: str) -> Template:
         at = match.end()
         token = match.group(0)
         if token in ("{{", "}}"):
-            parts.append(token[0])
+            parts.append(token[:1])
             continue
         path = (match.group(1) or "").strip()
         if match.group(1) is None or not _PATH.fullmatch(path):
@@ -82,7 +82,7 @@ def _text(value: Any) -> str:
         return value
     if isinstance(value, int | float):
         return str(value)
-    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "), sort_keys=True)
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)  # the default separators: ", " and ": "
 
 
 def words(text: str) -> list[str]:

@@ -22,7 +22,7 @@ DATA = {"input": {"patientId": "P-1", "payer": {"id": "PAYER-42"}, "codes": ["A1
     [
         ("Eligibility for {input.patientId} ({input.payer.id})", "Eligibility for P-1 (PAYER-42)"),
         ("{input.codes.1} / {gathered.ok} / {input.payer}", 'B2 / yes / {"id": "PAYER-42"}'),
-        ("missing: [{input.nope}] [{gathered.ok.deeper}] [{input.codes.9}]", "missing: [] [] []"),
+        ("missing: [{input.nope}] [{gathered.ok.deeper}] [{input.codes.9}] [{input.codes.2}]", "missing: [] [] [] []"),
         ("{{literal}} {input.patientId}", "{literal} P-1"),
         ("{input.__class__} {input.patientId.__len__}", ""),
         ("  spaced \n\t out  ", "spaced out"),
@@ -30,6 +30,38 @@ DATA = {"input": {"patientId": "P-1", "payer": {"id": "PAYER-42"}, "codes": ["A1
 )
 def test_templates_fill_fields_and_nothing_else(template: str, expected: str) -> None:
     assert subject.parse(template).render(DATA) == expected
+
+
+def test_values_become_text_and_objects_sorted_json() -> None:
+    data = {
+        "input": {"n": 3, "zero": 0, "f": 2.5, "empty": "", "obj": {"b": "é", "a": [1, None, False]}},
+        "gathered": {"ok": True, "no": False},
+    }
+    template = "{gathered.ok} {gathered.no} {input.n} {input.zero} {input.f} [{input.empty}] {input.obj}"
+    assert subject.parse(template).render(data) == 'yes no 3 0 2.5 [] {"a": [1, null, false], "b": "é"}'
+
+
+def test_a_template_keeps_its_source_and_its_parts_without_empty_text() -> None:
+    template = subject.parse("{{a {input.x}}}{gathered.y.0}")
+    assert template.source == "{{a {input.x}}}{gathered.y.0}"
+    assert template.parts == ("{", "a ", ("input", "x"), "}", ("gathered", "y", "0"))
+    assert subject.parse("").parts == ()
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        ("{}", "'{}' at 0 is not a field like {input.patientId} (use {{ for a brace)"),
+        ("ab }", "'}' at 3 is not a field like {input.patientId} (use {{ for a brace)"),
+        ("{ input.a!r }", "'{ input.a!r }' at 0 is not a field like {input.patientId} (use {{ for a brace)"),
+        ("x { input }", "field {input} must start with input. or gathered."),
+        ("{run.id}", "field {run.id} must start with input. or gathered."),
+    ],
+)
+def test_a_refused_template_says_why(template: str, message: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        subject.parse(template)
+    assert str(caught.value) == message
 
 
 @pytest.mark.parametrize(
@@ -59,6 +91,25 @@ def test_a_bad_subject_is_a_config_error_naming_the_key(tmp_path: Path) -> None:
 def test_long_subjects_are_cut_and_control_characters_dropped() -> None:
     rendered = subject.parse("{input.text}").render({"input": {"text": "a\x00b\x1b[31m" + "x" * 300}})
     assert len(rendered) == subject.MAX_LENGTH and rendered.endswith("…") and rendered.startswith("ab[31m")
+
+
+def test_a_subject_of_exactly_the_maximum_length_is_kept_whole() -> None:
+    template = subject.parse("{input.text}")
+    assert template.render({"input": {"text": "x" * subject.MAX_LENGTH}}) == "x" * subject.MAX_LENGTH
+    longer = template.render({"input": {"text": "x" * (subject.MAX_LENGTH + 1)}})
+    assert longer == "x" * (subject.MAX_LENGTH - 1) + "…"
+
+
+def test_a_subject_is_indexed_by_its_words_and_their_prefixes_of_3_to_10_letters() -> None:
+    assert subject.index_terms("Müller ab abcdefghijkl") == {
+        "müller",
+        "mül",
+        "müll",
+        "mülle",
+        "ab",
+        "abcdefghijkl",
+        *("abcdefghij"[:n] for n in range(3, 11)),
+    }
 
 
 def test_search_terms_match_words_and_prefixes_case_and_accent_forms_alike() -> None:
