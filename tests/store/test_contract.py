@@ -225,7 +225,7 @@ async def test_notifications_are_kept_once_and_orphans_attach_later(store: SqlSt
     assert (await store.record_notification(late, T0)).run_id == "run_1"
 
 
-async def test_reviews_decide_once_and_queue_one_resume(store: SqlStore) -> None:
+async def _paused_with_review(store: SqlStore) -> Review:
     await add_event(store, "evt_1")
     run = await store.get_run("run_1")
     assert run is not None
@@ -239,14 +239,22 @@ async def test_reviews_decide_once_and_queue_one_resume(store: SqlStore) -> None
         updated_at=T0,
         gathered={"coverage": True},
     )
-    paused = dataclasses.replace(run, status=RunStatus.PENDING)
-    assert await store.apply_run_change(RunChange(run=paused, open_review=review), T0)
+    assert await store.apply_run_change(
+        RunChange(run=dataclasses.replace(run, status=RunStatus.PENDING), open_review=review), T0
+    )
+    return review
+
+
+async def test_reviews_decide_once_and_queue_one_resume(store: SqlStore) -> None:
+    review = await _paused_with_review(store)
     assert await store.get_review("rev_1") == review
     assert [r.id for r in await store.list_reviews(state="OPEN", flow=None, limit=10, before=None)] == ["rev_1"]
     decided = await store.decide_review(review, {"decision": "approve"}, "op", T0)
     assert decided is not None and decided.state == ReviewState.DECIDED and decided.decision == {"decision": "approve"}
     assert await store.decide_review(review, {"decision": "deny"}, "op2", T0) is None
     assert [j.ref for j in await store.list_jobs(kind=JobKind.RESUME_RUN)] == ["rev_1"]
+    paused = await store.get_run("run_1")
+    assert paused is not None and paused.version == 1
     resumed = dataclasses.replace(paused, status=RunStatus.IN_PROGRESS)
     assert await store.apply_run_change(RunChange(run=resumed, expected_version=1, close_reviews=True), T0)
     closed = await store.get_review("rev_1")
@@ -278,25 +286,6 @@ async def test_deliveries_once_per_sink_with_attempts_and_replay(store: SqlStore
     stats = await store.stats()
     assert stats["deliveries"] == {"PENDING": 1} and stats["runs"] == {"COMPLETE": 1}
     assert stats["jobs"] == {"deliver:queued": 1, "start_run:running": 1}
-
-
-async def _paused_with_review(store: SqlStore) -> Review:
-    await add_event(store, "evt_1")
-    run = await store.get_run("run_1")
-    assert run is not None
-    review = Review(
-        id="rev_1",
-        run_id="run_1",
-        flow="eligibility",
-        state=ReviewState.OPEN,
-        request=PendingInput(key="await-decision"),
-        created_at=T0,
-        updated_at=T0,
-    )
-    assert await store.apply_run_change(
-        RunChange(run=dataclasses.replace(run, status=RunStatus.PENDING), open_review=review), T0
-    )
-    return review
 
 
 async def test_a_decided_review_is_owed_a_resume_only_while_it_has_no_job(store: SqlStore) -> None:
