@@ -49,9 +49,7 @@ def create_sandbox_app(
     settings: SandboxSettings, *, http: httpx.AsyncClient, clock: Clock, rng: random.Random
 ) -> SandboxApp:
     emulator = Emulator(settings, http=http, clock=clock, rng=rng)
-    return SandboxApp(
-        emulator, mounts=more_apps(settings, http=http, clock=clock, rng=rng, scheduler=emulator.scheduler)
-    )
+    return SandboxApp(emulator, mounts=more_apps(settings, emulator.surroundings(), http=http))
 
 
 def reminix_app(emulator: Emulator) -> Starlette | None:
@@ -62,12 +60,5 @@ def reminix_app(emulator: Emulator) -> Starlette | None:
     from gateway.sandbox.reminix import ReminixEmulator
     from gateway.sandbox.reminix_api import ReminixApi
 
-    reminix = ReminixEmulator(
-        settings.reminix,
-        templates=settings.templates,
-        scheduler=emulator.scheduler,
-        step_delay=settings.step_delay,
-        clock=emulator.clock,
-        rng=emulator.rng,
-    )
+    reminix = ReminixEmulator(settings.reminix, emulator.surroundings())
     return ReminixApi(reminix).app()

@@ -25,6 +25,7 @@ from gateway.sandbox.bounded import Bounded, BoundedTokens
 from gateway.sandbox.config import SandboxSettings
 from gateway.sandbox.scheduler import Scheduler
 from gateway.sandbox.stats import Stats
+from gateway.sandbox.template_emulator import Surroundings
 from gateway.sandbox.webhooks import Notifier
 
 
@@ -49,6 +50,16 @@ class Emulator:
         self._runs: Bounded[str, SandboxRun] = Bounded()
         self._by_key: Bounded[str, str] = Bounded()
         self._notifier = _notifier(settings, http, clock, rng, self.scheduler, self.stats)
+
+    def surroundings(self) -> Surroundings:
+        """What the other APIs' emulators share with this one: the templates, the pace, the clock and the scheduler."""
+        return Surroundings(
+            templates=self.settings.templates,
+            step_delay=self.settings.step_delay,
+            clock=self.clock,
+            rng=self.rng,
+            scheduler=self.scheduler,
+        )
 
     def issue_token(self, client_id: Any, client_secret: Any) -> JSON:
         expected = (self.settings.client_id, self.settings.client_secret.reveal())

@@ -9,21 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import functools
 import hmac
-import random
-from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 
 from gateway.domain import errors
 from gateway.domain.model import JSON
-from gateway.domain.ports import Clock
 from gateway.sandbox import engine
 from gateway.sandbox.bounded import Bounded
 from gateway.sandbox.more_config import InferenceShSandbox
-from gateway.sandbox.scheduler import Scheduler
-from gateway.sandbox.templates import Template
+from gateway.sandbox.template_emulator import Surroundings, TemplateEmulator
 
 CANCELLED = 5
 FINISHED = frozenset({3, 4, CANCELLED})
@@ -68,24 +63,10 @@ class InfStats:
         return dataclasses.asdict(self)
 
 
-class InfEmulator:
-    def __init__(
-        self,
-        settings: InferenceShSandbox,
-        *,
-        templates: Mapping[str, Template],
-        step_delay: float,
-        clock: Clock,
-        rng: random.Random,
-        scheduler: Scheduler,
-    ) -> None:
-        self.settings = settings
-        self.templates = templates
+class InfEmulator(TemplateEmulator[InferenceShSandbox]):
+    def __init__(self, settings: InferenceShSandbox, surroundings: Surroundings) -> None:
+        super().__init__(settings, surroundings)
         self.stats = InfStats()
-        self._step_delay = step_delay
-        self._clock = clock
-        self._rng = rng
-        self._scheduler = scheduler
         self._runs: Bounded[str, InfRun] = Bounded()
         self._changed: Bounded[str, asyncio.Event] = Bounded()
         self._window: _Window | None = None
@@ -196,7 +177,7 @@ class InfEmulator:
             event.set()
 
     def _schedule_step(self, run_id: str) -> None:
-        self._scheduler.schedule(self._step_delay, functools.partial(self._step, run_id))
+        self._schedule(self._step, run_id)
 
     async def _step(self, run_id: str) -> None:
         run = self._runs[run_id]

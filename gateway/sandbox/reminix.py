@@ -11,9 +11,7 @@ A cancelled (DELETEd) run reads ``failed`` with the error "cancelled" (the real 
 
 from __future__ import annotations
 
-import functools
 import hmac
-import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -22,12 +20,11 @@ from typing import Any
 from gateway.core.config_types import ParseContext, Secret
 from gateway.domain import errors
 from gateway.domain.model import JSON
-from gateway.domain.ports import Clock
 from gateway.sandbox import engine
 from gateway.sandbox.bounded import Bounded
-from gateway.sandbox.scheduler import Scheduler
 from gateway.sandbox.stats import Stats
-from gateway.sandbox.templates import CallbackState, Template
+from gateway.sandbox.template_emulator import Surroundings, TemplateEmulator
+from gateway.sandbox.templates import CallbackState
 
 SHAPES = ("api", "concepts")
 _KEYS = {"enabled", "api_key_env", "project", "response_shape", "synchronous"}
@@ -81,24 +78,10 @@ class WorkflowRun:
     cancelled: bool = False
 
 
-class ReminixEmulator:
-    def __init__(
-        self,
-        settings: ReminixSandboxSettings,
-        *,
-        templates: Mapping[str, Template],
-        scheduler: Scheduler,
-        step_delay: float,
-        clock: Clock,
-        rng: random.Random,
-    ) -> None:
-        self.settings = settings
-        self.templates = templates
-        self.scheduler = scheduler
+class ReminixEmulator(TemplateEmulator[ReminixSandboxSettings]):
+    def __init__(self, settings: ReminixSandboxSettings, surroundings: Surroundings) -> None:
+        super().__init__(settings, surroundings)
         self.stats = Stats()
-        self._step_delay = step_delay
-        self._clock = clock
-        self._rng = rng
         self._runs: Bounded[str, WorkflowRun] = Bounded()
         self._by_key: Bounded[str, str] = Bounded()
 
@@ -211,11 +194,11 @@ class ReminixEmulator:
             while self._advance(run_id):
                 pass
         else:
-            self.scheduler.schedule(self._step_delay, functools.partial(self._step, run_id))
+            self._schedule(self._step, run_id)
 
     async def _step(self, run_id: str) -> None:
         if self._advance(run_id):
-            self.scheduler.schedule(self._step_delay, functools.partial(self._step, run_id))
+            self._schedule(self._step, run_id)
 
     def _advance(self, run_id: str) -> bool:
         """One engine step; True while the run keeps running."""

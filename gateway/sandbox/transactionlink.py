@@ -15,9 +15,7 @@ import functools
 import hmac
 import json
 import logging
-import random
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,12 +27,10 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from gateway.core import jws
 from gateway.domain import errors
 from gateway.domain.model import JSON
-from gateway.domain.ports import Clock
 from gateway.sandbox import engine
 from gateway.sandbox.bounded import Bounded, BoundedSet, BoundedTokens
 from gateway.sandbox.more_config import TransactionLinkSandbox
-from gateway.sandbox.scheduler import Scheduler
-from gateway.sandbox.templates import Template
+from gateway.sandbox.template_emulator import Surroundings, TemplateEmulator
 
 log = logging.getLogger(__name__)
 POST_TIMEOUT = 10.0  # TransactionLink gives a webhook 10 s
@@ -72,26 +68,13 @@ class TLStats:
         return dataclasses.asdict(self)
 
 
-class TLEmulator:
+class TLEmulator(TemplateEmulator[TransactionLinkSandbox]):
     def __init__(
-        self,
-        settings: TransactionLinkSandbox,
-        *,
-        templates: Mapping[str, Template],
-        step_delay: float,
-        http: httpx.AsyncClient,
-        clock: Clock,
-        rng: random.Random,
-        scheduler: Scheduler,
+        self, settings: TransactionLinkSandbox, surroundings: Surroundings, *, http: httpx.AsyncClient
     ) -> None:
-        self.settings = settings
-        self.templates = templates
+        super().__init__(settings, surroundings)
         self.stats = TLStats()
-        self._step_delay = step_delay
         self._http = http
-        self._clock = clock
-        self._rng = rng
-        self._scheduler = scheduler
         self._access = BoundedTokens()
         self._refresh = BoundedSet()
         self._runs: Bounded[str, TLRun] = Bounded()
@@ -266,7 +249,7 @@ class TLEmulator:
         return str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
 
     def _schedule_step(self, run_id: str) -> None:
-        self._scheduler.schedule(self._step_delay, functools.partial(self._step, run_id))
+        self._schedule(self._step, run_id)
 
     async def _step(self, run_id: str) -> None:
         run = self._runs[run_id]
@@ -296,14 +279,14 @@ class TLEmulator:
             "status": status,
         }
         raw = json.dumps(body, separators=(",", ":")).encode()
-        self._scheduler.schedule(0, functools.partial(self._attempt, raw, 0))
+        self.scheduler.schedule(0, functools.partial(self._attempt, raw, 0))
 
     async def _attempt(self, body: bytes, failures: int) -> None:
         if await self._post(body):
             self.stats.webhooks_delivered += 1
         elif failures < len(self.settings.webhook_retry_delays):
             retry = functools.partial(self._attempt, body, failures + 1)
-            self._scheduler.schedule(self.settings.webhook_retry_delays[failures], retry)
+            self.scheduler.schedule(self.settings.webhook_retry_delays[failures], retry)
         else:
             self.stats.webhooks_dropped += 1
             log.warning("sandbox TransactionLink webhook dropped after %d attempts", failures + 1)
