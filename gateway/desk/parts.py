@@ -45,7 +45,7 @@ def build_desk(
     desk = Desk(
         settings=settings,
         queue=QueueStore(store),
-        access_store=access_store,
+        access=access_store,
         alerts=alerts,
         clock=clock,
         wake=wake,

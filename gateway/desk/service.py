@@ -63,24 +63,18 @@ class BulkOutcome:
         return [(r.review_id, r.error.message) for r in self.results if r.error is not None]
 
 
+@dataclass(eq=False, kw_only=True)
 class Desk:
-    def __init__(
-        self,
-        *,
-        settings: Settings,
-        queue: QueueStore,
-        access_store: AccessStore,
-        alerts: Alerts,
-        clock: Clock,
-        wake: Callable[[], None] = lambda: None,
-    ) -> None:
-        self.settings = settings
-        self.queue = queue
-        self.access = access_store
-        self.alerts = alerts
-        self.clock = clock
-        self.wake = wake
-        self.lease = timedelta(seconds=settings.desk.ui.claim_lease)
+    settings: Settings
+    queue: QueueStore
+    access: AccessStore
+    alerts: Alerts
+    clock: Clock
+    wake: Callable[[], None] = lambda: None
+
+    @property
+    def lease(self) -> timedelta:
+        return timedelta(seconds=self.settings.desk.ui.claim_lease)
 
     # reading -------------------------------------------------------------------------------------
 

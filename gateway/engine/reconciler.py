@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from gateway.config.settings import WorkerSettings
@@ -48,24 +48,15 @@ def poll_interval(provider: Provider) -> float | None:
     return float(value) if isinstance(value, int | float) else DEFAULT_POLL_INTERVAL
 
 
+@dataclass(eq=False, kw_only=True)
 class Reconciler:
-    def __init__(
-        self,
-        *,
-        settings: WorkerSettings,
-        store: Store,
-        providers: Mapping[str, Provider],
-        stuck: StuckRuns,
-        clock: Clock,
-        wake: Callable[[], None] = lambda: None,
-    ) -> None:
-        self.settings = settings
-        self.store = store
-        self.providers = providers
-        self.stuck = stuck
-        self.clock = clock
-        self.wake = wake
-        self._task: asyncio.Task[None] | None = None
+    settings: WorkerSettings
+    store: Store
+    providers: Mapping[str, Provider]
+    stuck: StuckRuns
+    clock: Clock
+    wake: Callable[[], None] = lambda: None
+    _task: asyncio.Task[None] | None = field(default=None, init=False)
 
     @property
     def every(self) -> float:
