@@ -29,6 +29,7 @@ Messages never carry payload content: they name ids, keys and status codes only.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 
 class GatewayError(Exception):
@@ -39,106 +40,84 @@ class GatewayError(Exception):
     def __init__(self, message: str | None = None) -> None:
         super().__init__(message or (self.__doc__ or self.code).strip())
 
+    def __init_subclass__(cls, *, code: str | None = None, **kwargs: Any) -> None:
+        """``code``: the error's code in JSON error bodies and logs; a subclass without one keeps its parent's."""
+        super().__init_subclass__(**kwargs)
+        if code is not None:
+            cls.code = code
+
     @property
     def message(self) -> str:
         return str(self.args[0])
 
 
-class ConfigError(GatewayError):
+class ConfigError(GatewayError, code="config_error"):
     """The configuration is not valid."""
-
-    code = "config_error"
 
     def __init__(self, problems: Sequence[str]) -> None:
         self.problems = list(problems)
         super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in self.problems))
 
 
-class BadRequest(GatewayError):
+class BadRequest(GatewayError, code="bad_request"):
     """The request is malformed."""
 
-    code = "bad_request"
 
-
-class PayloadTooLarge(BadRequest):
+class PayloadTooLarge(BadRequest, code="payload_too_large"):
     """The request body is larger than this endpoint accepts."""
 
-    code = "payload_too_large"
 
-
-class UnsupportedMediaType(BadRequest):
+class UnsupportedMediaType(BadRequest, code="unsupported_media_type"):
     """The body is in a form this endpoint does not take."""
 
-    code = "unsupported_media_type"
 
-
-class InvalidInput(BadRequest):
+class InvalidInput(BadRequest, code="invalid_input"):
     """The input does not fit what is asked for."""
 
-    code = "invalid_input"
 
-
-class AuthError(GatewayError):
+class AuthError(GatewayError, code="unauthorized"):
     """Missing or invalid credentials."""
 
-    code = "unauthorized"
 
-
-class SignatureError(AuthError):
+class SignatureError(AuthError, code="invalid_signature"):
     """The webhook signature does not verify."""
-
-    code = "invalid_signature"
 
     def __init__(self, message: str | None = None, *, malformed: bool = False) -> None:
         self.malformed = malformed
         super().__init__(message)
 
 
-class Forbidden(GatewayError):
+class Forbidden(GatewayError, code="forbidden"):
     """Not allowed."""
 
-    code = "forbidden"
 
-
-class NotFound(GatewayError):
+class NotFound(GatewayError, code="not_found"):
     """No such object."""
 
-    code = "not_found"
 
-
-class Conflict(GatewayError):
+class Conflict(GatewayError, code="conflict"):
     """The object is not in a state that allows this."""
 
-    code = "conflict"
 
-
-class ClaimRequired(Conflict):
+class ClaimRequired(Conflict, code="claim_required"):
     """The flow wants a claim before a decision (``claim_to_decide``), and the operator holds none."""
 
-    code = "claim_required"
 
-
-class RateLimited(GatewayError):
+class RateLimited(GatewayError, code="rate_limited"):
     """Too many requests."""
-
-    code = "rate_limited"
 
     def __init__(self, message: str | None = None, *, retry_after: float = 1.0) -> None:
         self.retry_after = retry_after
         super().__init__(message)
 
 
-class InvalidTransition(GatewayError):
+class InvalidTransition(GatewayError, code="invalid_transition"):
     """The run cannot move to that state."""
 
-    code = "invalid_transition"
 
-
-class CallError(GatewayError):
+class CallError(GatewayError, code="call_error"):
     """A call to another service failed. The shared base of provider and sink errors: ``status_code`` is the
     answer's status and ``retry_after`` the wait it asked for, when known."""
-
-    code = "call_error"
 
     def __init__(
         self, message: str | None = None, *, status_code: int | None = None, retry_after: float | None = None
@@ -148,15 +127,13 @@ class CallError(GatewayError):
         super().__init__(message)
 
 
-class ProviderError(CallError):
+class ProviderError(CallError, code="provider_error"):
     """The flow API call failed.
 
     ``maybe_applied``: the request reached the provider and its answer was lost or was a 5xx, so the provider
     may have done the work (an ambiguous outcome). False when the call certainly had no effect (refused,
     throttled, never sent).
     """
-
-    code = "provider_error"
 
     def __init__(
         self,
@@ -170,28 +147,20 @@ class ProviderError(CallError):
         super().__init__(message, status_code=status_code, retry_after=retry_after)
 
 
-class TransientProviderError(ProviderError):
+class TransientProviderError(ProviderError, code="provider_unavailable"):
     """The flow API call failed in a way worth retrying."""
 
-    code = "provider_unavailable"
 
-
-class PermanentProviderError(ProviderError):
+class PermanentProviderError(ProviderError, code="provider_rejected"):
     """The flow API refused the call; retrying will not help."""
 
-    code = "provider_rejected"
 
-
-class UnsupportedOperation(ProviderError):
+class UnsupportedOperation(ProviderError, code="unsupported_operation"):
     """The provider does not support this operation."""
 
-    code = "unsupported_operation"
 
-
-class SinkError(CallError):
+class SinkError(CallError, code="sink_error"):
     """The sink delivery failed. ``response_bytes``: how much of the answer was read (never kept)."""
-
-    code = "sink_error"
 
     def __init__(
         self,
@@ -205,13 +174,9 @@ class SinkError(CallError):
         super().__init__(message, status_code=status_code, retry_after=retry_after)
 
 
-class TransientSinkError(SinkError):
+class TransientSinkError(SinkError, code="sink_unavailable"):
     """The sink delivery failed in a way worth retrying."""
 
-    code = "sink_unavailable"
 
-
-class PermanentSinkError(SinkError):
+class PermanentSinkError(SinkError, code="sink_rejected"):
     """The sink refused the delivery for good (for example 410 Gone)."""
-
-    code = "sink_rejected"
