@@ -127,27 +127,42 @@ class RunSnapshot:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Notification:
+    """A provider's status webhook, verified and parsed."""
+
+    provider: str
+    message_id: str
+    provider_run_id: str
+    status: str | None = None
+    state_id: str | None = None
+    event_type: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Run:
+    # what started it
     id: str
     event_id: str
     route: str
     flow: str
     provider: str
     template: str
-    status: RunStatus
+    input: JSON | None = None
     idempotency_key: str
-    created_at: datetime
-    updated_at: datetime
+    traceparent: str | None = None  # W3C trace context of the event that started the run; its jobs continue it
+    # where it stands
+    status: RunStatus
     provider_run_id: str | None = None
     provider_status: str | None = None
-    input: JSON | None = None
+    pending: PendingInput | None = None
     output: JSON | None = None
     error: JSON | None = None
-    pending: PendingInput | None = None
-    finished_at: datetime | None = None
+    # when
+    created_at: datetime
+    updated_at: datetime
     last_news_at: datetime | None = None
+    finished_at: datetime | None = None
     version: int = 0
-    traceparent: str | None = None  # W3C trace context of the event that started the run; its jobs continue it
 
     @property
     def is_terminal(self) -> bool:
@@ -165,29 +180,17 @@ class Transition:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Notification:
-    """A provider's status webhook, verified and parsed."""
-
-    provider: str
-    message_id: str
-    provider_run_id: str
-    status: str | None = None
-    state_id: str | None = None
-    event_type: str | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class Review:
     id: str
     run_id: str
     flow: str
-    state: ReviewState
     request: PendingInput
-    created_at: datetime
-    updated_at: datetime
+    state: ReviewState
     gathered: JSON | None = None
     decision: JSON | None = None
     decided_by: str | None = None
+    created_at: datetime
+    updated_at: datetime
     decided_at: datetime | None = None
     version: int = 0
 
@@ -235,12 +238,12 @@ class Job:
     id: int
     kind: JobKind
     ref: str
+    data: JSON = field(default_factory=dict)
     state: JobState
     due_at: datetime
     attempts: int
-    fence: int
-    data: JSON = field(default_factory=dict)
     last_error: str | None = None
+    fence: int  # bumped on each claim: a worker whose lease was taken over cannot finish the job
     lease_owner: str | None = None
     lease_expires_at: datetime | None = None
 
