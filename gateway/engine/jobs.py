@@ -105,12 +105,8 @@ class Handlers:
     # start ----------------------------------------------------------------------------------------
 
     async def start_run(self, job: Job) -> None:
-        run = await self.store.get_run(job.ref)
+        run = await self._run_owed(job, settled=lambda run: run.status != RunStatus.QUEUED)
         if run is None:
-            await self._owed(job, "run not found")
-            return
-        if run.status != RunStatus.QUEUED:
-            await self.store.finish_job(job, self.clock.now())
             return
         provider = self.providers[run.provider]
         if not await self._breaker_admits(job, f"provider:{run.provider}"):
@@ -123,13 +119,12 @@ class Handlers:
             return
         await progress.sending()
         try:
-            snapshot = await self._through(
-                f"provider:{run.provider}",
+            snapshot = await self._ask(
+                run,
+                "create_run",
                 provider.create_run(
                     run.template, run.input or {}, idempotency_key=run.idempotency_key, progress=progress
                 ),
-                parent=run.traceparent,
-                operation="create_run",
             )
         except errors.ProviderError as exc:
             await self._start_failed(run, job, exc, progress, hold=hold)
@@ -191,13 +186,15 @@ class Handlers:
     # fetch ----------------------------------------------------------------------------------------
 
     async def fetch_run(self, job: Job) -> None:
-        run = await self.store.get_run(job.ref)
+        run = await self._run_owed(
+            job,
+            settled=lambda run: (
+                run.provider_run_id is None or run.is_terminal or lifecycle.news_changes_nothing(run, job.data)
+            ),
+        )
         if run is None:
-            await self._owed(job, "run not found")
             return
-        if run.provider_run_id is None or run.is_terminal or lifecycle.news_changes_nothing(run, job.data):
-            await self.store.finish_job(job, self.clock.now())
-            return
+        assert run.provider_run_id is not None  # a run with no provider run is settled: nothing to fetch
         if not await self._breaker_admits(job, f"provider:{run.provider}"):
             return
         try:
@@ -258,11 +255,8 @@ class Handlers:
         if not await self._breaker_admits(job, f"provider:{run.provider}"):
             return
         try:
-            snapshot = await self._through(
-                f"provider:{run.provider}",
-                provider.resume_run(run.provider_run_id, review.request, review.decision or {}),
-                parent=run.traceparent,
-                operation="resume_run",
+            snapshot = await self._ask(
+                run, "resume_run", provider.resume_run(run.provider_run_id, review.request, review.decision or {})
             )
         except errors.ProviderError as exc:
             await self._resume_failed(review, run, job, exc)
@@ -330,21 +324,12 @@ class Handlers:
     async def cancel_run(self, job: Job) -> None:
         """Ask the provider to cancel; its 2xx is the confirmation and the run moves to CANCELLED.
         A run not yet started is cancelled locally (its start job then finds it no longer QUEUED)."""
-        run = await self.store.get_run(job.ref)
+        run = await self._run_owed(job, settled=lambda run: run.is_terminal)
         if run is None:
-            await self._owed(job, "run not found")
-            return
-        if run.is_terminal:
-            await self.store.finish_job(job, self.clock.now())
             return
         if run.provider_run_id is not None:
             try:
-                await self._through(
-                    f"provider:{run.provider}",
-                    self.providers[run.provider].cancel_run(run.provider_run_id),
-                    parent=run.traceparent,
-                    operation="cancel_run",
-                )
+                await self._ask(run, "cancel_run", self.providers[run.provider].cancel_run(run.provider_run_id))
             except errors.TransientProviderError as exc:
                 await self._retry_or(job, exc, self.settings.worker.resume_backoff, lambda e: self._bury(job, e))
                 return
@@ -510,6 +495,10 @@ class Handlers:
         await self._breaker_record(key, failed=False)
         return result
 
+    async def _ask(self, run: Run, operation: str, call: Awaitable[T]) -> T:
+        """One call to the run's provider, inside the run's trace, behind the provider's breaker."""
+        return await self._through(f"provider:{run.provider}", call, parent=run.traceparent, operation=operation)
+
     def _observe(self, target: str, name: str, operation: str, outcome: str, started: float) -> None:
         seconds = time.perf_counter() - started
         if target == "sink":
@@ -524,14 +513,21 @@ class Handlers:
 
     # shared ---------------------------------------------------------------------------------------
 
+    async def _run_owed(self, job: Job, *, settled: Callable[[Run], bool]) -> Run | None:
+        """The job's run while work on it is owed. None when the job has been dealt with: finished when the run
+        is ``settled`` (nothing left to do), or left to come back when the run is not (yet) visible."""
+        run = await self.store.get_run(job.ref)
+        if run is None:
+            await self._owed(job, "run not found")
+            return None
+        if settled(run):
+            await self.store.finish_job(job, self.clock.now())
+            return None
+        return run
+
     async def _look(self, run: Run, provider_run_id: str) -> RunSnapshot:
         """Get the run from its provider, its pause point named from the store where the provider does not."""
-        snapshot = await self._through(
-            f"provider:{run.provider}",
-            self.providers[run.provider].get_run(provider_run_id),
-            parent=run.traceparent,
-            operation="get_run",
-        )
+        snapshot = await self._ask(run, "get_run", self.providers[run.provider].get_run(provider_run_id))
         return await self._named(run, snapshot)
 
     async def _named(self, run: Run, snapshot: RunSnapshot) -> RunSnapshot:
