@@ -1,6 +1,10 @@
-"""The store against a real database, each test on SQLite and PostgreSQL (the tests that take ``tmp_path`` are
-SQLite's own): migrations, T8 pragmas, idempotent events, leased and
-fenced jobs, compare-and-set decisions, all-or-nothing run changes, notifications, concurrent writers."""
+"""The store contract (RELIABILITY.md T10): one suite, each test on SQLite and PostgreSQL through the ``store_url``
+fixture (the few that take ``tmp_path`` are SQLite's own: a fresh file, T8 pragmas, concurrent writers).
+
+Migrations, idempotent events, runs listed and paged, leased and fenced jobs (claim order, fair share of
+starts, coalesced fetches, released leases), compare-and-set run changes written all or nothing, reviews decided
+once, notifications kept once and attached late, pause points, deliveries once per sink, owed work, and alerts
+written in the transaction they announce."""
 
 from __future__ import annotations
 
@@ -26,7 +30,7 @@ from gateway.domain.model import (
     RunStatus,
     Transition,
 )
-from gateway.domain.ports import EventRecord, NewJob, NewRun, RunChange, RunFilter
+from gateway.domain.ports import DeliveryOutcome, EventRecord, NewJob, NewRun, RunChange, RunFilter
 from gateway.store import open_store
 from gateway.store.operations_sql import OperationsStore
 from gateway.store.sqlstore import SqlStore
@@ -40,15 +44,17 @@ async def store(store_url: str) -> AsyncIterator[SqlStore]:
     """A migrated store on each backend: SQLite in ``tmp_path``, PostgreSQL (own schema) where configured."""
     opened = await open_store(store_url)
     await opened.migrate()
-    yield opened
-    await opened.aclose()
+    try:
+        yield opened
+    finally:
+        await opened.aclose()
 
 
 def at(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
 
 
-def event(ce_id: str = "e-1", source: str = "/ehr") -> CloudEvent:
+def event(ce_id: str = "ce-evt_1", source: str = "/ehr") -> CloudEvent:
     return CloudEvent(id=ce_id, source=source, type="t", data={"patient": "P-1"})
 
 
@@ -64,17 +70,19 @@ def make_run(run_id: str, event_id: str, **changes: object) -> Run:
         idempotency_key=f"key-{run_id}",
         created_at=T0,
         updated_at=T0,
-        input={"patient": "P-1"},
+        input={"patient": "P-1", "bytes": "\u00e9\u00fc"},
     )
     return replace(run, **changes)  # type: ignore[arg-type]
 
 
-async def seed(store: SqlStore, run_id: str = "run_1", event_id: str = "evt_1", ce_id: str = "e-1") -> Run:
-    """One event with one queued run (and its start job)."""
-    run = make_run(run_id, event_id)
+async def seed(store: SqlStore, *run_ids: str, event_id: str = "evt_1") -> list[Run]:
+    """One event (CloudEvent id ``ce-<event_id>``) with its queued runs, ``run_1`` unless named, and their start
+    jobs."""
+    runs = [make_run(run_id, event_id) for run_id in run_ids or ("run_1",)]
+    ce_id = f"ce-{event_id}"
     record = EventRecord(id=event_id, source="demo", ce_id=ce_id, received_at=T0, response={"event_id": event_id})
-    await store.insert_event(record, event(ce_id), [NewRun(run=run, job_data={})])
-    return run
+    await store.insert_event(record, event(ce_id), [NewRun(run=run, job_data={"attempt": 0}) for run in runs])
+    return runs
 
 
 async def count(store: SqlStore, table: str) -> int:
@@ -87,18 +95,18 @@ async def count(store: SqlStore, table: str) -> int:
 # migrations and pragmas ---------------------------------------------------------------------------
 
 
-async def test_migrations_are_idempotent(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'm.db'}"
-    first = await open_store(url)
+async def test_migrations_are_idempotent(store_url: str) -> None:
+    first = await open_store(store_url)
     try:
         assert await first.migrate() >= 1
         assert await first.migrate() == 0
-        assert (await first.check()) == {"store": "ok", "pending_migrations": []}
+        assert await first.check() == {"store": "ok", "pending_migrations": []}
     finally:
         await first.aclose()
-    again = await open_store(url)
+    again = await open_store(store_url)
     try:
         assert await again.migrate() == 0
+        assert await again.check() == {"store": "ok", "pending_migrations": []}
     finally:
         await again.aclose()
 
@@ -128,39 +136,67 @@ async def test_sqlite_pragmas_read_back(tmp_path: Path) -> None:
 # events -------------------------------------------------------------------------------------------
 
 
-async def test_event_insert_is_idempotent_on_source_ce_source_and_id(store: SqlStore) -> None:
+async def test_an_event_is_stored_once_with_its_runs_and_start_jobs(store: SqlStore) -> None:
+    """Idempotent on (gateway source, CloudEvent source, id): a repeat returns the stored event and writes nothing."""
     await seed(store)
-    again = EventRecord(id="evt_2", source="demo", ce_id="e-1", received_at=at(5), response={"event_id": "evt_2"})
-    stored = await store.insert_event(again, event("e-1"), [NewRun(run=make_run("run_2", "evt_2"), job_data={})])
-    assert stored.id == "evt_1"
-    assert stored.response == {"event_id": "evt_1"}
-    assert await count(store, "events") == 1
-    assert await count(store, "runs") == 1
-    assert [j.ref for j in await store.list_jobs()] == ["run_1"]
-    found = await store.find_event("demo", "/ehr", "e-1")
+    other = EventRecord(
+        id="evt_other", source="demo", ce_id="ce-evt_other", received_at=T0, response={"event_id": "evt_other"}
+    )
+    run_other = NewRun(run=make_run("run_other", "evt_other"), job_data={"attempt": 0})
+    assert await store.insert_event(other, event("ce-evt_other"), [run_other]) == other
+
+    again = EventRecord(id="evt_2", source="demo", ce_id="ce-evt_1", received_at=at(5), response={"event_id": "evt_2"})
+    repeat = CloudEvent(id="ce-evt_1", source="/ehr", type="t.again", data={"patient": "P-2"})
+    stored = await store.insert_event(again, repeat, [NewRun(run=make_run("run_2", "evt_2"), job_data={})])
+    assert (stored.id, stored.response, stored.received_at) == ("evt_1", {"event_id": "evt_1"}, T0)
+    assert await store.get_run("run_2") is None
+    assert await count(store, "events") == 2
+    assert await count(store, "runs") == 2
+    assert await store.event_body("evt_1") == event("ce-evt_1")  # the repeat's body did not replace it
+    found = await store.find_event("demo", "/ehr", "ce-evt_1")
     assert found is not None and found.id == "evt_1"
+    jobs = await store.list_jobs()
+    assert sorted(job.ref for job in jobs) == ["run_1", "run_other"]
+    assert all((job.kind, job.state, job.data) == (JobKind.START_RUN, JobState.QUEUED, {"attempt": 0}) for job in jobs)
 
 
 async def test_same_id_from_another_ce_source_or_gateway_source_is_a_new_event(store: SqlStore) -> None:
     await seed(store)
-    other_ce_source = EventRecord(id="evt_2", source="demo", ce_id="e-1", received_at=T0, response={})
-    assert (await store.insert_event(other_ce_source, event("e-1", source="/lab"), [])).id == "evt_2"
-    other_source = EventRecord(id="evt_3", source="other", ce_id="e-1", received_at=T0, response={})
-    assert (await store.insert_event(other_source, event("e-1"), [])).id == "evt_3"
+    other_ce_source = EventRecord(id="evt_2", source="demo", ce_id="ce-evt_1", received_at=T0, response={})
+    assert (await store.insert_event(other_ce_source, event("ce-evt_1", source="/lab"), [])).id == "evt_2"
+    other_source = EventRecord(id="evt_3", source="other", ce_id="ce-evt_1", received_at=T0, response={})
+    assert (await store.insert_event(other_source, event("ce-evt_1"), [])).id == "evt_3"
     assert await count(store, "events") == 3
 
 
 async def test_event_body_round_trips(store: SqlStore) -> None:
     await seed(store)
-    assert await store.event_body("evt_1") == event("e-1")
+    assert await store.event_body("evt_1") == event("ce-evt_1")
     assert await store.event_body("evt_missing") is None
+
+
+# runs listing -------------------------------------------------------------------------------------
+
+
+async def test_runs_round_trip_and_list_filtered_and_paged_newest_first(store: SqlStore) -> None:
+    await seed(store, "run_0", "run_1", event_id="evt_a")
+    await seed(store, "run_2", event_id="evt_b")
+    await seed(store, "run_3", "run_4", event_id="evt_c")
+    assert await store.get_run("run_3") == make_run("run_3", "evt_c")  # non-ASCII input included
+    assert [r.id for r in await store.list_runs(RunFilter(limit=2))] == ["run_4", "run_3"]
+    assert [r.id for r in await store.list_runs(RunFilter(flow="f", limit=2, before="run_3"))] == ["run_2", "run_1"]
+    assert [r.id for r in await store.list_runs(RunFilter(before="run_1"))] == ["run_0"]
+    assert [r.id for r in await store.list_runs(RunFilter(event_id="evt_b"))] == ["run_2"]
+    assert [r.id for r in await store.list_runs(RunFilter(event_id="evt_c"))] == ["run_4", "run_3"]
+    assert await store.list_runs(RunFilter(status=RunStatus.COMPLETE)) == []
+    assert len(await store.list_runs(RunFilter(status=RunStatus.QUEUED, flow="f", route="r", provider="sohar"))) == 5
 
 
 # jobs: leases and fencing -------------------------------------------------------------------------
 
 
 async def test_claim_leases_and_fences(store: SqlStore) -> None:
-    await seed(store)
+    [run] = await seed(store)
     [first] = await store.claim_jobs("worker-a", T0, LEASE, 10)
     assert (first.kind, first.ref, first.state, first.fence, first.attempts) == (
         JobKind.START_RUN,
@@ -173,18 +209,22 @@ async def test_claim_leases_and_fences(store: SqlStore) -> None:
     assert await store.claim_jobs("worker-b", at(LEASE - 1), LEASE, 10) == []  # still leased
 
     [second] = await store.claim_jobs("worker-b", at(LEASE + 1), LEASE, 10)  # the lease ran out
-    assert second.id == first.id and second.fence == 2 and second.attempts == 2
+    assert second.id == first.id and second.fence == first.fence + 1 == 2 and second.attempts == 2
     assert second.lease_owner == "worker-b"
 
-    # The stale holder can no longer finish, retry or bury the job.
+    # The stale holder can no longer finish, retry or bury the job, and its whole change is dropped.
     assert not await store.finish_job(first, at(LEASE + 2))
     assert not await store.retry_job(first, at(100), "late", at(LEASE + 2))
     assert not await store.bury_job(first, "late", at(LEASE + 2))
-    stale_change = RunChange(run=None, finish_job=first, jobs=[NewJob(kind=JobKind.DELIVER, ref="x", due_at=T0)])
+    moved = replace(run, status=RunStatus.CREATED, provider_run_id="prv_1", updated_at=at(LEASE + 2))
+    stale_change = RunChange(run=moved, finish_job=first, jobs=[NewJob(kind=JobKind.DELIVER, ref="x", due_at=T0)])
     assert not await store.apply_run_change(stale_change, at(LEASE + 2))
+    assert await store.get_run(run.id) == run
     assert [(j.ref, j.fence) for j in await store.list_jobs()] == [("run_1", 2)]
 
-    assert await store.finish_job(second, at(LEASE + 3))
+    # The holder of the lease finishes the job with its change.
+    assert await store.apply_run_change(RunChange(run=moved, finish_job=second), at(LEASE + 3))
+    assert await store.get_run(run.id) == replace(moved, version=1)
     assert await store.list_jobs() == []
 
 
@@ -210,11 +250,34 @@ async def test_retry_and_bury(store: SqlStore) -> None:
     assert await store.next_due() is None
 
 
-async def test_claims_respect_the_limit_and_due_order(store: SqlStore) -> None:
-    for i in range(5):
+async def test_claims_respect_the_limit_and_due_order_and_skip_what_is_not_due_or_leased(store: SqlStore) -> None:
+    for i in range(5):  # r4 is due first (at 6 s), r0 last (at 10 s)
         await store.enqueue(NewJob(kind=JobKind.FETCH_RUN, ref=f"r{i}", due_at=at(10 - i)), T0)
-    claimed = await store.claim_jobs("w", at(20), LEASE, 3)
-    assert [j.ref for j in claimed] == ["r4", "r3", "r2"]
+    assert await store.next_due() == at(6)
+    claimed = await store.claim_jobs("w1", at(9), LEASE, 3)
+    assert [j.ref for j in claimed] == ["r4", "r3", "r2"]  # r1 is due too, but over the limit
+    assert all(j.state == JobState.RUNNING and j.lease_owner == "w1" and j.fence == 1 for j in claimed)
+    assert all(j.lease_expires_at == at(9 + LEASE) for j in claimed)
+    assert [j.ref for j in await store.claim_jobs("w2", at(9), LEASE, 10)] == ["r1"]  # not the leased, not r0
+    assert await store.next_due() == at(10)  # running jobs are not due
+
+
+async def test_a_burst_of_starts_does_not_hold_back_the_later_steps_of_runs_in_flight(store: SqlStore) -> None:
+    """Issue 12 point 4: 40 starts due first, then 5 fetches; a claim of 8 takes the 5 fetches and 3 starts, and
+    while later steps keep coming, starts still get a quarter of each claim."""
+    for n in range(40):
+        await store.enqueue(NewJob(kind=JobKind.START_RUN, ref=f"s{n:02d}", due_at=T0), T0)
+    for n in range(5):
+        await store.enqueue(NewJob(kind=JobKind.FETCH_RUN, ref=f"f{n}", due_at=at(1)), T0)
+
+    first = await store.claim_jobs("w1", at(2), LEASE, 8)
+    assert sorted(j.ref for j in first) == ["f0", "f1", "f2", "f3", "f4", "s00", "s01", "s02"]
+
+    for n in range(20):
+        await store.enqueue(NewJob(kind=JobKind.DELIVER, ref=f"d{n:02d}", due_at=at(1)), T0)
+    second = await store.claim_jobs("w1", at(2), LEASE, 8)
+    assert sorted(j.kind for j in second).count(JobKind.START_RUN) == 2
+    assert sorted(j.ref for j in second if j.kind == JobKind.START_RUN) == ["s03", "s04"]
 
 
 async def test_fetch_jobs_coalesce_and_rerun_when_news_arrives_while_running(store: SqlStore) -> None:
@@ -234,6 +297,7 @@ async def test_fetch_jobs_coalesce_and_rerun_when_news_arrives_while_running(sto
     [rerun] = await store.list_jobs()
     assert rerun.state == JobState.QUEUED and rerun.attempts == 0 and rerun.data == {"state_hint": "c"}
     [claimed] = await store.claim_jobs("w", at(3), LEASE, 10)
+    assert (claimed.id, claimed.attempts, claimed.data) == (running.id, 1, {"state_hint": "c"})
     assert await store.finish_job(claimed, at(4))
     assert await store.list_jobs() == []
 
@@ -245,6 +309,17 @@ async def test_a_done_or_dead_job_starts_fresh_when_enqueued_again(store: SqlSto
     await store.enqueue(NewJob(kind=JobKind.FETCH_RUN, ref="run_1", due_at=at(5)), at(5))
     [fresh] = await store.list_jobs()
     assert (fresh.state, fresh.attempts, fresh.due_at) == (JobState.QUEUED, 0, at(5))
+
+
+async def test_released_leases_are_due_at_once_and_do_not_count_an_attempt(store: SqlStore) -> None:
+    await seed(store)
+    [job] = await store.claim_jobs("w1", T0, LEASE, 10)
+    assert job.attempts == 1
+    assert await store.release_jobs([job], at(1)) == 1
+    assert await store.release_jobs([job], at(1)) == 0  # already released: fenced on state and fence
+    [again] = await store.claim_jobs("w2", at(1), LEASE, 10)
+    assert (again.id, again.attempts) == (job.id, 1)
+    assert await store.release_jobs([job], at(1)) == 0  # the old claim's fence no longer holds
 
 
 # run changes --------------------------------------------------------------------------------------
@@ -270,9 +345,16 @@ def to_pending(run: Run) -> tuple[Run, Transition]:
     return moved, Transition(run_id=run.id, at=at(1), from_status=run.status, to_status=RunStatus.PENDING, cause="t")
 
 
-async def test_apply_run_change_writes_everything(store: SqlStore) -> None:
-    run = await seed(store)
+def pending_delivery(run: Run, delivery_id: str = "dlv_1") -> Delivery:
+    return Delivery(
+        id=delivery_id, run_id=run.id, sink="results", state=DeliveryState.PENDING, created_at=T0, updated_at=T0
+    )
+
+
+async def test_apply_run_change_writes_everything_and_is_compare_and_set_on_the_version(store: SqlStore) -> None:
+    [run] = await seed(store)
     moved, step = to_pending(run)
+    moved = replace(moved, output={"x": [1, 2]})
     change = RunChange(
         run=moved,
         expected_version=0,
@@ -281,31 +363,36 @@ async def test_apply_run_change_writes_everything(store: SqlStore) -> None:
         jobs=[NewJob(kind=JobKind.FETCH_RUN, ref=run.id, due_at=at(30))],
     )
     assert await store.apply_run_change(change, at(1))
+    assert not await store.apply_run_change(change, at(2))  # the same change again: version 0 is gone
     stored = await store.get_run(run.id)
     assert stored is not None
-    assert (stored.status, stored.version, stored.provider_run_id, stored.pending) == (
+    assert (stored.status, stored.version, stored.provider_run_id, stored.pending, stored.output) == (
         RunStatus.PENDING,
         1,
         "prv_1",
         PendingInput(key="await"),
+        {"x": [1, 2]},
     )
+    assert stored == replace(moved, version=1)
     assert await store.get_run_by_provider_id("sohar", "prv_1") == stored
-    assert [t.to_status for t in await store.timeline(run.id)] == [RunStatus.PENDING]
+    assert await store.timeline(run.id) == [step]
     review = await store.get_review("rev_1")
     assert review is not None and review.state == ReviewState.OPEN and review.gathered == {"coverage": True}
-    assert {j.kind for j in await store.list_jobs()} == {JobKind.START_RUN, JobKind.FETCH_RUN}
+    assert sorted((j.kind, j.ref) for j in await store.list_jobs()) == [
+        (JobKind.FETCH_RUN, run.id),
+        (JobKind.START_RUN, run.id),
+    ]
 
 
 async def test_apply_run_change_is_all_or_nothing_on_a_version_conflict(store: SqlStore) -> None:
-    run = await seed(store)
+    [run] = await seed(store)
     moved, step = to_pending(run)
-    delivery = Delivery(id="dlv_1", run_id=run.id, sink="s", state=DeliveryState.PENDING, created_at=T0, updated_at=T0)
     change = RunChange(
         run=moved,
         expected_version=7,  # someone else moved the run
         transitions=[step],
         open_review=review_for(run),
-        deliveries=[delivery],
+        deliveries=[pending_delivery(run)],
         jobs=[NewJob(kind=JobKind.FETCH_RUN, ref=run.id, due_at=at(30))],
     )
     assert not await store.apply_run_change(change, at(1))
@@ -316,33 +403,53 @@ async def test_apply_run_change_is_all_or_nothing_on_a_version_conflict(store: S
     assert [j.kind for j in await store.list_jobs()] == [JobKind.START_RUN]
 
 
-async def test_deliveries_are_created_once_per_run_and_sink_and_queued(store: SqlStore) -> None:
-    run = await seed(store)
-    delivery = Delivery(id="dlv_1", run_id=run.id, sink="s", state=DeliveryState.PENDING, created_at=T0, updated_at=T0)
-    assert await store.apply_run_change(RunChange(run=None, deliveries=[delivery]), T0)
-    assert await store.apply_run_change(RunChange(run=None, deliveries=[replace(delivery, id="dlv_2")]), T0)
-    assert [d.id for d in await store.list_deliveries(state=None, run_id=None, sink=None, limit=10, before=None)] == [
-        "dlv_1"
-    ]
+# deliveries ---------------------------------------------------------------------------------------
+
+
+async def test_deliveries_once_per_run_and_sink_queued_attempted_and_replayed(store: SqlStore) -> None:
+    [run] = await seed(store)
+    delivery = pending_delivery(run)
+    done = replace(run, status=RunStatus.COMPLETE, finished_at=T0)
+    twin = pending_delivery(run, "dlv_2")  # the same sink twice in one change ...
+    assert await store.apply_run_change(RunChange(run=done, deliveries=[delivery, twin]), T0)
+    late = pending_delivery(run, "dlv_3")  # ... and again in a later one
+    assert await store.apply_run_change(RunChange(run=None, deliveries=[late]), T0)
+    for run_id in (None, run.id):
+        listed = await store.list_deliveries(state=None, run_id=run_id, sink=None, limit=10, before=None)
+        assert [d.id for d in listed] == ["dlv_1"]
     assert [j.ref for j in await store.list_jobs(kind=JobKind.DELIVER)] == ["dlv_1"]
+
+    [job] = [j for j in await store.claim_jobs("w1", T0, LEASE, 10) if j.kind == JobKind.DELIVER]
+    assert job.ref == "dlv_1"
+    delivered = DeliveryOutcome(state=DeliveryState.DELIVERED, status_code=200)
+    assert await store.record_delivery_attempt(delivery, job, delivered, T0)
+    sent = await store.get_delivery("dlv_1")
+    assert sent is not None and sent.state == DeliveryState.DELIVERED and sent.attempts == 1 and sent.delivered_at == T0
+    replay = await store.requeue_delivery("dlv_1", T0)
+    assert replay is not None and replay.state == DeliveryState.PENDING and replay.id == "dlv_1"
+    assert await store.requeue_delivery("dlv_missing", T0) is None
+    stats = await store.stats()
+    assert stats["deliveries"] == {"PENDING": 1} and stats["runs"] == {"COMPLETE": 1}
+    assert stats["jobs"] == {"deliver:queued": 1, "start_run:running": 1}
 
 
 # reviews ------------------------------------------------------------------------------------------
 
 
 async def open_review(store: SqlStore) -> Review:
-    run = await seed(store)
+    """run_1 moved to PENDING (version 1) with review rev_1 opened; the review as written."""
+    [run] = await seed(store)
     moved, step = to_pending(run)
+    review = review_for(run)
     assert await store.apply_run_change(
-        RunChange(run=moved, expected_version=0, transitions=[step], open_review=review_for(run)), at(1)
+        RunChange(run=moved, expected_version=0, transitions=[step], open_review=review), at(1)
     )
-    review = await store.get_review("rev_1")
-    assert review is not None
     return review
 
 
-async def test_decide_review_is_compare_and_set(store: SqlStore) -> None:
+async def test_decide_review_is_compare_and_set_and_queues_one_resume(store: SqlStore) -> None:
     review = await open_review(store)
+    assert await store.get_review(review.id) == review
     decided = await store.decide_review(review, {"decision": "approve"}, "alice", at(2))
     assert decided is not None
     assert (decided.state, decided.decision, decided.decided_by, decided.decided_at, decided.version) == (
@@ -358,6 +465,13 @@ async def test_decide_review_is_compare_and_set(store: SqlStore) -> None:
     stored = await store.get_review(review.id)
     assert stored is not None and stored.decision == {"decision": "approve"} and stored.decided_by == "alice"
     assert [j.ref for j in await store.list_jobs(kind=JobKind.RESUME_RUN)] == [review.id]
+
+    paused = await store.get_run(review.run_id)
+    assert paused is not None and paused.version == 1
+    resumed = replace(paused, status=RunStatus.IN_PROGRESS)
+    assert await store.apply_run_change(RunChange(run=resumed, expected_version=1, close_reviews=True), at(4))
+    closed = await store.get_review(review.id)
+    assert closed is not None and closed.state == ReviewState.RESUMED
 
 
 async def test_concurrent_decisions_have_one_winner(store: SqlStore) -> None:
@@ -385,6 +499,38 @@ async def test_list_reviews_filters_and_pages(store: SqlStore) -> None:
     assert await store.list_reviews(state=None, flow=None, limit=10, before="rev_1") == []
 
 
+# owed work ----------------------------------------------------------------------------------------
+
+
+async def test_a_decided_review_is_owed_a_resume_only_while_it_has_no_job(store: SqlStore) -> None:
+    review = await open_review(store)
+    assert await store.decided_without_resume(10) == []  # still OPEN
+    assert await store.decide_review(review, {"decision": "approve"}, "op", at(2)) is not None
+    assert await store.decided_without_resume(10) == []  # the resume job came with the decision
+    [job] = await store.list_jobs(kind=JobKind.RESUME_RUN)
+    assert await store.bury_job(job, "lost", at(3))
+    [(run, owed)] = await store.decided_without_resume(10)
+    assert (run.id, run.status, owed) == ("run_1", RunStatus.PENDING, "rev_1")
+    await store.enqueue(NewJob(kind=JobKind.RESUME_RUN, ref="rev_1", due_at=at(4)), at(4))
+    assert await store.decided_without_resume(10) == []
+
+
+async def test_a_pending_delivery_is_owed_a_job_only_while_it_has_none(store: SqlStore) -> None:
+    [run] = await seed(store)
+    done = replace(run, status=RunStatus.COMPLETE, finished_at=T0)
+    assert await store.apply_run_change(RunChange(run=done, deliveries=[pending_delivery(run)]), T0)
+    assert await store.pending_deliveries_without_job(10) == []
+    [job] = [j for j in await store.claim_jobs("w1", T0, LEASE, 10) if j.kind == JobKind.DELIVER]
+    assert await store.pending_deliveries_without_job(10) == []  # running counts
+    assert await store.bury_job(job, "lost", T0)
+    [(owing, owed)] = await store.pending_deliveries_without_job(10)
+    assert (owing.id, owed) == ("run_1", "dlv_1")
+    assert [r.id for r in await store.held_starts(10)] == []
+    [held] = await seed(store, "run_2", event_id="evt_2")
+    assert await store.apply_run_change(RunChange(run=replace(held, status=RunStatus.HELD)), T0)
+    assert [r.id for r in await store.held_starts(10)] == ["run_2"]
+
+
 # notifications ------------------------------------------------------------------------------------
 
 
@@ -402,7 +548,7 @@ def notification(
 
 
 async def test_notifications_are_deduplicated_on_the_message_id(store: SqlStore) -> None:
-    run = await seed(store)
+    [run] = await seed(store)
     moved, step = to_pending(run)
     assert await store.apply_run_change(RunChange(run=moved, expected_version=0, transitions=[step]), at(1))
     first = await store.record_notification(notification("msg_1"), at(2))
@@ -420,7 +566,7 @@ async def test_news_of_different_statuses_coalesced_into_one_fetch_leaves_it_no_
 ) -> None:
     """A fetch may be skipped when its news only repeats the run's status; a later notification must never hide
     an earlier one's different status (a stale IN_PROGRESS after a PENDING would lose the pause)."""
-    run = await seed(store)
+    [run] = await seed(store)
     moved, step = to_pending(run)
     assert await store.apply_run_change(RunChange(run=moved, expected_version=0, transitions=[step]), at(1))
     await store.record_notification(notification("msg_1", status="IN_PROGRESS", state_id=None), at(2))
@@ -433,11 +579,14 @@ async def test_news_of_different_statuses_coalesced_into_one_fetch_leaves_it_no_
     assert fetch.data == {}
 
 
-async def test_an_early_notification_is_kept_and_attached_when_the_run_appears(store: SqlStore) -> None:
-    run = await seed(store)
+async def test_an_early_notification_is_kept_once_and_attached_when_the_run_appears(store: SqlStore) -> None:
+    [run] = await seed(store)
     early = await store.record_notification(notification("msg_1", state_id="s1"), T0)
     assert (early.duplicate, early.run_id) == (False, None)
-    assert await store.record_notification(notification("msg_2", state_id="s2"), at(1)) is not None
+    assert (await store.record_notification(notification("msg_1", state_id="s1"), at(1))).duplicate  # orphan too
+    second = await store.record_notification(notification("msg_2", state_id="s2"), at(1))
+    assert (second.duplicate, second.run_id) == (False, None)
+    assert await count(store, "notifications") == 2
     assert await store.list_jobs(kind=JobKind.FETCH_RUN) == []
 
     [start] = await store.claim_jobs("w", at(2), LEASE, 10)
@@ -446,26 +595,34 @@ async def test_an_early_notification_is_kept_and_attached_when_the_run_appears(s
     assert await store.apply_run_change(change, at(2))
 
     [fetch] = await store.list_jobs(kind=JobKind.FETCH_RUN)
-    assert fetch.ref == run.id
+    assert (fetch.ref, fetch.data) == (run.id, {})
     assert await store.pause_state(run.id, "PENDING") == "s2"  # the latest state seen
     async with store.db.read() as tx:
         rows = await tx.fetchall("SELECT run_id FROM notifications")
     assert [r["run_id"] for r in rows] == [run.id, run.id]
+    late = await store.record_notification(notification("msg_3", state_id="s3"), at(3))
+    assert (late.duplicate, late.run_id) == (False, run.id)  # once attached, news finds the run at once
 
 
-# runs listing -------------------------------------------------------------------------------------
+async def test_the_pause_state_is_the_latest_stored_one_of_that_status_since_the_last_pause(store: SqlStore) -> None:
+    [run] = await seed(store)
+    started = replace(run, status=RunStatus.PENDING, provider_run_id="prv_1")
+    assert await store.apply_run_change(RunChange(run=started), T0)
 
+    await store.record_notification(notification("m1", status="PENDING", state_id="await-review"), at(1))
+    await store.record_notification(notification("m2", status="IN_PROGRESS", state_id="lookup"), at(2))  # stale
+    assert await store.pause_state(run.id, "PENDING") == "await-review"
+    assert await store.pause_state(run.id, "IN_PROGRESS") == "lookup"
+    assert await store.pause_state(run.id, "COMPLETE") is None
 
-async def test_list_runs_filters_and_pages_newest_first(store: SqlStore) -> None:
-    for i in range(5):
-        await seed(store, run_id=f"run_{i}", event_id=f"evt_{i}", ce_id=f"e-{i}")
-    page = await store.list_runs(RunFilter(limit=2))
-    assert [r.id for r in page] == ["run_4", "run_3"]
-    page = await store.list_runs(RunFilter(limit=2, before="run_3"))
-    assert [r.id for r in page] == ["run_2", "run_1"]
-    assert [r.id for r in await store.list_runs(RunFilter(event_id="evt_2"))] == ["run_2"]
-    assert await store.list_runs(RunFilter(status=RunStatus.COMPLETE)) == []
-    assert len(await store.list_runs(RunFilter(status=RunStatus.QUEUED, flow="f", route="r", provider="sohar"))) == 5
+    left = Transition(
+        run_id=run.id, at=at(3), from_status=RunStatus.PENDING, to_status=RunStatus.IN_PROGRESS, cause="review:rev_1"
+    )
+    resumed = replace(started, status=RunStatus.IN_PROGRESS)
+    assert await store.apply_run_change(RunChange(run=resumed, expected_version=1, transitions=[left]), T0)
+    assert await store.pause_state(run.id, "PENDING") is None  # that pause is over
+    await store.record_notification(notification("m3", status="PENDING", state_id="second-review"), at(4))
+    assert await store.pause_state(run.id, "PENDING") == "second-review"
 
 
 # concurrency ---------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from gateway.store import open_store
 from gateway.store.pg import PostgresDatabase
 from gateway.store.sqlstore import SqlStore
 from tests import pg
-from tests.store.test_contract import make_run
+from tests.contract.test_store import make_run
 
 pytestmark = pg.needs_postgres
 

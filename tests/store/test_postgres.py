@@ -15,7 +15,7 @@ from gateway.store import open_store
 from gateway.store.pg import PostgresDatabase, rowcount, translate
 from gateway.store.sqlstore import SqlStore
 from tests import pg
-from tests.store.test_contract import add_event
+from tests.contract.test_store import seed
 
 T0 = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 
@@ -108,7 +108,7 @@ async def test_finishing_never_loses_work_queued_at_the_same_moment(replicas: li
 async def test_a_notification_racing_the_run_start_is_never_orphaned(replicas: list[SqlStore]) -> None:
     first, second, _ = replicas
     run_ids = tuple(f"run_{n}" for n in range(30))
-    await add_event(first, "evt_1", run_ids=run_ids)
+    await seed(first, *run_ids)
     for n, run_id in enumerate(run_ids):
         run = await first.get_run(run_id)
         assert run is not None

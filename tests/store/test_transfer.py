@@ -13,7 +13,7 @@ from gateway.domain.model import JobKind
 from gateway.domain.ports import NewJob, RunFilter
 from gateway.runtime.wiring import sealer_for
 from gateway.store import open_store
-from tests.store.test_contract import T0
+from tests.contract.test_store import T0
 from tests.support import OPERATOR, SOURCE, claim, example_settings, running_gateway
 
 EVENT = json.loads((Path(__file__).resolve().parents[2] / "examples" / "event.json").read_text())
