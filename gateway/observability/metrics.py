@@ -7,7 +7,7 @@ or a fixed word; anything else a client could choose is reported as ``other``. N
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -42,6 +42,31 @@ def parse_metrics(data: Mapping[str, Any], ctx: ParseContext) -> MetricsSettings
     )
 
 
+class _Declare:
+    """Declares metrics in one registry, each named as PromQL writes it: ``name{label,label}``."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+
+    def counter(self, spec: str, documentation: str) -> Counter:
+        name, labels = _named(spec)
+        return Counter(name, documentation, labels, registry=self.registry)
+
+    def gauge(self, spec: str, documentation: str) -> Gauge:
+        name, labels = _named(spec)
+        return Gauge(name, documentation, labels, registry=self.registry)
+
+    def histogram(self, spec: str, documentation: str, buckets: Sequence[float]) -> Histogram:
+        name, labels = _named(spec)
+        return Histogram(name, documentation, labels, buckets=buckets, registry=self.registry)
+
+
+def _named(spec: str) -> tuple[str, tuple[str, ...]]:
+    """``"gateway_runs{flow,status}"`` -> ``("gateway_runs", ("flow", "status"))``."""
+    name, _, labels = spec.partition("{")
+    return name, tuple(label for label in labels.rstrip("}").split(",") if label)
+
+
 class Metrics:
     """One registry per app (tests build several apps in one process)."""
 
@@ -49,91 +74,74 @@ class Metrics:
         self.known = {kind: frozenset(values) for kind, values in (names or {}).items()}
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self.registry = registry = CollectorRegistry(auto_describe=True)
-        self.http_requests = Counter(
-            "gateway_http_requests", "HTTP requests by method and status code", ["method", "status"], registry=registry
-        )
-        self.events = Counter(
-            "gateway_events",
-            "Inbound events by source and outcome (accepted, duplicate, refused) with the refusal reason",
-            ["source", "outcome", "reason"],
-            registry=registry,
-        )
-        self.webhook_verifications = Counter(
-            "gateway_webhook_verifications",
-            "Provider status webhooks by provider and outcome (accepted, duplicate, ignored, or the refusal code)",
-            ["provider", "outcome"],
-            registry=registry,
-        )
-        self.provider_calls = Histogram(
-            "gateway_provider_call_seconds",
+        declare = _Declare(registry)
+        self.provider_calls = declare.histogram(
+            "gateway_provider_call_seconds{provider,operation,outcome}",
             "Provider API calls by provider, operation and outcome (ok, transient, refused)",
-            ["provider", "operation", "outcome"],
-            buckets=_LATENCY,
-            registry=registry,
+            _LATENCY,
         )
-        self.sink_calls = Histogram(
-            "gateway_sink_call_seconds",
+        self.sink_calls = declare.histogram(
+            "gateway_sink_call_seconds{sink,outcome}",
             "Sink delivery calls by sink and outcome (ok, transient, refused)",
-            ["sink", "outcome"],
-            buckets=_LATENCY,
-            registry=registry,
+            _LATENCY,
         )
-        self.delivery_results = Counter(
-            "gateway_delivery_attempts",
-            "Delivery attempts by sink and what became of the delivery (delivered, retrying, dead)",
-            ["sink", "result"],
-            registry=registry,
+        self.store_commit_seconds = declare.histogram(
+            "gateway_store_commit_seconds",
+            "Store commit latency",
+            _COMMIT,
         )
-        self.runs_finished = Counter(
-            "gateway_runs_finished",
-            "Runs that reached a final status, by flow and status",
-            ["flow", "status"],
-            registry=registry,
-        )
-        self.store_commit_seconds = Histogram(
-            "gateway_store_commit_seconds", "Store commit latency", buckets=_COMMIT, registry=registry
-        )
-        self.store_commit_batch = Histogram(
+        self.store_commit_batch = declare.histogram(
             "gateway_store_commit_batch_size",
             "Writes committed together in one store commit",
-            buckets=_BATCH,
-            registry=registry,
+            _BATCH,
         )
-        self.runs = Gauge(
-            "gateway_runs", "Live (unfinished) runs by flow and status", ["flow", "status"], registry=registry
+        self.http_requests = declare.counter(
+            "gateway_http_requests{method,status}",
+            "HTTP requests by method and status code",
         )
-        self.jobs = Gauge(
-            "gateway_jobs", "Jobs by kind and state (queued, running, dead)", ["kind", "state"], registry=registry
+        self.events = declare.counter(
+            "gateway_events{source,outcome,reason}",
+            "Inbound events by source and outcome (accepted, duplicate, refused) with the refusal reason",
         )
-        self.job_oldest = Gauge(
-            "gateway_job_oldest_due_seconds",
+        self.webhook_verifications = declare.counter(
+            "gateway_webhook_verifications{provider,outcome}",
+            "Provider status webhooks by provider and outcome (accepted, duplicate, ignored, or the refusal code)",
+        )
+        self.delivery_results = declare.counter(
+            "gateway_delivery_attempts{sink,result}",
+            "Delivery attempts by sink and what became of the delivery (delivered, retrying, dead)",
+        )
+        self.runs_finished = declare.counter(
+            "gateway_runs_finished{flow,status}",
+            "Runs that reached a final status, by flow and status",
+        )
+        self.runs = declare.gauge(
+            "gateway_runs{flow,status}",
+            "Live (unfinished) runs by flow and status",
+        )
+        self.jobs = declare.gauge(
+            "gateway_jobs{kind,state}",
+            "Jobs by kind and state (queued, running, dead)",
+        )
+        self.job_oldest = declare.gauge(
+            "gateway_job_oldest_due_seconds{kind}",
             "Age of the oldest queued job that is due, by kind",
-            ["kind"],
-            registry=registry,
         )
-        self.deliveries = Gauge(
-            "gateway_deliveries",
+        self.deliveries = declare.gauge(
+            "gateway_deliveries{sink,state}",
             "Deliveries waiting (PENDING) or given up (DEAD), by sink and state",
-            ["sink", "state"],
-            registry=registry,
         )
-        self.review_queue = Gauge(
-            "gateway_review_queue",
+        self.review_queue = declare.gauge(
+            "gateway_review_queue{flow,sla_state}",
             "Open reviews by flow and SLA state (ok, warning, breached)",
-            ["flow", "sla_state"],
-            registry=registry,
         )
-        self.breaker_state = Gauge(
-            "gateway_breaker_state",
+        self.breaker_state = declare.gauge(
+            "gateway_breaker_state{target,name}",
             "Circuit breaker per sink and provider: 0 closed, 1 half-open, 2 open",
-            ["target", "name"],
-            registry=registry,
         )
-        self.sink_disabled = Gauge(
-            "gateway_sink_disabled",
+        self.sink_disabled = declare.gauge(
+            "gateway_sink_disabled{sink}",
             "1 while a sink is disabled (410 Gone, or failing too long)",
-            ["sink"],
-            registry=registry,
         )
 
     def child(self, metric: Any, *labels: str) -> Any:
