@@ -16,23 +16,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from gateway.domain import errors
 from gateway.observability.logs import AccessLog
 from gateway.runtime.wiring import Services
-from gateway.web import (
-    audit,
-    breakers,
-    deliveries,
-    events,
-    guard,
-    health,
-    openapi,
-    operations,
-    replay,
-    reviews,
-    runs,
-    stuck,
-    ui,
-    ui_pages,
-    webhooks,
-)
+from gateway.web import api, events, guard, operations, ui_pages
 from gateway.web.abuse import AuthThrottle, SourceLimits
 from gateway.web.front import App, Front, Handler
 from gateway.web.observe import RequestObserver
@@ -80,54 +64,14 @@ async def on_unexpected(request: Request, exc: Exception) -> Response:
 
 
 def routes(services: Services) -> list[BaseRoute]:
-    table: list[BaseRoute] = [
-        Route("/healthz", health.healthz, methods=["GET"]),
-        Route("/readyz", health.readyz, methods=["GET"]),
-        Route("/v1/health/breakers", breakers.list_breakers, methods=["GET"]),
-        Route("/openapi.json", openapi.openapi_json, methods=["GET"]),
-        Route("/v1/events", events.submit, methods=["POST"]),
-        Route("/v1/events/{source}", events.submit, methods=["POST"]),
-        Route("/v1/webhooks/{provider}", webhooks.receive, methods=["POST"]),
-        Route("/v1/runs", runs.list_runs, methods=["GET"]),
-        Route("/v1/runs/stuck", stuck.list_stuck, methods=["GET"]),
-        Route("/v1/runs/stuck/repair", stuck.repair_stuck, methods=["POST"]),
-        Route("/v1/runs/{run_id}", runs.get_run, methods=["GET"]),
-        Route("/v1/runs/{run_id}/retry", runs.retry_run, methods=["POST"]),
-        Route("/v1/runs/{run_id}/cancel", runs.cancel_run, methods=["POST"]),
-        Route("/v1/runs/{run_id}/abandon", runs.abandon_run, methods=["POST"]),
-        Route("/v1/runs/{run_id}/adopt", runs.adopt_run, methods=["POST"]),
-        Route("/v1/notifications/orphans", runs.list_orphans, methods=["GET"]),
-        Route("/v1/reviews", reviews.list_reviews, methods=["GET"]),
-        Route("/v1/reviews/search", reviews.search_reviews, methods=["POST"]),
-        Route("/v1/reviews/bulk", reviews.bulk, methods=["POST"]),
-        Route("/v1/reviews/{review_id}", reviews.get_review, methods=["GET"]),
-        Route("/v1/reviews/{review_id}/decision", reviews.decide, methods=["POST"]),
-        Route("/v1/reviews/{review_id}/audit", reviews.review_audit, methods=["GET"]),
-        Route("/v1/reviews/{review_id}/claim", reviews.claim, methods=["POST"]),
-        Route("/v1/reviews/{review_id}/release", reviews.release, methods=["POST"]),
-        Route("/v1/reviews/{review_id}/reassign", reviews.reassign, methods=["POST"]),
-        Route("/v1/reviews/{review_id}/approve", reviews.approve, methods=["POST"]),
-        Route("/v1/reviews/{review_id}/reject", reviews.reject, methods=["POST"]),
-        Route("/v1/audit/verify", audit.verify, methods=["GET"]),
-        Route("/v1/deliveries", deliveries.list_deliveries, methods=["GET"]),
-        Route("/v1/deliveries/replay", replay.replay_deliveries, methods=["POST"]),
-        Route("/v1/deliveries/{delivery_id}", deliveries.get_delivery, methods=["GET"]),
-        Route("/v1/deliveries/{delivery_id}/retry", deliveries.retry_delivery, methods=["POST"]),
-        Route("/v1/deliveries/{delivery_id}/attempts", operations.delivery_attempts, methods=["GET"]),
-        Route("/v1/jobs/dead", operations.dead_jobs, methods=["GET"]),
-        Route("/v1/jobs/{job_id}/retry", operations.retry_job, methods=["POST"]),
-        Route("/v1/sinks", operations.list_sinks, methods=["GET"]),
-        Route("/v1/sinks/{sink}/enable", operations.enable_sink, methods=["POST"]),
-    ]
-    if services.settings.metrics.enabled and services.settings.metrics.port is None:
-        table.append(Route("/metrics", operations.metrics, methods=["GET"]))
+    """The JSON API's routes (``gateway.web.api``; ``/metrics`` only when served on this port), then the mounts."""
+    metrics_here = services.settings.metrics.enabled and services.settings.metrics.port is None
+    table: list[BaseRoute] = [*api.routes(api.OPERATIONS, leave_out=() if metrics_here else ("/metrics",))]
     if services.sandbox is not None:
         table.append(Mount("/sandbox/sohar", app=services.sandbox.asgi))
         if getattr(services.sandbox, "reminix_asgi", None) is not None:
             table.append(Mount("/sandbox/reminix", app=services.sandbox.reminix_asgi))
         table.extend(Mount(f"/sandbox/{name}", app=sub) for name, sub in services.sandbox.mounts.items())
-    table.append(Route("/", guard.mark(guard.PUBLIC, ui.home), methods=["GET"]))
-    table.append(Route("/ui", guard.mark(guard.PUBLIC, ui.home), methods=["GET"]))
     table.append(Mount("/ui", routes=ui_pages.routes()))
     return guard.declare(table)
 

@@ -6,6 +6,9 @@ covers, is read up to that source's own ``body_bytes`` (at most ``[limits] event
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -15,13 +18,47 @@ from gateway.domain import errors
 from gateway.domain.model import CloudEvent
 from gateway.observability import tracing
 from gateway.runtime.wiring import Services
-from gateway.web import auth
+from gateway.web import auth, guard, shapes
 from gateway.web.abuse import SourceLimits
 from gateway.web.body import chunks, limited, read_limited
 from gateway.web.common import json, services
+from gateway.web.operation import JSON, SIGNATURE, SOURCE_TOKEN, Answer, Body, E, operation
 
 
+def submits(where: str, op_id: str, summary: str, **kw: Any) -> Callable[[E], E]:
+    """The operation of one of the two paths events come in by: the same answers, errors and body."""
+    return operation(
+        f"POST {where}",
+        op_id,
+        guard.SOURCE_AUTH,
+        (
+            Answer(202, "Stored; one queued run per matching route", (shapes.EventAccepted,)),
+            Answer(
+                200,
+                "This (source, id) was seen before; the first answer again, nothing new started",
+                (shapes.EventAccepted,),
+            ),
+        ),
+        401,
+        404,
+        415,
+        429,
+        body=Body(shapes.CloudEvent, "At most 1 MiB", media=("application/cloudevents+json", JSON)),
+        summary=summary,
+        **kw,
+    )
+
+
+@submits("/v1/events", "submitEvent", "Submit a CloudEvent from an internal system (bearer token names the source)")
+@submits(
+    "/v1/events/{source}",
+    "submitEventForSource",
+    "Submit a CloudEvent for a named source (bearer token or Standard Webhooks signature)",
+    security=[*SOURCE_TOKEN, *SIGNATURE],  # a named source may sign instead: its scope's security says bearer only
+)
 async def submit(request: Request) -> Response:
+    """A CloudEvent from a source named by its bearer token or in the path (``POST /v1/events`` takes the plain
+    path below when the front sends it there)."""
     svc = services(request)
     source = auth.source_before_body(svc, request, request.path_params.get("source"))
     limit = min(source.body_bytes or svc.settings.limits.event_body_bytes, svc.settings.limits.event_body_bytes)

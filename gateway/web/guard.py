@@ -1,8 +1,8 @@
 """Every route declares what guards it; the JSON API checks bearer credentials and scopes (default deny, A2).
 
-``declare(table)`` wraps each operator route with its scope from ``ROUTE_SCOPES`` and refuses to build an
-app with a route that declares nothing. Cookies are never read here: the JSON API takes bearer credentials
-only, so it needs no CSRF defence (A4).
+Each JSON API route comes wrapped in the guard of the scope its operation declares (``gateway.web.api`` calls
+``guarded``); ``declare(table)`` refuses to build an app with a route that declares nothing. Cookies are never
+read here: the JSON API takes bearer credentials only, so it needs no CSRF defence (A4).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from gateway.desk import access
 from gateway.desk.access import Principal
 from gateway.domain import errors
 from gateway.domain.audit import AuditEntry
@@ -30,47 +29,6 @@ SANDBOX = "sandbox"  # the embedded emulator (development only)
 SESSION = "session"  # any logged-in operator (logout)
 NOT_OPERATOR_SCOPES = frozenset({PUBLIC, SOURCE_AUTH, PROVIDER_AUTH, SANDBOX, SESSION})
 
-ROUTE_SCOPES: dict[tuple[str, str], str] = {
-    ("GET", "/healthz"): PUBLIC,
-    ("GET", "/readyz"): PUBLIC,
-    ("GET", "/openapi.json"): PUBLIC,
-    ("POST", "/v1/events"): SOURCE_AUTH,
-    ("POST", "/v1/events/{source}"): SOURCE_AUTH,
-    ("POST", "/v1/webhooks/{provider}"): PROVIDER_AUTH,
-    ("GET", "/v1/runs"): access.RUNS_READ,
-    ("GET", "/v1/runs/{run_id}"): access.RUNS_READ,
-    ("POST", "/v1/runs/{run_id}/retry"): access.RUNS_RETRY,
-    ("POST", "/v1/runs/{run_id}/cancel"): access.RUNS_RETRY,
-    ("POST", "/v1/runs/{run_id}/abandon"): access.RUNS_RETRY,
-    ("POST", "/v1/runs/{run_id}/adopt"): access.RUNS_RETRY,
-    ("GET", "/v1/notifications/orphans"): access.RUNS_READ,
-    ("GET", "/v1/runs/stuck"): access.RUNS_READ,
-    ("POST", "/v1/runs/stuck/repair"): access.RUNS_RETRY,
-    ("GET", "/v1/reviews"): access.REVIEWS_READ,
-    ("POST", "/v1/reviews/search"): access.REVIEWS_READ,
-    ("POST", "/v1/reviews/bulk"): access.REVIEWS_DECIDE,
-    ("GET", "/v1/reviews/{review_id}"): access.REVIEWS_READ,
-    ("GET", "/v1/reviews/{review_id}/audit"): access.REVIEWS_READ,
-    ("POST", "/v1/reviews/{review_id}/decision"): access.REVIEWS_DECIDE,
-    ("POST", "/v1/reviews/{review_id}/claim"): access.REVIEWS_DECIDE,
-    ("POST", "/v1/reviews/{review_id}/release"): access.REVIEWS_DECIDE,
-    ("POST", "/v1/reviews/{review_id}/reassign"): access.REVIEWS_DECIDE,
-    ("POST", "/v1/reviews/{review_id}/approve"): access.REVIEWS_DECIDE,
-    ("POST", "/v1/reviews/{review_id}/reject"): access.REVIEWS_DECIDE,
-    ("GET", "/v1/deliveries"): access.RUNS_READ,
-    ("GET", "/v1/deliveries/{delivery_id}"): access.RUNS_READ,
-    ("POST", "/v1/deliveries/{delivery_id}/retry"): access.DELIVERIES_REPLAY,
-    ("GET", "/v1/audit/verify"): access.ADMIN,
-    ("POST", "/v1/deliveries/replay"): access.DELIVERIES_REPLAY,
-    ("GET", "/v1/health/breakers"): access.RUNS_READ,
-    ("GET", "/metrics"): PUBLIC,  # its own optional bearer token ([metrics] token_env)
-    ("GET", "/v1/deliveries/{delivery_id}/attempts"): access.RUNS_READ,
-    ("GET", "/v1/jobs/dead"): access.RUNS_READ,
-    ("POST", "/v1/jobs/{job_id}/retry"): access.RUNS_RETRY,
-    ("GET", "/v1/sinks"): access.RUNS_READ,
-    ("POST", "/v1/sinks/{sink}/enable"): access.DELIVERIES_REPLAY,
-}
-
 
 def declared(endpoint: Any) -> str | None:
     found = getattr(endpoint, "required_scope", None)
@@ -80,6 +38,11 @@ def declared(endpoint: Any) -> str | None:
 def mark(scope: str, endpoint: Endpoint) -> Endpoint:
     endpoint.required_scope = scope  # type: ignore[attr-defined]
     return endpoint
+
+
+def guarded(scope: str, endpoint: Endpoint) -> Endpoint:
+    """``endpoint`` behind ``scope``: an operator scope's check (``scoped``), or marked for one that guards itself."""
+    return mark(scope, endpoint) if scope in NOT_OPERATOR_SCOPES else scoped(scope, endpoint)
 
 
 def scoped(scope: str, endpoint: Endpoint) -> Endpoint:
@@ -123,25 +86,19 @@ async def record_many(
 
 
 def declare(table: Iterable[BaseRoute]) -> list[BaseRoute]:
-    """Wrap each route in its declared guard; a route with no declaration stops the app from building."""
+    """Check that every route declares its guard (mounts: every route inside); one that does not stops the app."""
     out: list[BaseRoute] = []
     for route in table:
         if isinstance(route, Mount):
             out.append(_mount(route))
-            continue
-        if not isinstance(route, Route):
-            raise RuntimeError(f"route {route!r} has no declared scope")
-        if declared(route.endpoint):
+        elif isinstance(route, Route) and declared(route.endpoint):
             out.append(route)
-            continue
-        methods = sorted((route.methods or set()) - {"HEAD"})
-        scopes = {ROUTE_SCOPES.get((method, route.path)) for method in methods}
-        if len(scopes) != 1 or None in scopes:
-            raise RuntimeError(f"route {methods} {route.path} has no declared scope")
-        scope = scopes.pop()
-        assert scope is not None
-        endpoint = mark(scope, route.endpoint) if scope in NOT_OPERATOR_SCOPES else scoped(scope, route.endpoint)
-        out.append(Route(route.path, endpoint, methods=methods, name=route.name))
+        elif isinstance(route, Route):
+            raise RuntimeError(
+                f"route {sorted((route.methods or set()) - {'HEAD'})} {route.path} has no declared scope"
+            )
+        else:
+            raise RuntimeError(f"route {route!r} has no declared scope")
     return out
 
 

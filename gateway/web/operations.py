@@ -7,15 +7,24 @@ import hmac
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway.desk import access
 from gateway.domain import errors
 from gateway.domain.model import DeliveryAttempt, Job, JobKind, JobState, SinkState
 from gateway.observability.metrics import CONTENT_TYPE
 from gateway.runtime.wiring import Services
 from gateway.web import auth, guard, shapes
 from gateway.web.common import json, plain, query_enum, query_limit, query_text, services
+from gateway.web.operation import Answer, limit, ok, one_of, operation, text
 
 
+@operation(
+    "GET /v1/deliveries/{delivery_id}/attempts",
+    "listDeliveryAttempts",
+    access.RUNS_READ,
+    ok(200, "Every attempt of a delivery, oldest first (never a body)", shapes.DeliveryAttempts),
+)
 async def delivery_attempts(request: Request) -> Response:
+    """Every attempt of a delivery, oldest first (never a body)"""
     svc = services(request)
     auth.operator(svc, request)
     delivery_id = request.path_params["delivery_id"]
@@ -26,7 +35,19 @@ async def delivery_attempts(request: Request) -> Response:
     )
 
 
+@operation(
+    "GET /v1/jobs/dead",
+    "listDeadJobs",
+    access.RUNS_READ,
+    ok(200, "Jobs that gave up (buried), oldest first", shapes.DeadJobPage),
+    params=(
+        one_of("kind", [k.value for k in JobKind], "Only jobs of this kind"),
+        text("after", "Return jobs after this id (next_after of the previous page)"),
+        limit(),
+    ),
+)
 async def dead_jobs(request: Request) -> Response:
+    """Jobs that gave up (buried), oldest first"""
     svc = services(request)
     auth.operator(svc, request)
     limit = query_limit(request)
@@ -40,7 +61,9 @@ async def dead_jobs(request: Request) -> Response:
     return json(shapes.DeadJobPage(items=items, next_after=str(items[-1].id) if len(items) == limit else None))
 
 
+@operation("POST /v1/jobs/{job_id}/retry", "retryJob", access.RUNS_RETRY, ok(202, "Queued again", shapes.DeadJob), 409)
 async def retry_job(request: Request) -> Response:
+    """Queue a dead job again with a fresh attempt budget (a delivery job: its delivery, same id)"""
     svc = services(request)
     auth.operator(svc, request)
     raw = request.path_params["job_id"]
@@ -64,7 +87,9 @@ async def revive(svc: Services, job: Job) -> Job:
     return await svc.ops.get_job(job.id) or job
 
 
+@operation("GET /v1/sinks", "listSinks", access.RUNS_READ, ok(200, "The sinks", shapes.SinkStates))
 async def list_sinks(request: Request) -> Response:
+    """Every configured sink: disabled or not, failing since"""
     svc = services(request)
     auth.operator(svc, request)
     states = {state.sink: state for state in await svc.ops.sink_states()}
@@ -72,7 +97,11 @@ async def list_sinks(request: Request) -> Response:
     return json(shapes.SinkStates(items=found))
 
 
+@operation(
+    "POST /v1/sinks/{sink}/enable", "enableSink", access.DELIVERIES_REPLAY, ok(200, "Enabled", shapes.SinkState), 409
+)
 async def enable_sink(request: Request) -> Response:
+    """Enable a sink disabled after 410 Gone or too long failing"""
     svc = services(request)
     auth.operator(svc, request)
     name = request.path_params["sink"]
@@ -84,8 +113,16 @@ async def enable_sink(request: Request) -> Response:
     return json(shapes.SinkState.of(await svc.ops.sink_state(name)))
 
 
+@operation(
+    "GET /metrics",
+    "metrics",
+    guard.PUBLIC,  # the guard lets it through: it checks a token of its own, not an operator's
+    (Answer(200, "The metrics", (str,), media=CONTENT_TYPE),),
+    401,
+    security=[{"metricsToken": []}, {}],
+)
 async def metrics(request: Request) -> Response:
-    """Prometheus text format; behind ``[metrics] token_env`` when set (a token of its own, not an operator's)."""
+    """Prometheus metrics (text format); a bearer token when [metrics] token_env is set"""
     svc = services(request)
     token = svc.settings.metrics.token
     if token is not None:

@@ -11,14 +11,25 @@ from datetime import datetime
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway.desk import access
 from gateway.domain.model import DeliveryState
 from gateway.domain.ports import ReplayQuery
 from gateway.web import auth, guard, shapes
 from gateway.web.body import read_body
 from gateway.web.common import json, services
+from gateway.web.operation import Body, ok, operation
 
 
+@operation(
+    "POST /v1/deliveries/replay",
+    "replayDeliveries",
+    access.DELIVERIES_REPLAY,
+    ok(202, "Queued again", shapes.Replayed),
+    422,
+    body=Body(shapes.ReplayQuery, "At most 64 KiB"),
+)
 async def replay_deliveries(request: Request) -> Response:
+    """Send finished deliveries again, filtered by sink, state and creation time; each keeps its id"""
     svc = services(request)
     auth.operator(svc, request)
     body = await read_body(request, svc.settings.limits.operator_body_bytes, shapes.ReplayQuery)

@@ -10,6 +10,7 @@ that may see it; audited), GET /v1/reviews/{id}/audit, POST .../decision (Idempo
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -17,7 +18,7 @@ from msgspec import UNSET
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.desk import views
+from gateway.desk import access, views
 from gateway.desk.service import BulkResult, Desk
 from gateway.domain import errors
 from gateway.domain.desk import Order, QueueFilter, SlaState
@@ -28,10 +29,36 @@ from gateway.web import shapes
 from gateway.web.body import B, read_body
 from gateway.web.common import json, query_enum, query_limit, query_text, services
 from gateway.web.guard import principal
+from gateway.web.operation import Answer, Body, E, Param, limit, ok, one_of, operation, query, text
 from gateway.web.status import status_for
 
 _SECONDS = re.compile(r"[0-9]{1,9}")  # ASCII digits, at most ~31 years: str.isdigit() also takes "²"
 MAX_SEARCH = 200  # characters of search text, as on the queue page
+LIST_PARAMS = (
+    one_of("state", [*(s.value for s in ReviewState), "any"], "Review state (default OPEN; any for every state)"),
+    text("flow", "Only reviews of this flow"),
+    text("assignee", "Only items claimed by this operator (me: the caller; none: unclaimed)"),
+    query(
+        "older_than", {"type": "string", "pattern": "^[0-9]{1,9}$"}, "Only items opened at least this many seconds ago"
+    ),
+    one_of("sla", [s.value for s in SlaState], "Only items in this SLA state"),
+    one_of("order", [o.value for o in Order], "Sort order", default="newest"),
+    text("after", "Return items after this cursor (next_after of the previous page)"),
+    limit(),
+)
+IDEMPOTENCY_KEY = Param(
+    "Idempotency-Key",
+    "header",
+    "The same key with the same input answers the first answer again",
+    {"type": "string", "minLength": 1, "maxLength": 255},
+)
+
+
+def acts(action: str, op_id: str, answers: tuple[Answer, ...], *errors: int, **kw: Any) -> Callable[[E], E]:
+    """The operation of ``POST /v1/reviews/{review_id}/<action>``: 409 for an item that is not OPEN."""
+    return operation(
+        f"POST /v1/reviews/{{review_id}}/{action}", op_id, access.REVIEWS_DECIDE, answers, 409, *errors, **kw
+    )
 
 
 def desk(request: Request) -> Desk:
@@ -65,7 +92,15 @@ def next_cursor(items: list[Any], flt: QueueFilter) -> str | None:
     return urgent_cursor(items[-1]) if flt.order == Order.URGENT else str(items[-1].id)
 
 
+@operation(
+    "GET /v1/reviews",
+    "listReviews",
+    access.REVIEWS_READ,
+    ok(200, "Review items, newest or most urgent first", shapes.ReviewPage),
+    params=LIST_PARAMS,
+)
 async def list_reviews(request: Request) -> Response:
+    """Review items, newest or most urgent first"""
     if "q" in request.query_params:
         raise errors.BadRequest(
             'search text may name a patient and never goes in a URL: POST /v1/reviews/search {"q": ...}'
@@ -77,9 +112,20 @@ async def list_reviews(request: Request) -> Response:
     return json({"items": [views.summary(item, now) for item in items], "next_after": next_cursor(items, flt)})
 
 
+@operation(
+    "POST /v1/reviews/search",
+    "searchReviews",
+    access.REVIEWS_READ,
+    ok(200, "One page of matches", shapes.ReviewPage),
+    422,
+    params=LIST_PARAMS,
+    body=Body(shapes.ReviewSearch, "At most 64 KiB"),
+)
 async def search_reviews(request: Request) -> Response:
-    """The queue's search (review, run or event id, or words of the subject through its blind index, for roles that
-    see payloads), with the list's filters and paging from the query string; the text comes in the body."""
+    """Search the review items (the text in the body, never in a URL: it may name a patient)
+
+    The queue's search (review, run or event id, or words of the subject through its blind index, for roles that
+    see payloads), with the list's filters and paging from the query string."""
     who = principal(request)
     flt = queue_filter(request, who.name)
     body = await _body(request, shapes.ReviewSearch)
@@ -94,8 +140,19 @@ async def search_reviews(request: Request) -> Response:
     return json({"items": [views.summary(item, now) for item in items], "next_after": next_cursor(items, flt)})
 
 
+@operation(
+    "POST /v1/reviews/bulk",
+    "bulkReviews",
+    access.REVIEWS_DECIDE,
+    ok(200, "A result per item (refusals included); one refusal stops no other", shapes.BulkOutcome),
+    422,
+    body=Body(shapes.BulkAction, "At most 64 KiB"),
+    description="decide: an Idempotency-Key header becomes KEY:REVIEW_ID for each item",
+)
 async def bulk(request: Request) -> Response:
-    """One action on several items; 200 with a result per item (each its own change: one refusal stops no other)."""
+    """Claim, release, reassign or decide up to 100 items; each goes through the single action's rules and audit
+
+    200 with a result per item: each is its own change, one refusal stops no other."""
     body = await _body(request, shapes.BulkAction)
     if body.action == "decide" and body.input is UNSET:
         raise errors.BadRequest('a bulk decision needs an "input" member (the decision for every item)')
@@ -122,47 +179,102 @@ def _bulk_result(result: BulkResult, now: Any) -> shapes.BulkItemResult:
     return shapes.BulkItemResult(review_id=result.review_id, status=200, body=views.summary(result.item, now))
 
 
+@operation(
+    "GET /v1/reviews/{review_id}",
+    "getReview",
+    access.REVIEWS_READ,
+    ok(200, "One review item (the payload only for roles that may see it)", shapes.ReviewDetail),
+)
 async def get_review(request: Request) -> Response:
+    """One review item (the payload only for roles that may see it)"""
     item, payload = await desk(request).view(request.path_params["review_id"], principal(request))
     return json(views.detail(item, services(request).clock.now(), payload=payload))
 
 
+@operation(
+    "GET /v1/reviews/{review_id}/audit",
+    "getReviewAudit",
+    access.REVIEWS_READ,
+    ok(200, "The audit trail of one review item", shapes.AuditTrail),
+)
 async def review_audit(request: Request) -> Response:
+    """The audit trail of one review item"""
     item = await desk(request).item(request.path_params["review_id"])
     records = await audit_sql.for_object(services(request).store.db, f"review:{item.id}")
     return json({"items": [views.audit_record(record) for record in records]})
 
 
+@acts(
+    "decision",
+    "decideReview",
+    ok(
+        202,
+        "Decided (the resume is queued), or proposed when the flow needs approvals",
+        shapes.Decided,
+        shapes.Proposed,
+    ),
+    422,
+    body=Body(shapes.Decision, "At most 64 KiB"),
+    params=(IDEMPOTENCY_KEY,),
+)
 async def decide(request: Request) -> Response:
+    """Decide an OPEN review; the run is resumed with the input (with four-eyes: a proposal to approve)"""
     body = await _body(request, shapes.Decision)
     key = request.headers.get("idempotency-key")
     outcome = await desk(request).decide(request.path_params["review_id"], principal(request), body.input, key)
     return json(outcome.body, status=outcome.status)
 
 
+@acts("claim", "claimReview", ok(200, "Claimed", shapes.ReviewSummary))
 async def claim(request: Request) -> Response:
+    """Claim an OPEN review (or renew one's own claim)"""
     item = await desk(request).claim(request.path_params["review_id"], principal(request))
     return json(views.summary(item, services(request).clock.now()))
 
 
+@acts("release", "releaseReview", ok(200, "Released", shapes.ReviewSummary))
 async def release(request: Request) -> Response:
+    """Release one's own claim on an OPEN review"""
     item = await desk(request).release(request.path_params["review_id"], principal(request))
     return json(views.summary(item, services(request).clock.now()))
 
 
+@acts(
+    "reassign",
+    "reassignReview",
+    ok(200, "Reassigned", shapes.ReviewSummary),
+    422,
+    body=Body(shapes.Reassign, "At most 64 KiB"),
+)
 async def reassign(request: Request) -> Response:
+    """Hand an OPEN review to another operator (the claimer or an approver)"""
     body = await _body(request, shapes.Reassign)
     item = await desk(request).reassign(request.path_params["review_id"], principal(request), body.to, body.reason)
     return json(views.summary(item, services(request).clock.now()))
 
 
+@acts(
+    "approve",
+    "approveReview",
+    ok(202, "Approved", shapes.Approved),
+    body=Body(shapes.Approve, "At most 64 KiB; may be empty", required=False),
+)
 async def approve(request: Request) -> Response:
+    """Four-eyes: approve the decision proposed on an OPEN review (approver role)"""
     body = await _body(request, shapes.Approve)
     outcome = await desk(request).approve(request.path_params["review_id"], principal(request), body.proposal_digest)
     return json(outcome.body, status=outcome.status)
 
 
+@acts(
+    "reject",
+    "rejectReview",
+    ok(200, "The proposal is withdrawn; the item stays OPEN", shapes.ReviewSummary),
+    422,
+    body=Body(shapes.Reject, "At most 64 KiB"),
+)
 async def reject(request: Request) -> Response:
+    """Four-eyes: reject the decision proposed on an OPEN review (approver role)"""
     body = await _body(request, shapes.Reject)
     item = await desk(request).reject(request.path_params["review_id"], principal(request), body.reason)
     return json(views.summary(item, services(request).clock.now()))

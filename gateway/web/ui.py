@@ -28,6 +28,7 @@ from gateway.domain import errors
 from gateway.runtime.wiring import Services
 from gateway.web import guard, readable
 from gateway.web.common import services
+from gateway.web.operation import Answer, operation
 from gateway.web.status import status_for
 
 LOGIN_CSRF_COOKIE = "gw_login_csrf"
@@ -311,5 +312,8 @@ async def static(request: Request) -> Response:
     return response
 
 
+@operation("GET /", "home", guard.PUBLIC, (Answer(303, "To /ui/reviews"),))
+@operation("GET /ui", "desk", guard.PUBLIC, (Answer(303, "To /ui/reviews"),))
 async def home(request: Request) -> Response:
+    """Redirects to the operator review desk"""
     return harden(RedirectResponse("/ui/reviews", status_code=303), services(request))

@@ -9,11 +9,19 @@ import pytest
 from starlette.routing import Route
 
 from gateway.desk import access
-from gateway.web import guard, ui
+from gateway.web import api, guard, ui
 from tests.desk.support import add_operator, api_key, browser_client, csrf_of, desk_settings, open_review, ui_login
 from tests.support import OPERATOR, FrozenClock, claim, running_gateway
 
-OPERATOR_SCOPES = {(m, p): s for (m, p), s in guard.ROUTE_SCOPES.items() if s not in guard.NOT_OPERATOR_SCOPES}
+OPERATOR_SCOPES = {(op.method, op.path): op.scope for op in api.OPERATIONS if op.scope not in guard.NOT_OPERATOR_SCOPES}
+
+
+def test_the_operator_scopes_are_the_declared_ones() -> None:
+    assert len(OPERATOR_SCOPES) >= 30
+    assert OPERATOR_SCOPES[("GET", "/v1/audit/verify")] == access.ADMIN
+    assert OPERATOR_SCOPES[("POST", "/v1/reviews/bulk")] == access.REVIEWS_DECIDE
+    assert OPERATOR_SCOPES[("POST", "/v1/deliveries/replay")] == access.DELIVERIES_REPLAY
+    assert OPERATOR_SCOPES[("POST", "/v1/runs/{run_id}/adopt")] == access.RUNS_RETRY
 
 
 async def test_every_route_declares_what_guards_it(tmp_path: Path) -> None:

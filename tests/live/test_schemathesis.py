@@ -17,7 +17,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from gateway.web import openapi
+from gateway.web import api
 from tests.live.conftest import LiveServer
 from tests.support import OPERATOR, SOURCE
 
@@ -26,7 +26,7 @@ CHECKS = [not_a_server_error, status_code_conformance, response_schema_conforman
 
 # The document is loaded from the module (schemathesis' lazy fixture loader does not work with pytest 9);
 # test_the_live_server_serves_this_document checks the server hands out exactly this one.
-schema = schemathesis.openapi.from_dict(openapi.DOCUMENT)
+schema = schemathesis.openapi.from_dict(api.DOCUMENT)
 
 
 def credentials(path: str) -> dict[str, str]:
@@ -48,7 +48,7 @@ def test_the_live_api_matches_its_openapi_document(case: schemathesis.Case, live
 def test_the_live_server_serves_this_document(live_server: LiveServer) -> None:
     served = httpx.get(f"{live_server.url}/openapi.json")
     assert served.status_code == 200
-    assert served.json() == openapi.DOCUMENT
+    assert served.json() == api.DOCUMENT
 
 
 def logged_requests(live_server: LiveServer) -> list[dict[str, object]]:

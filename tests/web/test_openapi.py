@@ -7,7 +7,7 @@ import json
 import schemathesis
 from starlette.routing import Route
 
-from gateway.web import openapi
+from gateway.web import api
 from tests.support import Running
 
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "options", "head", "trace"}
@@ -25,7 +25,7 @@ def served_operations(gw: Running) -> set[tuple[str, str]]:
 def documented_operations() -> set[tuple[str, str]]:
     return {
         (path, method.upper())
-        for path, item in openapi.DOCUMENT["paths"].items()
+        for path, item in api.DOCUMENT["paths"].items()
         for method in item
         if method in HTTP_METHODS
     }
@@ -39,12 +39,12 @@ async def test_the_document_is_served_as_json(gw: Running) -> None:
     answer = await gw.client.get("/openapi.json")
     assert answer.status_code == 200
     assert answer.headers["content-type"] == "application/json"
-    assert answer.json() == json.loads(json.dumps(openapi.DOCUMENT))
+    assert answer.json() == json.loads(json.dumps(api.DOCUMENT))
     assert answer.json()["openapi"] == "3.1.0"
 
 
 def test_every_operation_declares_security_and_an_error_shape() -> None:
-    for path, item in openapi.DOCUMENT["paths"].items():
+    for path, item in api.DOCUMENT["paths"].items():
         for method, operation in item.items():
             if method not in HTTP_METHODS:
                 continue
@@ -59,7 +59,7 @@ def test_every_operation_declares_security_and_an_error_shape() -> None:
 
 
 def test_schemathesis_loads_every_operation() -> None:
-    schema = schemathesis.openapi.from_dict(openapi.DOCUMENT)
+    schema = schemathesis.openapi.from_dict(api.DOCUMENT)
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) == len(documented_operations())
 

@@ -15,7 +15,7 @@ from jsonschema import Draft202012Validator
 from gateway.domain import errors
 from gateway.domain.model import DeliveryState, JobKind, JobState, ReviewState, RunStatus
 from gateway.engine import stuck
-from gateway.web import openapi, shapes
+from gateway.web import api, openapi, shapes
 from tests.desk.support import add_operator, api_key
 from tests.support import OPERATOR, SOURCE, Running, claim
 from tests.web.helpers import CE, EVENT, assert_error, row_counts
@@ -95,7 +95,7 @@ def test_replay_times_need_an_offset_and_an_order(after: str | None, before: str
 
 
 def test_the_replay_states_are_finished_delivery_states() -> None:
-    state = openapi.DOCUMENT["components"]["schemas"]["ReplayQuery"]["properties"]["state"]
+    state = api.DOCUMENT["components"]["schemas"]["ReplayQuery"]["properties"]["state"]
     assert state["enum"] == [DeliveryState.DEAD.value, DeliveryState.DELIVERED.value]
 
 
@@ -128,8 +128,8 @@ def refs(node: Any) -> set[str]:
 
 
 def test_the_document_is_generated_from_the_shapes_alone() -> None:
-    document = openapi.build()
-    assert document == openapi.DOCUMENT
+    document = openapi.build(api.OPERATIONS)
+    assert document == api.DOCUMENT
     components = document["components"]["schemas"]
     assert refs(document) == set(components)  # every component is used, every reference resolves
     for name, schema in components.items():
@@ -141,9 +141,9 @@ def test_the_document_is_generated_from_the_shapes_alone() -> None:
 
 
 def test_every_operation_is_one_route_and_every_body_is_a_shape() -> None:
-    seen = [(op.method, op.path) for op in openapi.OPERATIONS]
+    seen = [(op.method, op.path) for op in api.OPERATIONS]
     assert len(seen) == len(set(seen))
-    for op in openapi.OPERATIONS:
+    for op in api.OPERATIONS:
         if op.body is not None:
             assert issubclass(op.body.shape, msgspec.Struct)
         for answer in op.answers:
@@ -151,7 +151,7 @@ def test_every_operation_is_one_route_and_every_body_is_a_shape() -> None:
 
 
 def test_the_literals_in_the_shapes_are_the_domain_values() -> None:
-    schemas = openapi.DOCUMENT["components"]["schemas"]
+    schemas = api.DOCUMENT["components"]["schemas"]
     assert schemas["Decided"]["properties"]["state"]["enum"] == [ReviewState.DECIDED.value]
     assert schemas["Proposed"]["properties"]["state"]["enum"] == [ReviewState.OPEN.value]
     assert set(schemas["Approved"]["properties"]["state"]["enum"]) <= {s.value for s in ReviewState}
@@ -171,14 +171,14 @@ def strict(schemas: dict[str, Any]) -> dict[str, Any]:
     return closed
 
 
-STRICT = strict(openapi.DOCUMENT["components"]["schemas"])
+STRICT = strict(api.DOCUMENT["components"]["schemas"])
 
 
 def answer_schema(method: str, path: str, status: int) -> dict[str, Any]:
-    for op in openapi.OPERATIONS:
+    for op in api.OPERATIONS:
         pattern = "^" + re.sub(r"\{[a-z_]+\}", "[^/]+", op.path) + "$"
         if op.method == method and re.match(pattern, path.split("?")[0]):
-            operation = openapi.DOCUMENT["paths"][op.path][method.lower()]
+            operation = api.DOCUMENT["paths"][op.path][method.lower()]
             schema: dict[str, Any] = operation["responses"][str(status)]["content"]["application/json"]["schema"]
             return {**schema, "components": {"schemas": STRICT}}
     raise AssertionError(f"no operation for {method} {path}")
