@@ -496,7 +496,7 @@ class Handlers:
         return result
 
     async def _ask(self, run: Run, operation: str, call: Awaitable[T]) -> T:
-        """One call to the run's provider, inside the run's trace, behind the provider's breaker."""
+        """One call to the run's provider, inside the run's trace; its outcome told to the breaker and metrics."""
         return await self._through(f"provider:{run.provider}", call, parent=run.traceparent, operation=operation)
 
     def _observe(self, target: str, name: str, operation: str, outcome: str, started: float) -> None:
